@@ -1,0 +1,319 @@
+//! The input cache: each job input is downloaded once, verified against its blake3 hash and
+//! prepared under `work_dir/cache/<hash>/`.
+//!
+//! A single-file input becomes `<hash>/<input_name>`; a zip project is saved as `<hash>.zip` and
+//! extracted (with `idlefarm-archive`'s checks) into `<hash>/`. Everything is prepared in a
+//! temporary directory that is renamed into place only when complete, so the existence of
+//! `<hash>/` means the input is ready. Directories are 0755 and files 0644 so the unprivileged
+//! render user can read them.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use idlefarm_archive::{ArchiveError, Limits};
+use idlefarm_protocol::{InputKind, Lease};
+
+use crate::client::{Client, ClientError};
+
+/// How many times a download failing for network reasons is tried.
+const DOWNLOAD_ATTEMPTS: u32 = 3;
+
+/// Why a job's input could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The lease names a hash that is not a blake3 hex digest.
+    #[error("the lease names an invalid input hash {0:?}")]
+    BadHash(String),
+    /// A name from the job is not usable as a path.
+    #[error("{what} {name:?} is not a plain relative path inside the job's input")]
+    BadName {
+        /// Which name.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// The main scene file is not in the job's input.
+    #[error("the main scene file {0:?} is not in the job's input")]
+    MissingMainFile(String),
+    /// The download did not match its hash, twice.
+    #[error("the downloaded input does not match its hash {expected} (got {actual}), twice")]
+    Corrupt {
+        /// The hash the lease names.
+        expected: String,
+        /// The hash of what arrived.
+        actual: String,
+    },
+    /// The download failed.
+    #[error("cannot download the job's input: {0}")]
+    Download(#[source] ClientError),
+    /// The zip project cannot be extracted.
+    #[error("cannot unpack the job's zip project: {0}")]
+    Archive(#[from] ArchiveError),
+    /// A local file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+impl CacheError {
+    /// Whether the failure is the agent's or the network's rather than the job's, so the lease
+    /// should be given back instead of reported as failed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CacheError::Download(err) => err.is_transient(),
+            CacheError::Io { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CacheError {
+    let context = context.into();
+    move |source| CacheError::Io { context, source }
+}
+
+/// A job's input, ready to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedInput {
+    /// `cache/<hash>/`.
+    pub root: PathBuf,
+    /// The main scene file inside `root`.
+    pub main_file: PathBuf,
+}
+
+/// Downloaded and prepared job inputs under one directory.
+#[derive(Debug)]
+pub struct InputCache {
+    dir: PathBuf,
+    // One preparation at a time: two leases of one job must not download it twice.
+    lock: tokio::sync::Mutex<()>,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Removes a path (file or directory) when dropped, unless disarmed.
+struct TempPath(Option<PathBuf>);
+
+impl TempPath {
+    fn new(dir: &Path, hash: &str, suffix: &str) -> TempPath {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        TempPath(Some(
+            dir.join(format!(".tmp-{hash}-{}-{n}{suffix}", std::process::id())),
+        ))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("temp path used after disarm")
+    }
+
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+    }
+}
+
+impl InputCache {
+    /// Opens (creating it 0755) the cache in `dir` and removes leftovers of interrupted work.
+    pub fn open(dir: PathBuf) -> std::io::Result<InputCache> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".tmp-") || name.ends_with(".zip") {
+                let path = entry.path();
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+            }
+        }
+        Ok(InputCache {
+            dir,
+            lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Makes `lease`'s input available locally, downloading it if needed.
+    pub async fn prepare(
+        &self,
+        client: &Client,
+        lease: &Lease,
+    ) -> Result<PreparedInput, CacheError> {
+        let hash = lease.input_hash.as_str();
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(CacheError::BadHash(hash.to_owned()));
+        }
+        let hash = hash.to_ascii_lowercase();
+        let relative = match lease.input_kind {
+            InputKind::File => {
+                let name = lease.input_name.as_str();
+                if !is_plain_relative(name) || name.contains('/') {
+                    return Err(CacheError::BadName {
+                        what: "input name",
+                        name: name.to_owned(),
+                    });
+                }
+                PathBuf::from(name)
+            }
+            InputKind::Zip => {
+                let name = lease.settings.main_file.as_str();
+                if !is_plain_relative(name) {
+                    return Err(CacheError::BadName {
+                        what: "main file",
+                        name: name.to_owned(),
+                    });
+                }
+                PathBuf::from(name)
+            }
+        };
+        let root = self.dir.join(&hash);
+        {
+            let _guard = self.lock.lock().await;
+            if !root.is_dir() {
+                self.fetch(client, &hash, lease).await?;
+            }
+        }
+        let main_file = root.join(&relative);
+        let is_file = std::fs::symlink_metadata(&main_file).is_ok_and(|m| m.is_file());
+        if !is_file {
+            return Err(CacheError::MissingMainFile(
+                relative.to_string_lossy().into_owned(),
+            ));
+        }
+        Ok(PreparedInput { root, main_file })
+    }
+
+    /// Downloads, verifies and prepares `hash` into `cache/<hash>/`.
+    async fn fetch(&self, client: &Client, hash: &str, lease: &Lease) -> Result<(), CacheError> {
+        tracing::info!(hash, kind = ?lease.input_kind, "downloading job input");
+        let download = self.download(client, hash).await?;
+        let staging = TempPath::new(&self.dir, hash, ".dir");
+        std::fs::create_dir(staging.path()).map_err(io_err("cannot create a cache folder"))?;
+        set_mode(staging.path(), 0o755)?;
+        match lease.input_kind {
+            InputKind::File => {
+                let target = staging.path().join(&lease.input_name);
+                std::fs::rename(download.path(), &target)
+                    .map_err(io_err("cannot move the downloaded input"))?;
+                set_mode(&target, 0o644)?;
+            }
+            InputKind::Zip => {
+                let zip = self.dir.join(format!("{hash}.zip"));
+                std::fs::rename(download.path(), &zip)
+                    .map_err(io_err("cannot move the downloaded input"))?;
+                let dest = staging.path().to_path_buf();
+                let zip_for_task = zip.clone();
+                let extracted = tokio::task::spawn_blocking(move || {
+                    idlefarm_archive::extract(&zip_for_task, &dest, &Limits::default())
+                })
+                .await
+                .map_err(|err| CacheError::Io {
+                    context: "zip extraction stopped".to_owned(),
+                    source: std::io::Error::other(err),
+                });
+                let _ = std::fs::remove_file(&zip);
+                let entries = extracted??;
+                tracing::debug!(hash, entries = entries.len(), "zip project extracted");
+            }
+        }
+        let root = self.dir.join(hash);
+        match std::fs::rename(staging.path(), &root) {
+            Ok(()) => {
+                let mut staging = staging;
+                staging.disarm();
+            }
+            // Someone else finished first; theirs is as good as ours.
+            Err(_) if root.is_dir() => {}
+            Err(err) => return Err(io_err("cannot move the prepared input into place")(err)),
+        }
+        sync_dir(&self.dir);
+        Ok(())
+    }
+
+    /// Downloads the blob into a temp file and checks its hash; one retry on a mismatch.
+    async fn download(&self, client: &Client, hash: &str) -> Result<TempPath, CacheError> {
+        let mut mismatches = 0;
+        let mut failures = 0;
+        loop {
+            let part = TempPath::new(&self.dir, hash, ".part");
+            let mut file = tokio::fs::File::create(part.path())
+                .await
+                .map_err(io_err("cannot create a download file"))?;
+            match client.download_blob(hash, &mut file).await {
+                Ok(actual) if actual == hash => return Ok(part),
+                Ok(actual) => {
+                    mismatches += 1;
+                    if mismatches >= 2 {
+                        return Err(CacheError::Corrupt {
+                            expected: hash.to_owned(),
+                            actual,
+                        });
+                    }
+                    tracing::warn!(
+                        hash,
+                        actual,
+                        "downloaded input does not match its hash; retrying"
+                    );
+                }
+                Err(err) if err.is_transient() && failures + 1 < DOWNLOAD_ATTEMPTS => {
+                    failures += 1;
+                    tracing::warn!(hash, "download failed ({err}); retrying");
+                    tokio::time::sleep(Duration::from_secs(1 << failures)).await;
+                }
+                Err(err) => return Err(CacheError::Download(err)),
+            }
+        }
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), CacheError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err(format!(
+        "cannot set permissions of {}",
+        path.display()
+    )))
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(file) = std::fs::File::open(dir) {
+        let _ = file.sync_all();
+    }
+}
+
+/// A relative path of plain components (no root, `..`, `.`-only or empty names).
+fn is_plain_relative(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('\0')
+        && !name.contains('\\')
+        && Path::new(name)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_names_become_paths() {
+        assert!(is_plain_relative("scene.pov"));
+        assert!(is_plain_relative("project/scenes/a.blend"));
+        assert!(!is_plain_relative(""));
+        assert!(!is_plain_relative("/etc/passwd"));
+        assert!(!is_plain_relative("../x.pov"));
+        assert!(!is_plain_relative("a/../../x.pov"));
+        assert!(!is_plain_relative("a\\b.pov"));
+        assert!(!is_plain_relative("."));
+    }
+}

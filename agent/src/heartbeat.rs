@@ -1,0 +1,108 @@
+//! The heartbeat: tells the coordinator every few seconds that the agent is alive, what its PC
+//! is doing and which lease it works on (which renews the lease), and abandons leases the
+//! coordinator revokes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use idlefarm_protocol::{HeartbeatRequest, PresenceState};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{Client, ClientError};
+use crate::presence::Availability;
+
+/// Longest wait between heartbeats while the coordinator cannot be reached.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The lease being worked on, as the heartbeat sees it.
+#[derive(Debug, Clone)]
+pub struct ActiveLease {
+    /// The lease's id.
+    pub id: i64,
+    /// Ends the lease's work (render, download, uploads).
+    pub stop: CancellationToken,
+    /// Marks that the coordinator revoked the lease: nothing is reported for it.
+    pub revoked: CancellationToken,
+    /// Whether the renderer is stopped for a person.
+    pub suspended: watch::Receiver<bool>,
+}
+
+/// What the agent is doing, shared by the lease loop and the heartbeat.
+#[derive(Debug, Default)]
+pub struct Status {
+    current: Mutex<Option<ActiveLease>>,
+}
+
+impl Status {
+    /// Records the lease being worked on (or none).
+    pub fn set(&self, lease: Option<ActiveLease>) {
+        *self.current.lock().unwrap() = lease;
+    }
+
+    /// The presence to report and the leases being worked on.
+    pub fn report(&self, availability: Availability) -> (PresenceState, Vec<i64>) {
+        match &*self.current.lock().unwrap() {
+            Some(lease) if *lease.suspended.borrow() => (PresenceState::Suspended, vec![lease.id]),
+            Some(lease) => (PresenceState::Rendering, vec![lease.id]),
+            None => match availability {
+                Availability::Available => (PresenceState::Idle, Vec::new()),
+                Availability::Unavailable(state) => (state, Vec::new()),
+            },
+        }
+    }
+
+    /// Abandons lease `id` if it is the current one: its renderer is killed, nothing reported.
+    pub fn revoke(&self, id: i64) {
+        if let Some(lease) = &*self.current.lock().unwrap()
+            && lease.id == id
+        {
+            tracing::warn!(
+                lease = id,
+                "the coordinator revoked the lease: abandoning it"
+            );
+            lease.revoked.cancel();
+            lease.stop.cancel();
+        }
+    }
+}
+
+/// Sends heartbeats until `shutdown`; fails only when the coordinator rejects the agent.
+pub async fn run(
+    client: Arc<Client>,
+    status: Arc<Status>,
+    presence: watch::Receiver<Availability>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) -> Result<(), ClientError> {
+    let mut delay = Duration::ZERO;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        let availability = *presence.borrow();
+        let (presence_state, leases) = status.report(availability);
+        let request = HeartbeatRequest {
+            presence: presence_state,
+            leases,
+        };
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            result = client.heartbeat(&request) => result,
+        };
+        match result {
+            Ok(response) => {
+                delay = interval;
+                for id in response.revoked {
+                    status.revoke(id);
+                }
+            }
+            Err(ClientError::Unauthorized) => return Err(ClientError::Unauthorized),
+            Err(err) => {
+                delay = (delay * 2).clamp(interval.min(MAX_BACKOFF), MAX_BACKOFF.max(interval));
+                tracing::warn!("heartbeat failed ({err}); next try in {delay:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The idlefarm agent: renders chunks of jobs on a lab PC while nobody needs it.
+//!
+//! [`run`] enrols with the coordinator (or reuses saved credentials), then, while its
+//! [`Presence`] says the PC is available, leases work, downloads and caches the job's input,
+//! runs Blender or POV-Ray politely (nice 19, `SCHED_IDLE`, idle I/O, never as root), uploads
+//! each frame as soon as it exists and reports how the lease ended. A heartbeat keeps leases
+//! alive and abandons revoked ones. The agent only makes outbound requests.
+
+mod cache;
+mod client;
+mod duration;
+mod heartbeat;
+mod presence;
+pub mod render;
+mod upload;
+mod work;
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+
+pub use client::{CREDENTIALS_FILE, Credentials};
+pub use duration::parse_duration;
+pub use presence::{AlwaysAvailable, Availability, ManualPresence, Presence};
+pub use render::RenderUser;
+
+use client::{Client, ClientError};
+use heartbeat::{MAX_BACKOFF, Status};
+
+/// Account renderers run as when the agent runs as root and none is configured.
+pub const DEFAULT_RENDER_USER: &str = "nobody";
+
+/// How an agent runs.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// Base URL of the coordinator, e.g. `http://127.0.0.1:7870`.
+    pub coordinator: String,
+    /// Enrolment token.
+    pub token: String,
+    /// Holds the input cache, `credentials.json` and the per-lease output folders.
+    pub work_dir: PathBuf,
+    /// Name shown to the admin (default: the host name).
+    pub name: String,
+    /// Blender executable (default `blender`).
+    pub blender: PathBuf,
+    /// POV-Ray executable (default `povray`).
+    pub povray: PathBuf,
+    /// Account renderers run as; when the agent runs as root, `None` means `nobody`.
+    pub render_user: Option<String>,
+    /// Time between heartbeats (default 5 s).
+    pub heartbeat_interval: Duration,
+    /// How long a render stays stopped for a person before the lease is yielded (default 60 s).
+    pub max_suspend: Duration,
+}
+
+impl AgentConfig {
+    /// A configuration with defaults for everything but the coordinator, token and work dir.
+    pub fn new(
+        coordinator: impl Into<String>,
+        token: impl Into<String>,
+        work_dir: PathBuf,
+    ) -> Self {
+        AgentConfig {
+            coordinator: coordinator.into(),
+            token: token.into(),
+            work_dir,
+            name: hostname(),
+            blender: PathBuf::from("blender"),
+            povray: PathBuf::from("povray"),
+            render_user: None,
+            heartbeat_interval: Duration::from_secs(5),
+            max_suspend: Duration::from_secs(60),
+        }
+    }
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("coordinator", &self.coordinator)
+            .field("token", &"<hidden>")
+            .field("work_dir", &self.work_dir)
+            .field("name", &self.name)
+            .field("blender", &self.blender)
+            .field("povray", &self.povray)
+            .field("render_user", &self.render_user)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("max_suspend", &self.max_suspend)
+            .finish()
+    }
+}
+
+/// This PC's host name, or `agent` when it has none.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if rc == 0 && !name.is_empty() => name.to_owned(),
+        _ => "agent".to_owned(),
+    }
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The account renders run as: `None` keeps the agent's own. Renderers never run as root.
+fn render_user(config: &AgentConfig) -> anyhow::Result<Option<RenderUser>> {
+    let root = is_root();
+    match (&config.render_user, root) {
+        (Some(name), true) => Ok(Some(RenderUser::resolve(name)?)),
+        (Some(name), false) => {
+            let user = RenderUser::resolve(name)?;
+            // SAFETY: geteuid has no preconditions.
+            if user.uid != unsafe { libc::geteuid() } {
+                bail!(
+                    "renders can only run as `{name}` when the agent runs as root; \
+                     start it as root or leave out --render-user"
+                );
+            }
+            Ok(None)
+        }
+        (None, true) => RenderUser::resolve(DEFAULT_RENDER_USER)
+            .map(Some)
+            .context("the agent runs as root, so renders run as `nobody`; choose another account with --render-user"),
+        (None, false) => Ok(None),
+    }
+}
+
+/// Creates `dir` (0755 when new) and returns its absolute path.
+fn prepare_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("cannot set permissions of {}", dir.display()))?;
+    }
+    dir.canonicalize()
+        .with_context(|| format!("cannot resolve {}", dir.display()))
+}
+
+/// Runs the agent until `shutdown` completes (or the coordinator rejects it for good).
+///
+/// On shutdown a running render is ended, its finished frames get a few seconds to upload, and
+/// the lease is yielded.
+pub async fn run(
+    config: AgentConfig,
+    presence: Arc<dyn Presence>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let work_dir = prepare_dir(&config.work_dir)?;
+    let user = render_user(&config)?;
+    if let Some(user) = &user {
+        user.check_can_reach(&work_dir)?;
+        tracing::info!(user = %user.name, "renders run as `{}`", user.name);
+    }
+    let leases_dir = prepare_dir(&work_dir.join("leases"))?;
+    // Output of leases from before a crash or restart: those leases are long gone.
+    for entry in std::fs::read_dir(&leases_dir)?.flatten() {
+        let _ = std::fs::remove_dir_all(entry.path());
+    }
+    std::fs::set_permissions(&leases_dir, std::fs::Permissions::from_mode(0o755))?;
+    let cache = cache::InputCache::open(work_dir.join("cache"))
+        .with_context(|| format!("cannot open the input cache in {}", work_dir.display()))?;
+    let env = render::RenderEnv {
+        blender: config.blender.clone(),
+        povray: config.povray.clone(),
+        user,
+    };
+
+    let stop = CancellationToken::new();
+    let agent = async {
+        let renderers = render::detect(&env).await;
+        let client = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            client = connect(&config, renderers, &work_dir) => Arc::new(client?),
+        };
+        let status = Arc::new(Status::default());
+        let mut heartbeat = tokio::spawn(heartbeat::run(
+            client.clone(),
+            status.clone(),
+            presence.watch(),
+            config.heartbeat_interval,
+            stop.clone(),
+        ));
+        let worker = work::Worker {
+            client,
+            cache,
+            env,
+            leases_dir,
+            max_suspend: config.max_suspend,
+            status,
+            presence,
+        };
+        // The heartbeat ends the agent only when the coordinator rejects it; when it stops for
+        // shutdown the lease loop still has a render to end and report.
+        let result = tokio::select! {
+            result = worker.run(stop.clone()) => result,
+            Ok(Err(err)) = &mut heartbeat => Err(anyhow::Error::new(err).context("heartbeat")),
+        };
+        stop.cancel();
+        heartbeat.abort();
+        result
+    };
+    tokio::pin!(agent);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        result = &mut agent => result,
+        _ = &mut shutdown => {
+            tracing::info!("shutting down");
+            stop.cancel();
+            agent.await
+        }
+    }
+}
+
+/// Connects to the coordinator, waiting (with backoff) while it cannot be reached.
+async fn connect(
+    config: &AgentConfig,
+    renderers: Vec<idlefarm_protocol::RendererInfo>,
+    work_dir: &Path,
+) -> anyhow::Result<Client> {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match Client::connect(
+            &config.coordinator,
+            &config.token,
+            &config.name,
+            renderers.clone(),
+            work_dir,
+        )
+        .await
+        {
+            Ok(client) => return Ok(client),
+            Err(err) if err.is_transient() => {
+                tracing::warn!(
+                    "cannot enrol with {} ({err}); next try in {delay:?}",
+                    config.coordinator
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_BACKOFF);
+            }
+            Err(err @ ClientError::Unauthorized) => {
+                return Err(err).context(format!("enrolling with {}", config.coordinator));
+            }
+            Err(err) => return Err(err).context(format!("enrolling with {}", config.coordinator)),
+        }
+    }
+}

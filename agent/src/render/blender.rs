@@ -1,0 +1,208 @@
+//! Blender on the command line: the arguments for a lease's frames and the `Saved:` lines that
+//! say a frame file is complete.
+//!
+//! Blender runs in background mode with factory settings and with Python embedded in the
+//! submitted file disabled; the only Python that runs is our short expression that pins the
+//! resolution (and Cycles to the CPU, since lab PCs have no configured GPU devices).
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use idlefarm_protocol::{ImageFormat, RenderSettings};
+
+/// The Python expression run after the file is loaded.
+pub fn python_expr(settings: &RenderSettings) -> String {
+    format!(
+        "import bpy\n\
+         s = bpy.context.scene\n\
+         r = s.render\n\
+         r.resolution_x = {}\n\
+         r.resolution_y = {}\n\
+         r.resolution_percentage = {}\n\
+         if r.engine == 'CYCLES': s.cycles.device = 'CPU'\n",
+        settings.resolution_x, settings.resolution_y, settings.percentage
+    )
+}
+
+/// Blender's name for an output format (`-F`).
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Png => "PNG",
+        ImageFormat::Jpeg => "JPEG",
+    }
+}
+
+/// The arguments that render `frames` (consecutive frames of the job, with its step) of
+/// `main_file` into `out_dir/frame_#####.<ext>`.
+pub fn args(
+    settings: &RenderSettings,
+    main_file: &Path,
+    out_dir: &Path,
+    frames: &[i64],
+) -> Vec<OsString> {
+    let first = frames.first().copied().unwrap_or(settings.frame_start);
+    let last = frames.last().copied().unwrap_or(first);
+    let mut args: Vec<OsString> = vec![
+        "-b".into(),
+        "--factory-startup".into(),
+        "--disable-autoexec".into(),
+        main_file.into(),
+    ];
+    if let Some(scene) = &settings.scene {
+        args.push("-S".into());
+        args.push(scene.into());
+    }
+    let mut output = out_dir.as_os_str().to_owned();
+    output.push("/frame_#####");
+    args.extend([
+        "--python-expr".into(),
+        python_expr(settings).into(),
+        "-o".into(),
+        output,
+        "-F".into(),
+        format_name(settings.format).into(),
+        "-x".into(),
+        "1".into(),
+        "-s".into(),
+        first.to_string().into(),
+        "-e".into(),
+        last.to_string().into(),
+        "-j".into(),
+        settings.frame_step.max(1).to_string().into(),
+        "-a".into(),
+    ]);
+    args
+}
+
+/// The frame a `Saved: '<dir>/frame_00007.png'` line reports, if the file is in `out_dir` and
+/// named as we asked (anything else is ignored: the name comes from the renderer's output).
+pub fn saved_frame(line: &str, out_dir: &Path, format: ImageFormat) -> Option<i64> {
+    let rest = line.trim().strip_prefix("Saved:")?.trim();
+    let path = rest
+        .strip_prefix('\'')
+        .and_then(|p| p.strip_suffix('\''))
+        .unwrap_or(rest);
+    let path = Path::new(path);
+    if path.parent()? != out_dir {
+        return None;
+    }
+    let name = path.file_name()?.to_str()?;
+    let (stem, ext) = name.rsplit_once('.')?;
+    if ImageFormat::from_extension(ext)? != format {
+        return None;
+    }
+    let digits = stem.strip_prefix("frame_")?;
+    if digits.is_empty()
+        || !digits
+            .trim_start_matches('-')
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idlefarm_protocol::Renderer;
+
+    fn settings() -> RenderSettings {
+        RenderSettings {
+            renderer: Renderer::Blender,
+            main_file: "shot.blend".into(),
+            scene: Some("Shot 2".into()),
+            frame_start: 1,
+            frame_end: 20,
+            frame_step: 2,
+            fps: 24.0,
+            resolution_x: 1920,
+            resolution_y: 1080,
+            percentage: 50,
+            engine: Some("CYCLES".into()),
+            format: ImageFormat::Jpeg,
+            povray: None,
+        }
+    }
+
+    #[test]
+    fn args_follow_blenders_required_order() {
+        let s = settings();
+        let args = args(
+            &s,
+            Path::new("/cache/abc/shot.blend"),
+            Path::new("/leases/7"),
+            &[5, 7, 9],
+        );
+        let args: Vec<String> = args.into_iter().map(|a| a.into_string().unwrap()).collect();
+        let expected = [
+            "-b",
+            "--factory-startup",
+            "--disable-autoexec",
+            "/cache/abc/shot.blend",
+            "-S",
+            "Shot 2",
+            "--python-expr",
+            &python_expr(&s),
+            "-o",
+            "/leases/7/frame_#####",
+            "-F",
+            "JPEG",
+            "-x",
+            "1",
+            "-s",
+            "5",
+            "-e",
+            "9",
+            "-j",
+            "2",
+            "-a",
+        ];
+        assert_eq!(args, expected);
+    }
+
+    #[test]
+    fn python_expr_sets_resolution_and_cycles_device() {
+        let expr = python_expr(&settings());
+        assert!(expr.contains("r.resolution_x = 1920\n"));
+        assert!(expr.contains("r.resolution_y = 1080\n"));
+        assert!(expr.contains("r.resolution_percentage = 50\n"));
+        assert!(expr.contains("s.cycles.device = 'CPU'"));
+    }
+
+    #[test]
+    fn saved_lines_map_to_frame_numbers() {
+        let out = Path::new("/leases/7");
+        let png = ImageFormat::Png;
+        assert_eq!(
+            saved_frame("Saved: '/leases/7/frame_00007.png'", out, png),
+            Some(7)
+        );
+        assert_eq!(
+            saved_frame("Saved: '/leases/7/frame_123456.png'", out, png),
+            Some(123456)
+        );
+        assert_eq!(
+            saved_frame("Saved: '/leases/7/frame_00003.jpg'", out, ImageFormat::Jpeg),
+            Some(3)
+        );
+        assert_eq!(
+            saved_frame("Saved: '/leases/7/frame_00007.jpg'", out, png),
+            None
+        );
+        assert_eq!(
+            saved_frame("Saved: '/elsewhere/frame_00007.png'", out, png),
+            None
+        );
+        assert_eq!(
+            saved_frame("Saved: '/leases/7/other_00007.png'", out, png),
+            None
+        );
+        assert_eq!(saved_frame("Fra:7 Mem:9.40M | Saved", out, png), None);
+        assert_eq!(
+            saved_frame(" Time: 00:00.15 (Saving: 00:00.10)", out, png),
+            None
+        );
+    }
+}

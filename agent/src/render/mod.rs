@@ -1,0 +1,344 @@
+//! Rendering a lease's frames: starting Blender or POV-Ray, handing each frame file over the
+//! moment it is complete, and applying the presence policy to the running renderer.
+//!
+//! The policy while rendering: when the PC becomes unavailable the renderer's process group is
+//! stopped (SIGSTOP); if it becomes available again within `max_suspend` it continues (SIGCONT),
+//! otherwise it is ended (SIGTERM, SIGKILL after a grace period) and the lease is yielded. Frames
+//! finished before that are kept. This module knows nothing about the network.
+
+pub mod blender;
+mod detect;
+mod output;
+pub mod povray;
+pub mod process;
+
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use idlefarm_protocol::{RenderSettings, Renderer};
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::presence::Availability;
+pub use detect::detect;
+use output::{FrameTracker, LogTail};
+pub use process::{RenderUser, UserError};
+
+/// How many of the renderer's last output lines a failure report carries.
+pub const LOG_TAIL_LINES: usize = 60;
+
+/// Time a renderer gets to exit after SIGTERM before it is killed.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// How often POV-Ray's output directory is looked at for finished frames.
+const POVRAY_POLL: Duration = Duration::from_millis(200);
+
+/// How long output is still read after the renderer exited (a leftover child may hold the pipe).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The programs and account renders use.
+#[derive(Debug, Clone)]
+pub struct RenderEnv {
+    /// Blender executable.
+    pub blender: PathBuf,
+    /// POV-Ray executable.
+    pub povray: PathBuf,
+    /// Account the renderer runs as; `None` keeps the agent's own.
+    pub user: Option<RenderUser>,
+}
+
+/// One render: some consecutive frames of a job.
+#[derive(Debug, Clone)]
+pub struct RenderJob {
+    /// How to render.
+    pub settings: RenderSettings,
+    /// The frames to render, in order.
+    pub frames: Vec<i64>,
+    /// Root of the job's input (the scene file's directory, or the extracted zip).
+    pub input_root: PathBuf,
+    /// Absolute path of the main scene file, inside `input_root`.
+    pub main_file: PathBuf,
+    /// Absolute, existing directory the frames are written to; also the renderer's `$HOME`.
+    pub out_dir: PathBuf,
+}
+
+/// A frame whose image file is complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFrame {
+    /// Frame number.
+    pub frame: i64,
+    /// The image: `out_dir/frame_00007.png`.
+    pub path: PathBuf,
+}
+
+/// What a render is steered by while it runs.
+#[derive(Debug)]
+pub struct RenderControl {
+    /// Whether the PC may be used; watched for the whole render.
+    pub presence: watch::Receiver<Availability>,
+    /// How long a render may stay stopped before it is ended and the lease yielded.
+    pub max_suspend: Duration,
+    /// Ends the render at once (shutdown, revoked lease).
+    pub cancel: CancellationToken,
+    /// Set while the renderer is stopped for a person (and after it was ended for one).
+    pub suspended: watch::Sender<bool>,
+}
+
+/// How a render ended. Finished frames have been sent in every case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderOutcome {
+    /// Every frame was rendered.
+    Complete,
+    /// The PC stayed unavailable longer than `max_suspend`; the renderer was ended.
+    Yielded,
+    /// [`RenderControl::cancel`] fired; the renderer was ended.
+    Cancelled,
+    /// The renderer failed.
+    Failed {
+        /// What happened, for a person.
+        message: String,
+        /// The renderer's last output lines.
+        log_tail: String,
+    },
+}
+
+/// Renders `job`, sending each frame to `frames` as soon as its file is complete.
+pub async fn render(
+    job: &RenderJob,
+    env: &RenderEnv,
+    frames: mpsc::UnboundedSender<RenderedFrame>,
+    mut control: RenderControl,
+) -> RenderOutcome {
+    let renderer = job.settings.renderer;
+    let name = renderer.as_str();
+    let range = frame_range(&job.frames);
+    let command = match prepare(job, env) {
+        Ok(command) => command,
+        Err(err) => {
+            return RenderOutcome::Failed {
+                message: format!("cannot prepare {name} for frames {range}: {err}"),
+                log_tail: String::new(),
+            };
+        }
+    };
+    let (mut child, mut lines) = match process::spawn(command, env.user.as_ref()) {
+        Ok(spawned) => spawned,
+        Err(err) => {
+            return RenderOutcome::Failed {
+                message: format!("cannot start {name} for frames {range}: {err}"),
+                log_tail: String::new(),
+            };
+        }
+    };
+    tracing::debug!(pid = child.pid(), renderer = name, frames = %range, "renderer started");
+
+    let mut tracker = FrameTracker::new(job, frames);
+    let mut tail = LogTail::default();
+    let mut stop: Option<RenderOutcome> = None;
+    let mut suspend_deadline: Option<Instant> = None;
+    let mut kill_at: Option<Instant> = None;
+    let mut presence_open = true;
+    let mut lines_open = true;
+    let mut poll = tokio::time::interval(POVRAY_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    // The PC may have become unavailable between the lease and the start of the renderer.
+    if *control.presence.borrow_and_update() != Availability::Available {
+        suspend_deadline = set_suspended(&child, true, &control);
+    }
+
+    let status: std::io::Result<ExitStatus> = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            _ = control.cancel.cancelled(), if stop.is_none() => {
+                tracing::debug!(renderer = name, "render cancelled");
+                stop = Some(RenderOutcome::Cancelled);
+                suspend_deadline = None;
+                let _ = child.terminate();
+                kill_at = Some(Instant::now() + KILL_GRACE);
+            }
+            changed = control.presence.changed(), if presence_open && stop.is_none() => {
+                if changed.is_err() {
+                    presence_open = false;
+                    continue;
+                }
+                let available = *control.presence.borrow_and_update() == Availability::Available;
+                let stopped = suspend_deadline.is_some();
+                if available == stopped {
+                    suspend_deadline = set_suspended(&child, !available, &control);
+                }
+            }
+            _ = sleep_until(suspend_deadline.unwrap_or_else(Instant::now)), if suspend_deadline.is_some() => {
+                tracing::info!(renderer = name, "PC still in use after {:?}: ending the renderer and yielding", control.max_suspend);
+                suspend_deadline = None;
+                stop = Some(RenderOutcome::Yielded);
+                let _ = child.terminate();
+                kill_at = Some(Instant::now() + KILL_GRACE);
+            }
+            _ = sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
+                tracing::warn!(renderer = name, "renderer ignored SIGTERM; killing it");
+                kill_at = None;
+                let _ = child.kill();
+            }
+            line = lines.recv(), if lines_open => match line {
+                Some(line) => {
+                    tracing::debug!(target: "idlefarm_agent::renderer", "{name}: {line}");
+                    tracker.on_line(&line);
+                    tail.push(line);
+                }
+                None => lines_open = false,
+            },
+            _ = poll.tick(), if renderer == Renderer::Povray => tracker.scan(false),
+        }
+    };
+
+    // Blender prints a frame's `Saved:` line just before exiting: read what is left.
+    let drain_until = Instant::now() + DRAIN_TIMEOUT;
+    while lines_open {
+        match tokio::time::timeout_at(drain_until, lines.recv()).await {
+            Ok(Some(line)) => {
+                tracing::debug!(target: "idlefarm_agent::renderer", "{name}: {line}");
+                tracker.on_line(&line);
+                tail.push(line);
+            }
+            Ok(None) | Err(_) => lines_open = false,
+        }
+    }
+    // Nothing the renderer started may outlive it.
+    let _ = child.kill();
+    let exited_ok = matches!(&status, Ok(s) if s.success()) && stop.is_none();
+    tracker.scan(exited_ok);
+
+    if let Some(outcome) = stop {
+        return outcome;
+    }
+    let missing = tracker.missing();
+    match status {
+        Ok(status) if status.success() && missing.is_empty() => RenderOutcome::Complete,
+        Ok(status) if status.success() => RenderOutcome::Failed {
+            message: format!(
+                "{name} exited successfully but frame(s) {} of {range} are missing",
+                list(&missing)
+            ),
+            log_tail: tail.text(),
+        },
+        Ok(status) => RenderOutcome::Failed {
+            message: format!("{name} {} while rendering frames {range}", describe(status)),
+            log_tail: tail.text(),
+        },
+        Err(err) => RenderOutcome::Failed {
+            message: format!("lost track of {name} while rendering frames {range}: {err}"),
+            log_tail: tail.text(),
+        },
+    }
+}
+
+/// Stops (SIGSTOP) or continues (SIGCONT) the renderer; returns the new suspend deadline.
+fn set_suspended(
+    child: &process::RendererProcess,
+    suspend: bool,
+    control: &RenderControl,
+) -> Option<Instant> {
+    let result = if suspend {
+        child.suspend()
+    } else {
+        child.resume()
+    };
+    if let Err(err) = result {
+        tracing::warn!(suspend, "cannot signal the renderer: {err}");
+    }
+    control.suspended.send_replace(suspend);
+    if suspend {
+        tracing::info!("PC in use: renderer stopped");
+        Some(Instant::now() + control.max_suspend)
+    } else {
+        tracing::info!("PC available again: renderer continues");
+        None
+    }
+}
+
+/// Builds the renderer's command line, environment and working directory.
+fn prepare(job: &RenderJob, env: &RenderEnv) -> std::io::Result<Command> {
+    let s = &job.settings;
+    let (program, args) = match s.renderer {
+        Renderer::Blender => (
+            &env.blender,
+            blender::args(s, &job.main_file, &job.out_dir, &job.frames),
+        ),
+        Renderer::Povray => {
+            let created = povray::write_conf(&job.out_dir, &job.input_root)?;
+            if let Some(user) = &env.user {
+                for dir in created {
+                    user.chown(&dir)?;
+                }
+            }
+            (
+                &env.povray,
+                povray::args(s, &job.main_file, &job.out_dir, &job.frames),
+            )
+        }
+    };
+    if let Some(user) = &env.user {
+        user.chown(&job.out_dir)?;
+    }
+    let mut command = Command::new(program);
+    command.args(args);
+    // Includes and textures resolve relative to the scene file's directory.
+    command.current_dir(job.main_file.parent().unwrap_or(&job.input_root));
+    // Renderers get a clean environment: the agent's may hold its enrolment token.
+    command.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command
+        .env("HOME", &job.out_dir)
+        .env("TMPDIR", &job.out_dir)
+        .env("LANG", "C.UTF-8");
+    Ok(command)
+}
+
+/// `5-8`, or `5` for a single frame.
+pub fn frame_range(frames: &[i64]) -> String {
+    match (frames.first(), frames.last()) {
+        (Some(first), Some(last)) if first != last => format!("{first}-{last}"),
+        (Some(first), _) => first.to_string(),
+        _ => "(none)".to_owned(),
+    }
+}
+
+fn list(frames: &[i64]) -> String {
+    frames
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => format!("ended ({status})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_statuses_read_well() {
+        assert_eq!(frame_range(&[5, 6, 7, 8]), "5-8");
+        assert_eq!(frame_range(&[3]), "3");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            describe(ExitStatus::from_raw(1 << 8)),
+            "exited with status 1"
+        );
+        assert_eq!(describe(ExitStatus::from_raw(9)), "was killed by signal 9");
+    }
+}

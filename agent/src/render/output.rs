@@ -1,0 +1,124 @@
+//! What a renderer produces while it runs: frame files, recognised as complete and handed
+//! over once each, and the tail of its output for failure reports.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::PathBuf;
+
+use idlefarm_protocol::{ImageFormat, Renderer};
+use tokio::sync::mpsc;
+
+use super::{LOG_TAIL_LINES, RenderJob, RenderedFrame, blender, povray};
+
+/// Keeps track of which frames are complete and hands each over once.
+pub(super) struct FrameTracker {
+    renderer: Renderer,
+    format: ImageFormat,
+    out_dir: PathBuf,
+    wanted: BTreeSet<i64>,
+    sent: BTreeSet<i64>,
+    frames: mpsc::UnboundedSender<RenderedFrame>,
+}
+
+impl FrameTracker {
+    pub(super) fn new(job: &RenderJob, frames: mpsc::UnboundedSender<RenderedFrame>) -> Self {
+        FrameTracker {
+            renderer: job.settings.renderer,
+            format: job.settings.format,
+            out_dir: job.out_dir.clone(),
+            wanted: job.frames.iter().copied().collect(),
+            sent: BTreeSet::new(),
+            frames,
+        }
+    }
+
+    pub(super) fn on_line(&mut self, line: &str) {
+        match self.renderer {
+            Renderer::Blender => {
+                if let Some(frame) = blender::saved_frame(line, &self.out_dir, self.format) {
+                    let path = self
+                        .out_dir
+                        .join(idlefarm_protocol::frame_file_name(frame, self.format));
+                    self.finished(frame, path);
+                }
+            }
+            // POV-Ray prints a line or two per frame: a good moment to look for files.
+            Renderer::Povray => self.scan(false),
+        }
+    }
+
+    /// Looks for frame files POV-Ray has finished and renames them to our naming.
+    pub(super) fn scan(&mut self, exited_ok: bool) {
+        if self.renderer != Renderer::Povray {
+            return;
+        }
+        let found = match povray::finished_frames(&self.out_dir, self.format, exited_ok) {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::warn!("cannot list {}: {err}", self.out_dir.display());
+                return;
+            }
+        };
+        for (frame, path) in found {
+            let ours = self
+                .out_dir
+                .join(idlefarm_protocol::frame_file_name(frame, self.format));
+            match std::fs::rename(&path, &ours) {
+                Ok(()) => self.finished(frame, ours),
+                Err(err) => tracing::warn!("cannot rename {}: {err}", path.display()),
+            }
+        }
+    }
+
+    fn finished(&mut self, frame: i64, path: PathBuf) {
+        if !self.wanted.contains(&frame) {
+            tracing::warn!(frame, "renderer wrote a frame outside the lease; ignored");
+            return;
+        }
+        if self.sent.insert(frame) {
+            tracing::debug!(frame, "frame finished");
+            let _ = self.frames.send(RenderedFrame { frame, path });
+        }
+    }
+
+    pub(super) fn missing(&self) -> Vec<i64> {
+        self.wanted.difference(&self.sent).copied().collect()
+    }
+}
+
+/// The last [`LOG_TAIL_LINES`] lines a renderer printed.
+#[derive(Default)]
+pub(super) struct LogTail(VecDeque<String>);
+
+impl LogTail {
+    pub(super) fn push(&mut self, line: String) {
+        if self.0.len() == LOG_TAIL_LINES {
+            self.0.pop_front();
+        }
+        self.0.push_back(line);
+    }
+
+    pub(super) fn text(&self) -> String {
+        self.0
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_tail_keeps_the_last_lines() {
+        let mut tail = LogTail::default();
+        for i in 0..100 {
+            tail.push(format!("line {i}"));
+        }
+        let text = tail.text();
+        assert_eq!(text.lines().count(), LOG_TAIL_LINES);
+        assert!(text.starts_with("line 40\n"));
+        assert!(text.ends_with("line 99"));
+    }
+}

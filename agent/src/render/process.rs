@@ -1,0 +1,382 @@
+//! Spawning a renderer politely and controlling it as a whole process group.
+//!
+//! A renderer runs in its own process group (so SIGSTOP/SIGCONT/SIGTERM/SIGKILL reach every
+//! process and thread it starts), at nice 19 with `SCHED_IDLE` and idle I/O priority, and, when
+//! the agent runs as root, as an unprivileged user: the privilege drop happens in the forked child
+//! before `exec`, with the user resolved beforehand because only async-signal-safe calls are
+//! allowed there. Its stdout and stderr are read line by line and handed to the caller.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// Longest line kept from a renderer's output; the rest of a longer line is dropped.
+const MAX_LINE: usize = 4096;
+
+const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+const IOPRIO_CLASS_IDLE: libc::c_int = 3;
+const IOPRIO_CLASS_SHIFT: libc::c_int = 13;
+
+/// The unprivileged account renderers run as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderUser {
+    /// Login name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+}
+
+/// Why a render user cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// No such account.
+    #[error("render user `{0}` does not exist")]
+    Unknown(String),
+    /// The account is root (uid 0), which renderers must never run as.
+    #[error("render user `{0}` is root; renderers never run as root")]
+    Root(String),
+    /// The user database could not be read.
+    #[error("cannot look up render user `{name}`: {source}")]
+    Lookup {
+        /// The name looked up.
+        name: String,
+        /// What failed.
+        source: io::Error,
+    },
+    /// A directory on the way to the agent's files is closed to the render user.
+    #[error(
+        "render user `{user}` cannot enter {dir}: run `chmod o+x {dir}` or choose another --render-user"
+    )]
+    NoTraverse {
+        /// The render user's name.
+        user: String,
+        /// The directory it cannot enter.
+        dir: PathBuf,
+    },
+}
+
+impl RenderUser {
+    /// Looks an account up by name (with `getpwnam_r`, safe to call from any thread).
+    pub fn resolve(name: &str) -> Result<RenderUser, UserError> {
+        let c_name = CString::new(name).map_err(|_| UserError::Unknown(name.to_owned()))?;
+        let mut buf = vec![0u8; 1024];
+        loop {
+            // SAFETY: all-zero is a valid `passwd` (null pointers, zero ids).
+            let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+            let mut result: *mut libc::passwd = std::ptr::null_mut();
+            // SAFETY: every pointer is valid for the duration of the call and `buf.len()` is
+            // the buffer's real size.
+            let rc = unsafe {
+                libc::getpwnam_r(
+                    c_name.as_ptr(),
+                    &mut pwd,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    &mut result,
+                )
+            };
+            if rc == libc::ERANGE && buf.len() < 1 << 20 {
+                buf.resize(buf.len() * 2, 0);
+                continue;
+            }
+            if rc != 0 {
+                return Err(UserError::Lookup {
+                    name: name.to_owned(),
+                    source: io::Error::from_raw_os_error(rc),
+                });
+            }
+            if result.is_null() {
+                return Err(UserError::Unknown(name.to_owned()));
+            }
+            if pwd.pw_uid == 0 {
+                return Err(UserError::Root(name.to_owned()));
+            }
+            // SAFETY: on success `pw_name` points to a NUL-terminated string inside `buf`.
+            let name = unsafe { CStr::from_ptr(pwd.pw_name) }
+                .to_string_lossy()
+                .into_owned();
+            return Ok(RenderUser {
+                name,
+                uid: pwd.pw_uid,
+                gid: pwd.pw_gid,
+            });
+        }
+    }
+
+    /// Checks that this user can traverse every directory from `/` down to `dir`.
+    pub fn check_can_reach(&self, dir: &Path) -> Result<(), UserError> {
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        for ancestor in dir.ancestors() {
+            let Ok(meta) = std::fs::metadata(ancestor) else {
+                continue;
+            };
+            if !self.may_enter(meta.uid(), meta.gid(), meta.mode()) {
+                return Err(UserError::NoTraverse {
+                    user: self.name.clone(),
+                    dir: ancestor.to_path_buf(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn may_enter(&self, owner: u32, group: u32, mode: u32) -> bool {
+        if owner == self.uid {
+            mode & 0o100 != 0
+        } else if group == self.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        }
+    }
+
+    /// Gives `path` to this user (the renderer writes its frames and settings there).
+    pub fn chown(&self, path: &Path) -> io::Result<()> {
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
+    }
+}
+
+/// A renderer process group started by [`spawn`].
+#[derive(Debug)]
+pub struct RendererProcess {
+    child: Child,
+    pgid: libc::pid_t,
+    exited: bool,
+}
+
+/// Starts `command` in its own process group at the lowest CPU and I/O priority, as `user` when
+/// given. Returns the process and a channel of its output lines (stdout and stderr interleaved),
+/// which closes when both streams end.
+pub fn spawn(
+    mut command: Command,
+    user: Option<&RenderUser>,
+) -> io::Result<(RendererProcess, mpsc::Receiver<String>)> {
+    let ids = user.map(|u| (u.uid as libc::uid_t, u.gid as libc::gid_t));
+    command
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure only makes async-signal-safe system calls and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            // Politeness is best effort: a container may forbid some of these calls, and the
+            // render must still happen. Running as the wrong user is not best effort.
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+            let param = libc::sched_param { sched_priority: 0 };
+            libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+            libc::syscall(
+                libc::SYS_ioprio_set,
+                IOPRIO_WHO_PROCESS,
+                0,
+                IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+            );
+            if let Some((uid, gid)) = ids
+                && (libc::setgroups(1, &gid) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0)
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // If the agent dies (even by SIGKILL) its renderer must not render on unseen; set
+            // after the uid change, which clears it.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
+    let pgid = child.id().map(|id| id as libc::pid_t).unwrap_or(0);
+    let (tx, rx) = mpsc::channel(256);
+    if let Some(stdout) = child.stdout.take() {
+        tokio::spawn(forward_lines(stdout, tx.clone()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(forward_lines(stderr, tx));
+    }
+    Ok((
+        RendererProcess {
+            child,
+            pgid,
+            exited: false,
+        },
+        rx,
+    ))
+}
+
+/// Sends each line (split at `\n` or `\r`, so progress counters count as lines) to `tx`.
+async fn forward_lines(stream: impl AsyncRead + Unpin, tx: mpsc::Sender<String>) {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        let buf = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(buf) => buf,
+        };
+        let mut used = 0;
+        for &byte in buf {
+            used += 1;
+            if byte == b'\n' || byte == b'\r' {
+                if !line.is_empty() {
+                    let text = String::from_utf8_lossy(&line).into_owned();
+                    line.clear();
+                    if tx.send(text).await.is_err() {
+                        return;
+                    }
+                }
+            } else if line.len() < MAX_LINE {
+                line.push(byte);
+            }
+        }
+        reader.consume(used);
+    }
+    if !line.is_empty() {
+        let _ = tx.send(String::from_utf8_lossy(&line).into_owned()).await;
+    }
+}
+
+impl RendererProcess {
+    /// The process id of the renderer, which is also its process group id.
+    pub fn pid(&self) -> u32 {
+        self.pgid as u32
+    }
+
+    /// Sends `signal` to every process in the renderer's group.
+    pub fn signal_group(&self, signal: libc::c_int) -> io::Result<()> {
+        if self.pgid <= 0 {
+            return Ok(());
+        }
+        // SAFETY: plain system call; a negative pid addresses the process group.
+        if unsafe { libc::kill(-self.pgid, signal) } == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ESRCH) {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    }
+
+    /// Freezes the whole group (SIGSTOP).
+    pub fn suspend(&self) -> io::Result<()> {
+        self.signal_group(libc::SIGSTOP)
+    }
+
+    /// Lets a frozen group run again (SIGCONT).
+    pub fn resume(&self) -> io::Result<()> {
+        self.signal_group(libc::SIGCONT)
+    }
+
+    /// Asks the group to end: SIGCONT (a stopped process cannot act on SIGTERM), then SIGTERM.
+    pub fn terminate(&self) -> io::Result<()> {
+        self.resume()?;
+        self.signal_group(libc::SIGTERM)
+    }
+
+    /// Ends the group at once (SIGKILL).
+    pub fn kill(&self) -> io::Result<()> {
+        self.signal_group(libc::SIGKILL)
+    }
+
+    /// Waits for the renderer itself to exit (cancel safe).
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        let status = self.child.wait().await?;
+        self.exited = true;
+        Ok(status)
+    }
+}
+
+impl Drop for RendererProcess {
+    fn drop(&mut self) {
+        // Whatever happened to the task supervising it, a renderer never outlives its lease;
+        // leftover children of a renderer that exited are killed here too.
+        let _ = self.kill();
+        if !self.exited {
+            let _ = self.child.start_kill();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_nobody_and_refuses_root() {
+        let nobody = RenderUser::resolve("nobody").unwrap();
+        assert_eq!(nobody.name, "nobody");
+        assert_ne!(nobody.uid, 0);
+        assert!(matches!(
+            RenderUser::resolve("root"),
+            Err(UserError::Root(_))
+        ));
+        assert!(matches!(
+            RenderUser::resolve("no-such-user-idlefarm"),
+            Err(UserError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn traversal_check_names_the_closed_directory() {
+        let user = RenderUser::resolve("nobody").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("a/b");
+        std::fs::create_dir_all(&inner).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let err = user.check_can_reach(&inner).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("chmod o+x {}", dir.path().display())),
+            "{err}"
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The temp dir's ancestors (/tmp) are open to everyone.
+        user.check_can_reach(&inner).unwrap();
+    }
+
+    #[tokio::test]
+    async fn output_lines_arrive_split_at_newlines_and_carriage_returns() {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg("echo one; echo two >&2; printf 'a\\rb'");
+        let (mut process, mut lines) = spawn(command, None).unwrap();
+        let mut got = Vec::new();
+        while let Some(line) = lines.recv().await {
+            got.push(line);
+        }
+        assert!(process.wait().await.unwrap().success());
+        got.sort();
+        assert_eq!(got, vec!["a", "b", "one", "two"]);
+    }
+
+    #[tokio::test]
+    async fn children_run_in_their_own_group_at_idle_priority() {
+        let mut command = Command::new("sleep");
+        command.arg("30");
+        let (mut process, _lines) = spawn(command, None).unwrap();
+        let pid = process.pid();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        // Index 0 is `state`, field 3 in proc(5).
+        assert_eq!(fields[5 - 3], pid.to_string(), "process group");
+        assert_eq!(fields[19 - 3], "19", "nice");
+        assert_eq!(fields[41 - 3], libc::SCHED_IDLE.to_string(), "policy");
+        process.terminate().unwrap();
+        let status = process.wait().await.unwrap();
+        assert!(!status.success());
+    }
+}

@@ -1,0 +1,319 @@
+//! The lease loop: while the PC is available, ask for a lease, prepare its input, render it,
+//! upload every frame as soon as it is finished, and end the lease (complete, yield or failed).
+//!
+//! One lease at a time. Frames travel from the renderer to an uploader task through a channel,
+//! so uploads overlap rendering.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use idlefarm_protocol::{Lease, LeaseEnd, LeaseOutcome, LeaseRequest, PresenceState};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::InputCache;
+use crate::client::{Client, ClientError};
+use crate::heartbeat::{ActiveLease, MAX_BACKOFF, Status};
+use crate::presence::{Availability, Presence};
+use crate::render::{self, RenderControl, RenderEnv, RenderJob, RenderOutcome};
+use crate::upload::{UploadReport, upload_frames};
+
+/// How long uploads of finished frames may go on once the agent is shutting down.
+const SHUTDOWN_UPLOAD_GRACE: Duration = Duration::from_secs(10);
+/// How long the final lease report may take once the agent is shutting down.
+const SHUTDOWN_REPORT_GRACE: Duration = Duration::from_secs(5);
+/// Shortest wait before asking again for work after "none".
+const MIN_RETRY: Duration = Duration::from_millis(250);
+
+/// Everything the lease loop works with.
+pub struct Worker {
+    /// The coordinator.
+    pub client: Arc<Client>,
+    /// Downloaded inputs.
+    pub cache: InputCache,
+    /// Renderer programs and account.
+    pub env: RenderEnv,
+    /// `work_dir/leases`.
+    pub leases_dir: PathBuf,
+    /// See [`crate::AgentConfig::max_suspend`].
+    pub max_suspend: Duration,
+    /// Shared with the heartbeat.
+    pub status: Arc<Status>,
+    /// Whether the PC may be used.
+    pub presence: Arc<dyn Presence>,
+}
+
+impl Worker {
+    /// Runs leases until `shutdown`; fails only when the coordinator rejects the agent.
+    pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut presence = self.presence.watch();
+        let mut backoff = Duration::ZERO;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                // Only whether it worked: the value guard must not live across an await.
+                ready = async { presence.wait_for(|a| *a == Availability::Available).await.is_ok() } => {
+                    if !ready {
+                        // The presence source is gone and says "unavailable": wait for shutdown.
+                        shutdown.cancelled().await;
+                        return Ok(());
+                    }
+                }
+            }
+            let request = LeaseRequest {
+                presence: PresenceState::Idle,
+            };
+            let response = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                response = self.client.lease(&request) => response,
+            };
+            let wait = match response {
+                Ok(response) => {
+                    backoff = Duration::ZERO;
+                    match response.lease {
+                        Some(lease) => {
+                            self.run_lease(lease, &shutdown).await;
+                            continue;
+                        }
+                        None => Duration::from_secs(response.retry_after_secs).max(MIN_RETRY),
+                    }
+                }
+                Err(ClientError::Unauthorized) => {
+                    return Err(ClientError::Unauthorized).context("asking for work");
+                }
+                Err(err) => {
+                    backoff = (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
+                    tracing::warn!("cannot ask for work ({err}); next try in {backoff:?}");
+                    backoff
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Works on one lease from start to report.
+    async fn run_lease(&self, lease: Lease, shutdown: &CancellationToken) {
+        let (suspended_tx, suspended_rx) = watch::channel(false);
+        let active = ActiveLease {
+            id: lease.id,
+            stop: shutdown.child_token(),
+            revoked: CancellationToken::new(),
+            suspended: suspended_rx,
+        };
+        self.status.set(Some(active.clone()));
+        tracing::info!(
+            lease = lease.id,
+            job = lease.job_id,
+            renderer = lease.settings.renderer.as_str(),
+            frames = %render::frame_range(&lease.frames),
+            "lease received"
+        );
+        let out_dir = self.leases_dir.join(lease.id.to_string());
+        if let Some(end) = self
+            .work_on(&lease, &active, suspended_tx, out_dir.clone())
+            .await
+        {
+            let report = self.end_lease(lease.id, &end);
+            if shutdown.is_cancelled() {
+                let _ = tokio::time::timeout(SHUTDOWN_REPORT_GRACE, report).await;
+            } else {
+                report.await;
+            }
+        }
+        self.status.set(None);
+        if let Err(err) = std::fs::remove_dir_all(&out_dir)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot remove {}: {err}", out_dir.display());
+        }
+    }
+
+    /// Prepares, renders and uploads; returns the report to send, `None` for a revoked lease.
+    async fn work_on(
+        &self,
+        lease: &Lease,
+        active: &ActiveLease,
+        suspended: watch::Sender<bool>,
+        out_dir: PathBuf,
+    ) -> Option<LeaseEnd> {
+        let input = tokio::select! {
+            _ = active.stop.cancelled() => {
+                return (!active.revoked.is_cancelled()).then(|| end(LeaseOutcome::Yield, Some("the agent is shutting down".into()), None));
+            }
+            input = self.cache.prepare(&self.client, lease) => input,
+        };
+        let input = match input {
+            Ok(input) => input,
+            Err(err) if err.is_transient() => {
+                tracing::warn!(
+                    lease = lease.id,
+                    "cannot prepare the input: {err}; giving the lease back"
+                );
+                return Some(end(LeaseOutcome::Yield, Some(err.to_string()), None));
+            }
+            Err(err) => {
+                tracing::warn!(lease = lease.id, "cannot prepare the input: {err}");
+                return Some(end(LeaseOutcome::Failed, Some(err.to_string()), None));
+            }
+        };
+        if let Err(err) = make_out_dir(&out_dir) {
+            let message = format!("cannot create {}: {err}", out_dir.display());
+            return Some(end(LeaseOutcome::Yield, Some(message), None));
+        }
+
+        let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+        let mut uploader = tokio::spawn(upload_frames(
+            self.client.clone(),
+            lease.id,
+            lease.settings.format,
+            frames_rx,
+            active.stop.clone(),
+        ));
+        let job = RenderJob {
+            settings: lease.settings.clone(),
+            frames: lease.frames.clone(),
+            input_root: input.root,
+            main_file: input.main_file,
+            out_dir,
+        };
+        let control = RenderControl {
+            presence: self.presence.watch(),
+            max_suspend: self.max_suspend,
+            cancel: active.stop.clone(),
+            suspended,
+        };
+        let outcome = render::render(&job, &self.env, frames_tx, control).await;
+        tracing::info!(lease = lease.id, ?outcome, "render ended");
+
+        if active.revoked.is_cancelled() {
+            uploader.abort();
+            return None;
+        }
+        let report = if active.stop.is_cancelled() {
+            // Shutting down: finished frames get a short while to reach the coordinator.
+            match tokio::time::timeout(SHUTDOWN_UPLOAD_GRACE, &mut uploader).await {
+                Ok(Ok(report)) => report,
+                _ => {
+                    uploader.abort();
+                    UploadReport::default()
+                }
+            }
+        } else {
+            match wait_uploads(&mut uploader, active).await {
+                Some(report) => report,
+                None if active.revoked.is_cancelled() => return None,
+                None => UploadReport::default(),
+            }
+        };
+
+        Some(match outcome {
+            RenderOutcome::Cancelled => end(
+                LeaseOutcome::Yield,
+                Some("the agent is shutting down".into()),
+                None,
+            ),
+            RenderOutcome::Yielded => end(
+                LeaseOutcome::Yield,
+                Some("a person needs this PC".into()),
+                None,
+            ),
+            RenderOutcome::Failed { message, log_tail } => {
+                end(LeaseOutcome::Failed, Some(message), Some(log_tail))
+            }
+            RenderOutcome::Complete if !report.rejected.is_empty() => {
+                let (frame, reason) = &report.rejected[0];
+                let message = format!(
+                    "the coordinator refused frame {frame}: {reason} ({} frame(s) refused)",
+                    report.rejected.len()
+                );
+                end(LeaseOutcome::Failed, Some(message), None)
+            }
+            RenderOutcome::Complete => {
+                let missing: Vec<i64> = lease
+                    .frames
+                    .iter()
+                    .copied()
+                    .filter(|f| !report.handled.contains(f))
+                    .collect();
+                if missing.is_empty() {
+                    end(LeaseOutcome::Complete, None, None)
+                } else {
+                    // Uploads were cut short (shutdown): the rest goes back to the queue.
+                    end(
+                        LeaseOutcome::Yield,
+                        Some(format!("frames {missing:?} were not uploaded")),
+                        None,
+                    )
+                }
+            }
+        })
+    }
+
+    /// Reports the end of a lease, retrying while the coordinator is unreachable.
+    async fn end_lease(&self, lease_id: i64, end: &LeaseEnd) {
+        let mut delay = Duration::from_secs(1);
+        for attempt in 1..=5 {
+            match self.client.end_lease(lease_id, end).await {
+                Ok(()) => {
+                    tracing::info!(lease = lease_id, outcome = ?end.outcome, "lease ended");
+                    return;
+                }
+                Err(err) if err.is_transient() && attempt < 5 => {
+                    tracing::warn!(lease = lease_id, "cannot end the lease ({err}); retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_BACKOFF);
+                }
+                Err(err) => {
+                    tracing::warn!(lease = lease_id, "cannot end the lease: {err}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn end(outcome: LeaseOutcome, message: Option<String>, log_tail: Option<String>) -> LeaseEnd {
+    LeaseEnd {
+        outcome,
+        message,
+        log_tail: log_tail.filter(|t| !t.is_empty()),
+    }
+}
+
+/// Waits for the uploader to finish; `None` if the lease was stopped meanwhile.
+async fn wait_uploads(
+    uploader: &mut JoinHandle<UploadReport>,
+    active: &ActiveLease,
+) -> Option<UploadReport> {
+    tokio::select! {
+        report = &mut *uploader => report.ok(),
+        _ = active.stop.cancelled() => {
+            if !active.revoked.is_cancelled() {
+                // Shutdown while uploading: a short grace, then what we have.
+                if let Ok(Ok(report)) = tokio::time::timeout(SHUTDOWN_UPLOAD_GRACE, &mut *uploader).await {
+                    return Some(report);
+                }
+            }
+            uploader.abort();
+            None
+        }
+    }
+}
+
+/// Creates the lease's output directory afresh, 0755.
+fn make_out_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+}

@@ -1,0 +1,464 @@
+//! The `idlefarm` command line: `serve`, `up`, `submit`, `status`, `fetch` and `token`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use idlefarm_protocol::{JobInfo, JobState};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::client::{Client, SubmitOptions};
+use crate::server::{self, Coordinator, ServerConfig};
+
+/// idlefarm: a render farm made of lab PCs that renders only while nobody uses them.
+#[derive(Debug, Parser)]
+#[command(name = "idlefarm", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the coordinator (web page, API, scheduler).
+    Serve(ServeArgs),
+    /// Run a coordinator and one local agent on this PC: the quickest way to a working farm.
+    Up(ServeArgs),
+    /// Submit a .blend, .pov (with --ini) or .zip project.
+    Submit(SubmitArgs),
+    /// Show jobs, or one job in detail.
+    Status {
+        /// Job id; all jobs when omitted.
+        job: Option<i64>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Download a job's frames and video.
+    Fetch {
+        /// Job id.
+        job: i64,
+        /// Folder to write frame_00001.png ... and the .mp4 into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Print the enrolment token agents register with (creates one if there is none).
+    Token {
+        /// The coordinator's data directory.
+        #[arg(long, env = "IDLEFARM_DATA")]
+        data: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServerArg {
+    /// The coordinator's URL.
+    #[arg(
+        long = "server",
+        env = "IDLEFARM_SERVER",
+        default_value = "http://127.0.0.1:7870"
+    )]
+    url: String,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on. `serve` listens on all interfaces so lab PCs can reach it.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory (database, inputs, frames, videos).
+    #[arg(long, env = "IDLEFARM_DATA")]
+    data: Option<PathBuf>,
+    /// Largest accepted upload, e.g. `500M`, `4G`.
+    #[arg(long, default_value = "4G", value_parser = parse_size)]
+    max_upload: u64,
+    /// How long a lease lives without a heartbeat from its agent, e.g. `60s`.
+    #[arg(long, default_value = "60s", value_parser = idlefarm_agent::parse_duration)]
+    lease_ttl: Duration,
+    /// How long an automatically sized chunk should take, e.g. `2m`.
+    #[arg(long, default_value = "2m", value_parser = idlefarm_agent::parse_duration)]
+    chunk_target: Duration,
+}
+
+#[derive(Debug, Args)]
+struct SubmitArgs {
+    /// The scene: .blend, .pov or .zip.
+    file: PathBuf,
+    /// POV-Ray .ini with the animation settings.
+    #[arg(long)]
+    ini: Option<PathBuf>,
+    /// Frames to render: `1-48`, `1-48:2` or `7` (default: from the scene).
+    #[arg(long)]
+    frames: Option<String>,
+    /// Frames per chunk, or `auto` (default).
+    #[arg(long)]
+    chunk: Option<String>,
+    /// Blender scene to render (default: the file's active scene).
+    #[arg(long)]
+    scene: Option<String>,
+    /// Main scene file inside a .zip that holds several.
+    #[arg(long)]
+    main: Option<String>,
+    /// Job name (default: the file name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Frame rate of the video (default: from the scene).
+    #[arg(long)]
+    fps: Option<String>,
+    /// Frame image format: png or jpeg (default: from the scene).
+    #[arg(long)]
+    format: Option<String>,
+    /// Wait for the job to finish, showing progress.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+/// Parses sizes like `4096`, `500K`, `200M`, `4G`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; use e.g. 4096, 500K, 200M or 4G"))?;
+    n.checked_mul(mult)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("`{s}` must be between 1 byte and 16 EiB"))
+}
+
+/// Where the coordinator keeps its data unless told otherwise.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("idlefarm");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/idlefarm"),
+        None => PathBuf::from("idlefarm-data"),
+    }
+}
+
+/// Runs the CLI.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args, false).await,
+        Command::Up(args) => serve(args, true).await,
+        Command::Submit(args) => submit(args).await,
+        Command::Status { job, server } => status(&Client::new(&server.url), job).await,
+        Command::Fetch { job, out, server } => fetch(&Client::new(&server.url), job, &out).await,
+        Command::Token { data } => {
+            let data = data.unwrap_or_else(default_data_dir);
+            let coord = Coordinator::open(ServerConfig::new(data)).await?;
+            println!("{}", coord.enrolment_token().await?.0);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
+    let data = args.data.unwrap_or_else(default_data_dir);
+    let default_listen = if with_agent {
+        "127.0.0.1:7870"
+    } else {
+        "0.0.0.0:7870"
+    };
+    let listen = args
+        .listen
+        .unwrap_or_else(|| default_listen.parse().expect("valid address"));
+    let config = ServerConfig {
+        max_upload_bytes: args.max_upload,
+        lease_ttl: args.lease_ttl,
+        chunk_target: args.chunk_target,
+        ..ServerConfig::new(data.clone())
+    };
+    let coord = Coordinator::open(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (is another idlefarm running?)"))?;
+    let addr = listener.local_addr()?;
+    let (token, created) = coord.enrolment_token().await?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let url = format!("http://{host}:{}", addr.port());
+    println!("idlefarm coordinator running");
+    println!("  dashboard:        {url}/");
+    println!("  data directory:   {}", data.display());
+    if created {
+        println!("  enrolment token:  {token}   (new; `idlefarm token` prints it again)");
+    } else {
+        println!("  enrolment token:  {token}");
+    }
+    println!(
+        "  add a lab PC:     idlefarm-agent --coordinator http://<this-pc>:{} --token {token}",
+        addr.port()
+    );
+    println!("  submit a job:     idlefarm submit scene.blend --wait");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let server = tokio::spawn(server::run(listener, coord.clone(), shutdown));
+    let agent = if with_agent {
+        let config = idlefarm_agent::AgentConfig::new(url.clone(), token, data.join("agent"));
+        let mut rx = stop_rx.clone();
+        let presence = Arc::new(idlefarm_agent::AlwaysAvailable);
+        println!(
+            "  local agent:      work dir {}",
+            data.join("agent").display()
+        );
+        Some(tokio::spawn(idlefarm_agent::run(
+            config,
+            presence,
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            },
+        )))
+    } else {
+        None
+    };
+    shutdown_signal().await;
+    println!("shutting down…");
+    let _ = stop_tx.send(true);
+    if let Some(agent) = agent {
+        agent.await??;
+    }
+    server.await??;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("can install a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.server.url);
+    let opts = SubmitOptions {
+        ini: args.ini,
+        frames: args.frames,
+        chunk: args.chunk,
+        scene: args.scene,
+        main: args.main,
+        name: args.name,
+        fps: args.fps,
+        format: args.format,
+    };
+    let size = std::fs::metadata(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?
+        .len();
+    eprintln!(
+        "uploading {} ({:.1} MiB)…",
+        args.file.display(),
+        size as f64 / (1 << 20) as f64
+    );
+    let job = client.submit(&args.file, &opts).await?;
+    let s = &job.settings;
+    let (w, h) = s.frame_size();
+    println!(
+        "job {} submitted: {} frames {}-{} at {w}x{h}, {} fps",
+        job.id,
+        s.renderer.as_str(),
+        s.frame_start,
+        s.frame_end,
+        s.fps
+    );
+    for w in &job.warnings {
+        println!("  warning: {w}");
+    }
+    if !args.wait {
+        println!("follow it with: idlefarm status {}", job.id);
+        return Ok(());
+    }
+    let job = wait(&client, job.id).await?;
+    report_final(&client, &job)
+}
+
+async fn wait(client: &Client, id: i64) -> anyhow::Result<JobInfo> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} frames {msg}",
+        )
+        .expect("valid template"),
+    );
+    let mut failures = 0;
+    loop {
+        match client.job(id).await {
+            Ok(job) => {
+                failures = 0;
+                bar.set_length(job.frames.total());
+                bar.set_position(job.frames.done);
+                bar.set_message(format!(
+                    "({} rendering) {}",
+                    job.frames.rendering,
+                    job.state.as_str()
+                ));
+                if job.state.is_final() {
+                    bar.finish();
+                    return Ok(job);
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                if failures > 30 {
+                    bar.abandon();
+                    return Err(e);
+                }
+                bar.set_message(format!("coordinator unreachable, retrying: {e}"));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn report_final(client: &Client, job: &JobInfo) -> anyhow::Result<()> {
+    match job.state {
+        JobState::Done => {
+            println!("job {} done: {} frames", job.id, job.frames.done);
+            println!(
+                "  video:  {}",
+                client.url(&format!("/jobs/{}/video.mp4", job.id))
+            );
+            println!(
+                "  frames: {}",
+                client.url(&format!("/jobs/{}/frames.zip", job.id))
+            );
+            println!(
+                "  fetch everything: idlefarm fetch {} --out ./result",
+                job.id
+            );
+            Ok(())
+        }
+        state => bail!(
+            "job {} is {}: {}",
+            job.id,
+            state.as_str(),
+            job.error.as_deref().unwrap_or("no reason given")
+        ),
+    }
+}
+
+async fn status(client: &Client, job: Option<i64>) -> anyhow::Result<()> {
+    let jobs = match job {
+        Some(id) => vec![client.job(id).await?],
+        None => client.jobs().await?,
+    };
+    if jobs.is_empty() {
+        println!("no jobs yet; submit one with `idlefarm submit scene.blend --wait`");
+    }
+    for j in &jobs {
+        let f = &j.frames;
+        println!(
+            "{:>4}  {:<10} {:>5}/{:<5} done  {:>3} rendering  {:>3} failed  {}",
+            j.id,
+            j.state.as_str(),
+            f.done,
+            f.total(),
+            f.rendering,
+            f.failed,
+            j.name
+        );
+        if let Some(e) = &j.error {
+            println!("      error: {e}");
+        }
+        if job.is_some() {
+            for w in &j.warnings {
+                println!("      warning: {w}");
+            }
+        }
+    }
+    if job.is_none() {
+        let agents = client.agents().await?;
+        println!("{} agent(s):", agents.len());
+        for a in agents {
+            let seen = a
+                .last_seen_secs_ago
+                .map_or("never".into(), |s| format!("{s}s ago"));
+            println!(
+                "  {:>4}  {:<20} {:?}  seen {seen}  {} frames",
+                a.id, a.name, a.presence, a.frames_done
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn fetch(client: &Client, id: i64, out: &Path) -> anyhow::Result<()> {
+    let job = client.job(id).await?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let frames: Vec<_> = client
+        .frames(id)
+        .await?
+        .into_iter()
+        .filter_map(|f| f.file)
+        .collect();
+    let bar = ProgressBar::new(frames.len() as u64 + u64::from(job.has_video));
+    for file in &frames {
+        client
+            .download(&format!("/jobs/{id}/frames/{file}"), &out.join(file))
+            .await?;
+        bar.inc(1);
+    }
+    let video_name = format!("job-{id}.mp4");
+    if job.has_video {
+        client
+            .download(&format!("/jobs/{id}/video.mp4"), &out.join(&video_name))
+            .await?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!("{} frame(s) written to {}", frames.len(), out.display());
+    if job.has_video {
+        println!("video: {}", out.join(video_name).display());
+    } else {
+        println!("no video yet (job is {})", job.state.as_str());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes_and_reject_nonsense() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("2M"), Ok(2 << 20));
+        assert_eq!(parse_size("4g"), Ok(4 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("-1M").is_err());
+    }
+
+    #[test]
+    fn bad_flags_are_refused_with_the_flag_named() {
+        let err = Cli::try_parse_from(["idlefarm", "serve", "--max-upload", "huge"]).unwrap_err();
+        assert!(err.to_string().contains("--max-upload"), "{err}");
+        let err = Cli::try_parse_from(["idlefarm", "status", "seven"]).unwrap_err();
+        assert!(err.to_string().contains("seven"), "{err}");
+        assert!(
+            Cli::try_parse_from(["idlefarm", "fetch", "3"]).is_err(),
+            "--out is required"
+        );
+    }
+}

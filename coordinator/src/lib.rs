@@ -1,0 +1,13 @@
+//! The idlefarm coordinator: takes render jobs, leases chunks of frames to agents, stores the
+//! frames they upload and assembles the video. The `idlefarm` binary is a thin wrapper around it.
+
+pub mod assemble;
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod files;
+pub mod schedule;
+pub mod server;
+pub mod store;
+pub mod submit;

@@ -1,0 +1,238 @@
+//! Handlers for agents: enrolment, heartbeats, leases, input download, frame upload, lease end.
+//! Every route but `register` needs the agent's own credentials.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::Response;
+use idlefarm_protocol::{
+    AUTHORIZATION, HeartbeatRequest, HeartbeatResponse, ImageFormat, LeaseEnd, LeaseRequest,
+    LeaseResponse, RegisterRequest, RegisterResponse, frame_file_name,
+};
+use tokio_util::io::ReaderStream;
+
+use super::Coordinator;
+use super::state::now_secs;
+use crate::auth;
+use crate::error::{ApiError, JsonBody, PathParams};
+
+/// Largest frame image accepted.
+pub const MAX_FRAME_BYTES: usize = 1 << 30;
+
+/// An authenticated agent, from its `Authorization: Bearer <id>.<secret>` header.
+pub struct AgentAuth(pub i64);
+
+impl FromRequestParts<Arc<Coordinator>> for AgentAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        coord: &Arc<Coordinator>,
+    ) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing agent credentials (Authorization header)")
+            })?;
+        let (id, secret) = auth::parse_bearer(header).ok_or_else(|| {
+            ApiError::unauthorized(
+                "malformed Authorization header: expected `Bearer <id>.<secret>`",
+            )
+        })?;
+        let agents = coord.agents.read().await;
+        let ok = agents
+            .get(&id)
+            .is_some_and(|a| auth::verify_secret(secret, &a.secret_hash));
+        if !ok {
+            return Err(ApiError::unauthorized(
+                "unknown agent or wrong secret; re-enrol the agent with a valid token",
+            ));
+        }
+        coord.touch(id, None);
+        Ok(AgentAuth(id))
+    }
+}
+
+pub async fn register(
+    State(coord): State<Arc<Coordinator>>,
+    JsonBody(req): JsonBody<RegisterRequest>,
+) -> Result<Json<RegisterResponse>, ApiError> {
+    if !coord.store.token_is_valid(req.token.trim()).await? {
+        return Err(ApiError::unauthorized(
+            "the enrolment token is not valid; `idlefarm token` on the coordinator prints the current one",
+        ));
+    }
+    let name = req.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::bad_request("agent name must be 1-200 characters"));
+    }
+    let secret = auth::new_secret();
+    let hash = auth::hash_secret(&secret);
+    let id = coord
+        .store
+        .insert_agent(name, &hash, &req.renderers, now_secs())
+        .await?;
+    coord.agents.write().await.insert(
+        id,
+        crate::store::AgentRow {
+            id,
+            secret_hash: hash,
+            renderers: req.renderers.clone(),
+        },
+    );
+    coord.touch(id, None);
+    tracing::info!(agent = id, name, "agent enrolled");
+    Ok(Json(RegisterResponse {
+        agent_id: id,
+        secret,
+    }))
+}
+
+pub async fn heartbeat(
+    State(coord): State<Arc<Coordinator>>,
+    AgentAuth(agent): AgentAuth,
+    JsonBody(req): JsonBody<HeartbeatRequest>,
+) -> Result<Json<HeartbeatResponse>, ApiError> {
+    coord.touch(agent, Some(req.presence));
+    coord
+        .store
+        .agent_seen(agent, req.presence, now_secs())
+        .await?;
+    let revoked = coord.renew(agent, &req.leases).await?;
+    Ok(Json(HeartbeatResponse {
+        revoked,
+        lease_ttl_secs: coord.config.lease_ttl.as_secs(),
+    }))
+}
+
+pub async fn lease(
+    State(coord): State<Arc<Coordinator>>,
+    AgentAuth(agent): AgentAuth,
+    JsonBody(req): JsonBody<LeaseRequest>,
+) -> Result<Json<LeaseResponse>, ApiError> {
+    coord.touch(agent, Some(req.presence));
+    let lease = coord.lease_for(agent, req.presence).await?;
+    if let Some(l) = &lease {
+        tracing::info!(agent, job = l.job_id, lease = l.id, frames = ?l.frames, "leased");
+    }
+    Ok(Json(LeaseResponse {
+        lease,
+        retry_after_secs: 2,
+    }))
+}
+
+pub async fn blob(
+    State(coord): State<Arc<Coordinator>>,
+    AgentAuth(_): AgentAuth,
+    PathParams(hash): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let path = coord
+        .data
+        .blob(&hash)
+        .ok_or_else(|| ApiError::bad_request("a blob hash is 64 lowercase hex digits"))?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| ApiError::not_found(format!("no input with hash {hash}")))?;
+    let len = file.metadata().await?.len();
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, len)
+        .body(Body::from_stream(ReaderStream::new(file)))
+        .map_err(ApiError::internal)
+}
+
+pub async fn upload_frame(
+    State(coord): State<Arc<Coordinator>>,
+    AgentAuth(agent): AgentAuth,
+    PathParams((lease, file)): PathParams<(i64, String)>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (frame, ext) = file
+        .split_once('.')
+        .and_then(|(n, e)| Some((n.parse::<i64>().ok()?, e)))
+        .ok_or_else(|| ApiError::bad_request("frame path must be <number>.<png|jpg>"))?;
+    let format = ImageFormat::from_extension(ext)
+        .ok_or_else(|| ApiError::bad_request(format!("unsupported frame format .{ext}")))?;
+    let (job, settings) = coord.lease_job(agent, lease).await?;
+    if format != settings.format {
+        return Err(ApiError::bad_request(format!(
+            "frame {frame} is .{ext} but the job renders .{}",
+            settings.format.extension()
+        )));
+    }
+    let expected = settings.frame_size();
+    let frames_dir = coord.data.frames_dir(job);
+    let tmp = tokio::task::spawn_blocking(move || {
+        check_and_write(&body, format, expected, &frames_dir, frame)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let (file, tmp_path) = tmp.keep().map_err(|e| ApiError::internal(e.error))?;
+    drop(file);
+    let result = coord
+        .accept_frame(
+            agent,
+            job,
+            frame,
+            tmp_path.clone(),
+            frame_file_name(frame, format),
+        )
+        .await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp_path);
+    }
+    result.map(|()| Json(serde_json::json!({})))
+}
+
+/// Decodes the image, checks its size, and writes it durably to a temp file in the frames dir.
+fn check_and_write(
+    body: &[u8],
+    format: ImageFormat,
+    expected: (u32, u32),
+    dir: &std::path::Path,
+    frame: i64,
+) -> Result<tempfile::NamedTempFile, ApiError> {
+    use std::io::Write;
+    let fmt = match format {
+        ImageFormat::Png => image::ImageFormat::Png,
+        ImageFormat::Jpeg => image::ImageFormat::Jpeg,
+    };
+    let img = image::load_from_memory_with_format(body, fmt).map_err(|e| {
+        ApiError::bad_request(format!(
+            "frame {frame} is not a valid {format:?} image: {e}"
+        ))
+    })?;
+    let got = (img.width(), img.height());
+    if got != expected {
+        return Err(ApiError::bad_request(format!(
+            "frame {frame} is {}x{} but the job renders {}x{}",
+            got.0, got.1, expected.0, expected.1
+        )));
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".upload-")
+        .tempfile_in(dir)?;
+    tmp.write_all(body)?;
+    tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
+pub async fn end_lease(
+    State(coord): State<Arc<Coordinator>>,
+    AgentAuth(agent): AgentAuth,
+    PathParams(lease): PathParams<i64>,
+    JsonBody(end): JsonBody<LeaseEnd>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    tracing::info!(agent, lease, outcome = ?end.outcome, "lease ended");
+    coord
+        .end_lease(agent, lease, end.outcome, end.message, end.log_tail)
+        .await?;
+    Ok(Json(serde_json::json!({})))
+}

@@ -1,0 +1,309 @@
+//! Handlers for people and the CLI: submitting jobs, listing jobs and agents, downloading frames,
+//! the video and the frames zip, and the minimal web page.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::multipart::{Field, Multipart, MultipartError};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, Response};
+use idlefarm_protocol::{AgentInfo, FrameInfo, JobInfo, JobState, SubmitResponse, submit_fields};
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+use super::Coordinator;
+use super::state::{JobEntry, now_secs};
+use crate::error::{ApiError, PathParams};
+use crate::schedule::{Board, FrameState};
+use crate::store::JobRow;
+use crate::submit::{self, SubmitFields, Upload, UploadedFile};
+
+const INDEX_HTML: &str = include_str!("../../../web/index.html");
+
+pub async fn index_page() -> Html<&'static str> {
+    Html(INDEX_HTML)
+}
+
+pub async fn api_not_found() -> ApiError {
+    ApiError::not_found("no such API route; see README.md for the API")
+}
+
+fn multipart_error(err: MultipartError, limit: u64) -> ApiError {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!(
+            "the upload is larger than this coordinator accepts ({} MiB; `idlefarm serve --max-upload` changes it)",
+            limit >> 20
+        ))
+    } else {
+        ApiError::bad_request(format!("malformed upload: {}", err.body_text()))
+    }
+}
+
+async fn save_field(
+    mut field: Field<'_>,
+    dest: PathBuf,
+    limit: u64,
+) -> Result<UploadedFile, ApiError> {
+    let file_name = field
+        .file_name()
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::bad_request("the `file` and `ini` fields must be file uploads"))?;
+    let mut out = tokio::fs::File::create(&dest).await?;
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    Ok(UploadedFile {
+        file_name,
+        path: dest,
+    })
+}
+
+/// `POST /api/v1/jobs`: a multipart form with the scene file and settings.
+pub async fn submit(
+    State(coord): State<Arc<Coordinator>>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+    let mut form = form.map_err(|r| {
+        ApiError::bad_request(format!(
+            "submit a job as multipart/form-data: {}",
+            r.body_text()
+        ))
+    })?;
+    let limit = coord.config.max_upload_bytes;
+    // Everything of this upload lives in `scratch` until it is accepted; dropping it removes it.
+    let scratch = tempfile::Builder::new()
+        .prefix("submit-")
+        .tempdir_in(coord.data.tmp())
+        .map_err(ApiError::internal)?;
+    let mut file = None;
+    let mut ini = None;
+    let mut text: HashMap<&'static str, String> = HashMap::new();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            submit_fields::FILE if file.is_none() => {
+                file = Some(save_field(field, scratch.path().join("upload"), limit).await?);
+            }
+            submit_fields::INI if ini.is_none() => {
+                ini = Some(save_field(field, scratch.path().join("upload.ini"), limit).await?);
+            }
+            submit_fields::FILE | submit_fields::INI => {
+                return Err(ApiError::bad_request(format!(
+                    "only one `{name}` may be uploaded"
+                )));
+            }
+            other => {
+                let key = [
+                    submit_fields::FRAMES,
+                    submit_fields::CHUNK,
+                    submit_fields::SCENE,
+                    submit_fields::MAIN,
+                    submit_fields::NAME,
+                    submit_fields::FPS,
+                    submit_fields::FORMAT,
+                ]
+                .into_iter()
+                .find(|k| *k == other)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown form field `{other}`")))?;
+                let value = field.text().await.map_err(|e| multipart_error(e, limit))?;
+                if value.len() > 1000 {
+                    return Err(ApiError::bad_request(format!("field `{key}` is too long")));
+                }
+                let value = value.trim().to_owned();
+                if !value.is_empty() {
+                    text.insert(key, value);
+                }
+            }
+        }
+    }
+    let file = file.ok_or_else(|| {
+        ApiError::bad_request("no scene uploaded: send a `file` field with a .blend, .pov or .zip")
+    })?;
+    let mut field = |k| text.remove(k);
+    let fields = SubmitFields {
+        frames: field(submit_fields::FRAMES),
+        chunk: field(submit_fields::CHUNK),
+        scene: field(submit_fields::SCENE),
+        main: field(submit_fields::MAIN),
+        name: field(submit_fields::NAME),
+        fps: field(submit_fields::FPS),
+        format: field(submit_fields::FORMAT),
+    };
+    let tools = submit::Tools {
+        blender: coord.config.blender.clone(),
+        ..submit::Tools::default()
+    };
+    let prepared = submit::prepare(Upload { file, ini, fields }, scratch.path(), &tools).await?;
+
+    let data = coord.data.clone();
+    let input = prepared.input.clone();
+    let hash = tokio::task::spawn_blocking(move || data.put_blob(&input))
+        .await
+        .map_err(ApiError::internal)??;
+    let mut row = JobRow {
+        id: 0,
+        name: prepared.name,
+        state: JobState::Rendering,
+        error: None,
+        warnings: prepared.warnings,
+        settings: prepared.settings,
+        input_hash: hash,
+        input_kind: prepared.input_kind,
+        input_name: prepared.input_name,
+        chunk_size: prepared.chunk_size,
+        has_video: false,
+        created_at: now_secs(),
+    };
+    let board = Board::new(row.settings.frames());
+    let mut sched = coord.sched.lock().await;
+    row.id = coord.store.insert_job(&row).await?;
+    tokio::fs::create_dir_all(coord.data.frames_dir(row.id)).await?;
+    tracing::info!(job = row.id, name = %row.name, frames = board.frames.len(), "job submitted");
+    let entry = JobEntry {
+        row,
+        board,
+        speed: HashMap::new(),
+    };
+    let info = entry.row.info(entry.counts());
+    sched.jobs.insert(info.id, entry);
+    Ok((StatusCode::CREATED, Json(SubmitResponse { job: info })))
+}
+
+pub async fn list_jobs(State(coord): State<Arc<Coordinator>>) -> Json<Vec<JobInfo>> {
+    let sched = coord.sched.lock().await;
+    Json(
+        sched
+            .jobs
+            .values()
+            .map(|e| e.row.info(e.counts()))
+            .collect(),
+    )
+}
+
+pub async fn get_job(
+    State(coord): State<Arc<Coordinator>>,
+    PathParams(id): PathParams<i64>,
+) -> Result<Json<JobInfo>, ApiError> {
+    let sched = coord.sched.lock().await;
+    let e = sched.jobs.get(&id).ok_or_else(|| no_job(id))?;
+    Ok(Json(e.row.info(e.counts())))
+}
+
+fn no_job(id: i64) -> ApiError {
+    ApiError::not_found(format!("there is no job {id}"))
+}
+
+pub async fn list_frames(
+    State(coord): State<Arc<Coordinator>>,
+    PathParams(id): PathParams<i64>,
+) -> Result<Json<Vec<FrameInfo>>, ApiError> {
+    let sched = coord.sched.lock().await;
+    let e = sched.jobs.get(&id).ok_or_else(|| no_job(id))?;
+    let format = e.row.settings.format;
+    let frames = e
+        .board
+        .frames
+        .iter()
+        .map(|f| {
+            let done_by = match f.state {
+                FrameState::Done(a) => Some(a),
+                _ => None,
+            };
+            FrameInfo {
+                frame: f.frame,
+                state: f.state.as_str().to_owned(),
+                agent_id: done_by,
+                file: done_by.map(|_| idlefarm_protocol::frame_file_name(f.frame, format)),
+            }
+        })
+        .collect();
+    Ok(Json(frames))
+}
+
+async fn send_file(
+    path: PathBuf,
+    content_type: &str,
+    download_name: &str,
+) -> Result<Response, ApiError> {
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| ApiError::not_found(format!("{download_name} is not available (yet)")))?;
+    let len = file.metadata().await?.len();
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, len)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{download_name}\""),
+        )
+        .body(Body::from_stream(ReaderStream::new(file)))
+        .map_err(ApiError::internal)
+}
+
+async fn job_exists(coord: &Coordinator, id: i64) -> Result<(), ApiError> {
+    if coord.sched.lock().await.jobs.contains_key(&id) {
+        Ok(())
+    } else {
+        Err(no_job(id))
+    }
+}
+
+pub async fn frame_file(
+    State(coord): State<Arc<Coordinator>>,
+    PathParams((id, file)): PathParams<(i64, String)>,
+) -> Result<Response, ApiError> {
+    job_exists(&coord, id).await?;
+    let valid = file.starts_with("frame_")
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        && !file.contains("..");
+    if !valid {
+        return Err(ApiError::bad_request(
+            "frame files are named like frame_00001.png",
+        ));
+    }
+    let content_type = if file.ends_with(".png") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    };
+    send_file(coord.data.frames_dir(id).join(&file), content_type, &file).await
+}
+
+pub async fn video(
+    State(coord): State<Arc<Coordinator>>,
+    PathParams(id): PathParams<i64>,
+) -> Result<Response, ApiError> {
+    job_exists(&coord, id).await?;
+    send_file(coord.data.video(id), "video/mp4", &format!("job-{id}.mp4")).await
+}
+
+pub async fn frames_zip(
+    State(coord): State<Arc<Coordinator>>,
+    PathParams(id): PathParams<i64>,
+) -> Result<Response, ApiError> {
+    job_exists(&coord, id).await?;
+    send_file(
+        coord.data.frames_zip(id),
+        "application/zip",
+        &format!("job-{id}-frames.zip"),
+    )
+    .await
+}
+
+pub async fn list_agents(
+    State(coord): State<Arc<Coordinator>>,
+) -> Result<Json<Vec<AgentInfo>>, ApiError> {
+    Ok(Json(coord.store.agent_infos(now_secs()).await?))
+}

@@ -1,0 +1,515 @@
+//! The coordinator's in-memory state and the operations on it: every job's [`Board`] is held in
+//! memory behind one lock and written through to SQLite before an answer is sent, so a crash
+//! loses nothing that was acknowledged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use idlefarm_protocol::{
+    FrameCounts, JobState, Lease, LeaseOutcome, PresenceState, Renderer, RendererInfo,
+};
+use tokio::sync::{Mutex, RwLock, mpsc};
+use tokio::task::JoinHandle;
+
+use super::ServerConfig;
+use crate::assemble;
+use crate::error::ApiError;
+use crate::files::DataDir;
+use crate::schedule::{self, Board, ChunkPolicy, FrameReject, LeaseEnding, LeaseId};
+use crate::store::{AgentRow, JobRow, Store};
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Unix seconds now.
+pub fn now_secs() -> i64 {
+    now_ms() / 1000
+}
+
+/// A job and its board.
+pub(crate) struct JobEntry {
+    pub row: JobRow,
+    pub board: Board,
+    /// Measured seconds per frame on this job, by agent.
+    pub speed: HashMap<i64, f64>,
+}
+
+impl JobEntry {
+    pub fn counts(&self) -> FrameCounts {
+        let c = self.board.counts();
+        FrameCounts {
+            queued: c.queued as u64,
+            rendering: c.leased as u64,
+            done: c.done as u64,
+            failed: c.failed as u64,
+        }
+    }
+}
+
+/// Scheduling state: all jobs, and which job each lease belongs to.
+#[derive(Default)]
+pub(crate) struct Sched {
+    pub jobs: BTreeMap<i64, JobEntry>,
+    /// Lease → (job, agent), for every lease handed out (kept after it ends, so late frames of an
+    /// expired lease are still accepted).
+    pub lease_owner: HashMap<LeaseId, (i64, i64)>,
+    pub next_lease: LeaseId,
+}
+
+/// What the coordinator last heard from an agent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Liveness {
+    pub at: Instant,
+    pub presence: PresenceState,
+}
+
+/// The running coordinator.
+pub struct Coordinator {
+    pub(crate) config: ServerConfig,
+    pub(crate) store: Store,
+    pub(crate) data: DataDir,
+    pub(crate) sched: Mutex<Sched>,
+    pub(crate) agents: RwLock<HashMap<i64, AgentRow>>,
+    pub(crate) liveness: std::sync::Mutex<HashMap<i64, Liveness>>,
+    assemble_tx: mpsc::UnboundedSender<i64>,
+    assemble_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<i64>>>,
+}
+
+impl Coordinator {
+    /// Opens the data directory and database and loads every job's state.
+    pub async fn open(config: ServerConfig) -> anyhow::Result<Arc<Coordinator>> {
+        let data = DataDir::create(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot use data directory {}: {e}",
+                config.data_dir.display()
+            )
+        })?;
+        let store = Store::open(data.root()).await?;
+        let mut sched = Sched {
+            next_lease: store.max_lease_id().await? + 1,
+            ..Sched::default()
+        };
+        for row in store.jobs().await? {
+            let board = store.board(row.id).await?;
+            for (&lease, slot) in &board.leases {
+                sched.lease_owner.insert(lease, (row.id, slot.agent));
+            }
+            sched.jobs.insert(
+                row.id,
+                JobEntry {
+                    row,
+                    board,
+                    speed: HashMap::new(),
+                },
+            );
+        }
+        let agents = store
+            .agents()
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect();
+        let (assemble_tx, assemble_rx) = mpsc::unbounded_channel();
+        // Jobs interrupted while assembling, or complete but not yet assembled, are picked up again.
+        for entry in sched.jobs.values() {
+            let pending = entry.row.state == JobState::Assembling
+                || (entry.row.state == JobState::Rendering && entry.board.is_complete());
+            if pending {
+                let _ = assemble_tx.send(entry.row.id);
+            }
+        }
+        Ok(Arc::new(Coordinator {
+            config,
+            store,
+            data,
+            sched: Mutex::new(sched),
+            agents: RwLock::new(agents),
+            liveness: std::sync::Mutex::new(HashMap::new()),
+            assemble_tx,
+            assemble_rx: std::sync::Mutex::new(Some(assemble_rx)),
+        }))
+    }
+
+    /// The enrolment token agents register with; created on first use. The flag says whether
+    /// it was just created.
+    pub async fn enrolment_token(&self) -> anyhow::Result<(String, bool)> {
+        Ok(self
+            .store
+            .enrolment_token(crate::auth::new_secret, now_secs())
+            .await?)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data.root()
+    }
+
+    /// Starts lease expiry and assembly in the background.
+    pub(crate) fn start_background(self: Arc<Self>) -> JoinHandle<()> {
+        let rx = self.assemble_rx.lock().expect("not poisoned").take();
+        tokio::spawn(async move {
+            let assembler = rx.map(|rx| tokio::spawn(self.clone().assemble_loop(rx)));
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                if let Err(e) = self.expire_leases().await {
+                    tracing::warn!("expiring leases: {}", e.message);
+                }
+                if assembler.as_ref().is_some_and(|a| a.is_finished()) {
+                    tracing::error!("assembler stopped");
+                }
+            }
+        })
+    }
+
+    pub(crate) fn touch(&self, agent: i64, presence: Option<PresenceState>) {
+        let mut live = self.liveness.lock().expect("not poisoned");
+        let entry = live.entry(agent).or_insert(Liveness {
+            at: Instant::now(),
+            presence: PresenceState::Idle,
+        });
+        entry.at = Instant::now();
+        if let Some(p) = presence {
+            entry.presence = p;
+        }
+    }
+
+    /// Agents heard from recently that may take work.
+    fn available_agents(&self) -> usize {
+        let window = self.config.lease_ttl;
+        let live = self.liveness.lock().expect("not poisoned");
+        live.values()
+            .filter(|l| l.at.elapsed() < window && l.presence.may_take_work())
+            .count()
+    }
+
+    async fn expire_leases(&self) -> Result<(), ApiError> {
+        let now = now_ms();
+        let mut sched = self.sched.lock().await;
+        for entry in sched.jobs.values_mut() {
+            for lease in entry.board.expired(now) {
+                tracing::info!(
+                    job = entry.row.id,
+                    lease,
+                    "lease expired; its frames are queued again"
+                );
+                self.finish_lease(entry, lease, LeaseEnding::Expired)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a lease on a job and persists what changed.
+    async fn finish_lease(
+        &self,
+        entry: &mut JobEntry,
+        lease: LeaseId,
+        how: LeaseEnding,
+    ) -> Result<(), ApiError> {
+        let Some((slot, changed)) = entry.board.end_lease(lease, how) else {
+            return Ok(());
+        };
+        self.store
+            .end_lease(entry.row.id, lease, &entry.board, &changed)
+            .await?;
+        let delivered = slot.frames.len() - changed.len();
+        if how == LeaseEnding::Complete && delivered > 0 {
+            let secs = (now_ms() - slot.started_at) as f64 / 1000.0 / delivered as f64;
+            entry.speed.insert(slot.agent, secs);
+        }
+        if entry.row.state == JobState::Rendering && entry.board.is_stuck() {
+            let reason = self.store.last_failure(entry.row.id).await?;
+            let failed = entry
+                .board
+                .frames
+                .iter()
+                .filter(|f| f.state == schedule::FrameState::Failed);
+            let list: Vec<String> = failed.map(|f| f.frame.to_string()).collect();
+            let why = reason
+                .map(|(m, _)| m)
+                .unwrap_or_else(|| "renderer failures".into());
+            let error = format!(
+                "frame(s) {} failed {} times; last error: {why}",
+                list.join(", "),
+                schedule::MAX_FRAME_FAILURES
+            );
+            self.set_state(entry, JobState::Failed, Some(error)).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_state(
+        &self,
+        entry: &mut JobEntry,
+        state: JobState,
+        error: Option<String>,
+    ) -> Result<(), ApiError> {
+        self.store
+            .set_job_state(entry.row.id, state, error.as_deref(), entry.row.has_video)
+            .await?;
+        entry.row.state = state;
+        entry.row.error = error;
+        Ok(())
+    }
+
+    /// Hands the agent a chunk of the oldest job it can render, if it may take work.
+    pub(crate) async fn lease_for(
+        &self,
+        agent: i64,
+        presence: PresenceState,
+    ) -> Result<Option<Lease>, ApiError> {
+        if !presence.may_take_work() {
+            return Ok(None);
+        }
+        let renderers: Vec<Renderer> = match self.agents.read().await.get(&agent) {
+            Some(a) => a
+                .renderers
+                .iter()
+                .map(|r: &RendererInfo| r.renderer)
+                .collect(),
+            None => return Err(ApiError::unauthorized("unknown agent")),
+        };
+        let agents = self.available_agents().max(1);
+        let ttl = self.config.lease_ttl.as_millis() as i64;
+        let now = now_ms();
+        let mut guard = self.sched.lock().await;
+        let sched = &mut *guard;
+        for entry in sched.jobs.values_mut() {
+            if entry.row.state != JobState::Rendering
+                || !renderers.contains(&entry.row.settings.renderer)
+            {
+                continue;
+            }
+            let policy = ChunkPolicy {
+                fixed: entry.row.chunk_size,
+                target_secs: self.config.chunk_target.as_secs_f64(),
+                ..ChunkPolicy::default()
+            };
+            let queued = entry.board.counts().queued;
+            let want =
+                schedule::chunk_size(&policy, entry.speed.get(&agent).copied(), queued, agents);
+            let id = sched.next_lease;
+            let Some(taken) = entry.board.take_chunk(id, agent, want, now, ttl) else {
+                continue;
+            };
+            sched.next_lease += 1;
+            let slot = entry.board.leases[&id].clone();
+            self.store
+                .save_lease(entry.row.id, id, &slot, &entry.board)
+                .await?;
+            sched.lease_owner.insert(id, (entry.row.id, agent));
+            let row = &entry.row;
+            return Ok(Some(Lease {
+                id,
+                job_id: row.id,
+                frames: taken.iter().map(|&i| entry.board.frames[i].frame).collect(),
+                input_hash: row.input_hash.clone(),
+                input_kind: row.input_kind,
+                input_name: row.input_name.clone(),
+                settings: row.settings.clone(),
+                ttl_secs: self.config.lease_ttl.as_secs(),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Renews the agent's leases; returns the ones it no longer holds.
+    pub(crate) async fn renew(
+        &self,
+        agent: i64,
+        leases: &[LeaseId],
+    ) -> Result<Vec<LeaseId>, ApiError> {
+        let now = now_ms();
+        let ttl = self.config.lease_ttl.as_millis() as i64;
+        let mut sched = self.sched.lock().await;
+        let mut revoked = Vec::new();
+        for &lease in leases {
+            let owner = sched.lease_owner.get(&lease).copied();
+            let entry = match owner {
+                Some((job, a)) if a == agent => sched.jobs.get_mut(&job),
+                _ => None,
+            };
+            let renewed = match entry {
+                Some(entry) if entry.row.state == JobState::Rendering => {
+                    let renewed = entry.board.renew(lease, now, ttl);
+                    if renewed {
+                        let expires = entry.board.leases[&lease].expires_at;
+                        self.store.renew_lease(lease, expires).await?;
+                    }
+                    renewed
+                }
+                _ => false,
+            };
+            if !renewed {
+                revoked.push(lease);
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// The job and the settings for a lease the agent holds (or held).
+    pub(crate) async fn lease_job(
+        &self,
+        agent: i64,
+        lease: LeaseId,
+    ) -> Result<(i64, idlefarm_protocol::RenderSettings), ApiError> {
+        let sched = self.sched.lock().await;
+        match sched.lease_owner.get(&lease) {
+            Some(&(job, a)) if a == agent => {
+                let entry = sched
+                    .jobs
+                    .get(&job)
+                    .ok_or_else(|| ApiError::conflict("job is gone"))?;
+                Ok((job, entry.row.settings.clone()))
+            }
+            _ => Err(ApiError::conflict(format!(
+                "lease {lease} is not held by this agent"
+            ))),
+        }
+    }
+
+    /// Accepts a checked frame image (already written to `tmp`, same filesystem) for a job:
+    /// moves it into place and marks the frame done, unless it is done already.
+    pub(crate) async fn accept_frame(
+        &self,
+        agent: i64,
+        job: i64,
+        frame: i64,
+        tmp: PathBuf,
+        file_name: String,
+    ) -> Result<(), ApiError> {
+        let mut sched = self.sched.lock().await;
+        let entry = sched
+            .jobs
+            .get_mut(&job)
+            .ok_or_else(|| ApiError::conflict("job is gone"))?;
+        if entry.row.state != JobState::Rendering {
+            return Err(ApiError::conflict(format!(
+                "job {job} is {}",
+                entry.row.state.as_str()
+            )));
+        }
+        reject_message(entry.board.wants(frame), frame)?;
+        let dest = self.data.frames_dir(job).join(&file_name);
+        crate::files::rename_durable(&tmp, &dest)?;
+        let idx = entry
+            .board
+            .frame_done(frame, agent)
+            .map_err(|r| reject_message(Err(r), frame).unwrap_err())?;
+        self.store
+            .frame_done(job, &entry.board, idx, &file_name)
+            .await?;
+        if entry.board.is_complete() {
+            self.set_state(entry, JobState::Assembling, None).await?;
+            let _ = self.assemble_tx.send(job);
+        }
+        Ok(())
+    }
+
+    /// An agent ends a lease: complete, yield or failure.
+    pub(crate) async fn end_lease(
+        &self,
+        agent: i64,
+        lease: LeaseId,
+        outcome: LeaseOutcome,
+        message: Option<String>,
+        log_tail: Option<String>,
+    ) -> Result<(), ApiError> {
+        let mut sched = self.sched.lock().await;
+        let Some(&(job, owner)) = sched.lease_owner.get(&lease) else {
+            return Err(ApiError::not_found(format!("no lease {lease}")));
+        };
+        if owner != agent {
+            return Err(ApiError::conflict(format!(
+                "lease {lease} is not held by this agent"
+            )));
+        }
+        let Some(entry) = sched.jobs.get_mut(&job) else {
+            return Ok(());
+        };
+        if outcome == LeaseOutcome::Failed {
+            let message = message.unwrap_or_else(|| "the renderer failed".into());
+            tracing::warn!(job, lease, agent, "lease failed: {message}");
+            self.store
+                .record_failure(job, agent, lease, &message, log_tail.as_deref(), now_secs())
+                .await?;
+        }
+        let how = match outcome {
+            LeaseOutcome::Complete => LeaseEnding::Complete,
+            LeaseOutcome::Yield => LeaseEnding::Yield,
+            LeaseOutcome::Failed => LeaseEnding::Failed,
+        };
+        self.finish_lease(entry, lease, how).await
+    }
+
+    async fn assemble_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<i64>) {
+        while let Some(job) = rx.recv().await {
+            if let Err(e) = self.assemble(job).await {
+                tracing::error!(job, "assembly bookkeeping failed: {}", e.message);
+            }
+        }
+    }
+
+    /// Makes the MP4 and the frames zip of a finished job.
+    async fn assemble(&self, job: i64) -> Result<(), ApiError> {
+        let fps = {
+            let sched = self.sched.lock().await;
+            match sched.jobs.get(&job) {
+                Some(e) => e.row.settings.fps,
+                None => return Ok(()),
+            }
+        };
+        let dir = self.data.frames_dir(job);
+        let frames: Vec<PathBuf> = self
+            .store
+            .frame_files(job)
+            .await?
+            .into_iter()
+            .map(|(_, f)| dir.join(f))
+            .collect();
+        let started = Instant::now();
+        tracing::info!(job, frames = frames.len(), "assembling video");
+        let zip_frames = frames.clone();
+        let zip_out = self.data.frames_zip(job);
+        let zipped =
+            tokio::task::spawn_blocking(move || assemble::zip_frames(&zip_frames, &zip_out))
+                .await
+                .map_err(ApiError::internal)?;
+        let video =
+            assemble::encode_video(&self.config.ffmpeg, &frames, fps, &self.data.video(job)).await;
+        let mut sched = self.sched.lock().await;
+        let Some(entry) = sched.jobs.get_mut(&job) else {
+            return Ok(());
+        };
+        let result = zipped.and(video);
+        match result {
+            Ok(()) => {
+                entry.row.has_video = true;
+                tracing::info!(job, secs = started.elapsed().as_secs_f64(), "job done");
+                self.set_state(entry, JobState::Done, None).await
+            }
+            Err(e) => {
+                let error = format!("the frames are ready, but the video could not be made: {e}");
+                self.set_state(entry, JobState::Failed, Some(error)).await
+            }
+        }
+    }
+}
+
+fn reject_message(r: Result<usize, FrameReject>, frame: i64) -> Result<usize, ApiError> {
+    r.map_err(|reason| match reason {
+        FrameReject::Unknown => {
+            ApiError::conflict(format!("frame {frame} is not part of this job"))
+        }
+        FrameReject::AlreadyDone => ApiError::conflict(format!("frame {frame} is already done")),
+        FrameReject::Failed => ApiError::conflict(format!("frame {frame} has failed for good")),
+    })
+}

@@ -1,0 +1,549 @@
+//! The coordinator's SQLite database: jobs, frames, leases, agents and enrolment tokens.
+//! The only module that knows SQL. WAL mode, migrations embedded in the binary.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use idlefarm_protocol::{
+    AgentInfo, FrameCounts, InputKind, JobInfo, JobState, PresenceState, RenderSettings,
+    RendererInfo,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::schedule::{Board, FrameSlot, FrameState, LeaseId, LeaseSlot};
+
+/// Handle on the database.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A job row as the coordinator needs it in memory.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// Id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// State.
+    pub state: JobState,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Warnings from inspection.
+    pub warnings: Vec<String>,
+    /// How to render it.
+    pub settings: RenderSettings,
+    /// blake3 of the input blob.
+    pub input_hash: String,
+    /// File or zip.
+    pub input_kind: InputKind,
+    /// Submitted file name.
+    pub input_name: String,
+    /// Fixed chunk size.
+    pub chunk_size: Option<u32>,
+    /// Whether the MP4 exists.
+    pub has_video: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl JobRow {
+    /// The API view of the job, with frame counts from its board.
+    pub fn info(&self, counts: FrameCounts) -> JobInfo {
+        JobInfo {
+            id: self.id,
+            name: self.name.clone(),
+            state: self.state,
+            error: self.error.clone(),
+            warnings: self.warnings.clone(),
+            settings: self.settings.clone(),
+            frames: counts,
+            has_video: self.has_video,
+            created_at: self.created_at,
+            chunk_size: self.chunk_size,
+        }
+    }
+}
+
+/// An agent's credentials as stored.
+#[derive(Debug, Clone)]
+pub struct AgentRow {
+    /// Id.
+    pub id: i64,
+    /// blake3 of its secret, hex.
+    pub secret_hash: String,
+    /// Renderers it has.
+    pub renderers: Vec<RendererInfo>,
+}
+
+fn kind_str(kind: InputKind) -> &'static str {
+    match kind {
+        InputKind::File => "file",
+        InputKind::Zip => "zip",
+    }
+}
+
+fn presence_str(p: PresenceState) -> String {
+    serde_json::to_value(p)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "idle".into())
+}
+
+fn decode_err(what: &str, err: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(format!("{what}: {err}").into())
+}
+
+impl Store {
+    /// Opens (creating if needed) `idlefarm.db` in `data_dir` and runs the migrations.
+    pub async fn open(data_dir: &Path) -> Result<Store, sqlx::Error> {
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(data_dir.join("idlefarm.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// The current enrolment token, creating one with `fresh()` if none exists.
+    pub async fn enrolment_token(
+        &self,
+        fresh: impl FnOnce() -> String,
+        now: i64,
+    ) -> Result<(String, bool), sqlx::Error> {
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT token FROM enrolment_tokens WHERE revoked = 0 ORDER BY created_at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(token) = existing {
+            return Ok((token, false));
+        }
+        let token = fresh();
+        sqlx::query("INSERT INTO enrolment_tokens (token, created_at) VALUES (?, ?)")
+            .bind(&token)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok((token, true))
+    }
+
+    /// Whether `token` is a live enrolment token.
+    pub async fn token_is_valid(&self, token: &str) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM enrolment_tokens WHERE token = ? AND revoked = 0",
+        )
+        .bind(token)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Adds an agent; returns its id.
+    pub async fn insert_agent(
+        &self,
+        name: &str,
+        secret_hash: &str,
+        renderers: &[RendererInfo],
+        now: i64,
+    ) -> Result<i64, sqlx::Error> {
+        let renderers = serde_json::to_string(renderers).map_err(|e| decode_err("renderers", e))?;
+        let row = sqlx::query(
+            "INSERT INTO agents (name, secret_hash, renderers, last_seen, created_at)
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(secret_hash)
+        .bind(renderers)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_get(0)
+    }
+
+    /// Every agent's credentials.
+    pub async fn agents(&self) -> Result<Vec<AgentRow>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id, secret_hash, renderers FROM agents")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let renderers: String = r.try_get(2)?;
+                Ok(AgentRow {
+                    id: r.try_get(0)?,
+                    secret_hash: r.try_get(1)?,
+                    renderers: serde_json::from_str(&renderers)
+                        .map_err(|e| decode_err("renderers", e))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records that an agent was heard from.
+    pub async fn agent_seen(
+        &self,
+        id: i64,
+        presence: PresenceState,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE agents SET presence = ?, last_seen = ? WHERE id = ?")
+            .bind(presence_str(presence))
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Agents for the API.
+    pub async fn agent_infos(&self, now: i64) -> Result<Vec<AgentInfo>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, name, presence, last_seen, frames_done, renderers FROM agents ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let presence: String = r.try_get(2)?;
+                let last_seen: Option<i64> = r.try_get(3)?;
+                let renderers: String = r.try_get(5)?;
+                Ok(AgentInfo {
+                    id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    presence: serde_json::from_value(serde_json::Value::String(presence))
+                        .unwrap_or(PresenceState::Idle),
+                    last_seen_secs_ago: last_seen.map(|t| (now - t).max(0)),
+                    frames_done: r.try_get(4)?,
+                    renderers: serde_json::from_str(&renderers).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Inserts a job with all its frames queued; returns its id.
+    pub async fn insert_job(&self, job: &JobRow) -> Result<i64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let settings =
+            serde_json::to_string(&job.settings).map_err(|e| decode_err("settings", e))?;
+        let warnings =
+            serde_json::to_string(&job.warnings).map_err(|e| decode_err("warnings", e))?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO jobs (name, state, warnings, settings, input_hash, input_kind, input_name,
+                               chunk_size, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&job.name)
+        .bind(job.state.as_str())
+        .bind(warnings)
+        .bind(settings)
+        .bind(&job.input_hash)
+        .bind(kind_str(job.input_kind))
+        .bind(&job.input_name)
+        .bind(job.chunk_size.map(i64::from))
+        .bind(job.created_at)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        for (idx, frame) in job.settings.frames().into_iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO frames (job_id, idx, frame, state) VALUES (?, ?, ?, 'queued')",
+            )
+            .bind(id)
+            .bind(idx as i64)
+            .bind(frame)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Every job, oldest first.
+    pub async fn jobs(&self) -> Result<Vec<JobRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, name, state, error, warnings, settings, input_hash, input_kind, input_name,
+                    chunk_size, has_video, created_at FROM jobs ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let state: String = r.try_get(2)?;
+                let warnings: String = r.try_get(4)?;
+                let settings: String = r.try_get(5)?;
+                let kind: String = r.try_get(7)?;
+                let chunk: Option<i64> = r.try_get(9)?;
+                Ok(JobRow {
+                    id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    state: JobState::parse(&state).ok_or_else(|| decode_err("state", &state))?,
+                    error: r.try_get(3)?,
+                    warnings: serde_json::from_str(&warnings)
+                        .map_err(|e| decode_err("warnings", e))?,
+                    settings: serde_json::from_str(&settings)
+                        .map_err(|e| decode_err("settings", e))?,
+                    input_hash: r.try_get(6)?,
+                    input_kind: if kind == "zip" {
+                        InputKind::Zip
+                    } else {
+                        InputKind::File
+                    },
+                    input_name: r.try_get(8)?,
+                    chunk_size: chunk.map(|c| c as u32),
+                    has_video: r.try_get::<i64, _>(10)? != 0,
+                    created_at: r.try_get(11)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Changes a job's state (and error).
+    pub async fn set_job_state(
+        &self,
+        id: i64,
+        state: JobState,
+        error: Option<&str>,
+        has_video: bool,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE jobs SET state = ?, error = ?, has_video = ? WHERE id = ?")
+            .bind(state.as_str())
+            .bind(error)
+            .bind(has_video)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Loads a job's board: its frames and live leases.
+    pub async fn board(&self, job_id: i64) -> Result<Board, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT frame, state, lease_id, agent_id, failures FROM frames
+             WHERE job_id = ? ORDER BY idx",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut frames = Vec::with_capacity(rows.len());
+        for r in rows {
+            let state: String = r.try_get(1)?;
+            let lease: Option<i64> = r.try_get(2)?;
+            let agent: Option<i64> = r.try_get(3)?;
+            let state = match (state.as_str(), lease) {
+                ("done", _) => FrameState::Done(agent.unwrap_or(0)),
+                ("failed", _) => FrameState::Failed,
+                ("rendering", Some(l)) => FrameState::Leased(l),
+                _ => FrameState::Queued,
+            };
+            frames.push(FrameSlot {
+                frame: r.try_get(0)?,
+                state,
+                failures: r.try_get::<i64, _>(4)? as u32,
+            });
+        }
+        let lease_rows = sqlx::query(
+            "SELECT id, agent_id, frames, started_at, expires_at FROM leases WHERE job_id = ?",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut leases = BTreeMap::new();
+        for r in lease_rows {
+            let idx: String = r.try_get(2)?;
+            leases.insert(
+                r.try_get::<i64, _>(0)?,
+                LeaseSlot {
+                    agent: r.try_get(1)?,
+                    frames: serde_json::from_str(&idx)
+                        .map_err(|e| decode_err("lease frames", e))?,
+                    started_at: r.try_get(3)?,
+                    expires_at: r.try_get(4)?,
+                },
+            );
+        }
+        Ok(Board::restore(frames, leases))
+    }
+
+    /// The highest lease id ever used.
+    pub async fn max_lease_id(&self) -> Result<i64, sqlx::Error> {
+        let a: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM leases")
+            .fetch_one(&self.pool)
+            .await?;
+        let b: Option<i64> = sqlx::query_scalar("SELECT MAX(lease_id) FROM frames")
+            .fetch_one(&self.pool)
+            .await?;
+        let c: Option<i64> = sqlx::query_scalar("SELECT MAX(lease_id) FROM lease_failures")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(a.unwrap_or(0).max(b.unwrap_or(0)).max(c.unwrap_or(0)))
+    }
+
+    /// Persists a new lease and the frames it took, in one transaction.
+    pub async fn save_lease(
+        &self,
+        job_id: i64,
+        lease: LeaseId,
+        slot: &LeaseSlot,
+        board: &Board,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let idx = serde_json::to_string(&slot.frames).map_err(|e| decode_err("frames", e))?;
+        sqlx::query(
+            "INSERT INTO leases (id, job_id, agent_id, frames, started_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(lease)
+        .bind(job_id)
+        .bind(slot.agent)
+        .bind(idx)
+        .bind(slot.started_at)
+        .bind(slot.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        write_frames(&mut tx, job_id, board, &slot.frames).await?;
+        tx.commit().await
+    }
+
+    /// Persists a lease's new expiry.
+    pub async fn renew_lease(&self, lease: LeaseId, expires_at: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE leases SET expires_at = ? WHERE id = ?")
+            .bind(expires_at)
+            .bind(lease)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Persists the end of a lease and the frames it released, in one transaction.
+    pub async fn end_lease(
+        &self,
+        job_id: i64,
+        lease: LeaseId,
+        board: &Board,
+        changed: &[usize],
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM leases WHERE id = ?")
+            .bind(lease)
+            .execute(&mut *tx)
+            .await?;
+        write_frames(&mut tx, job_id, board, changed).await?;
+        tx.commit().await
+    }
+
+    /// Persists a done frame and credits its agent.
+    pub async fn frame_done(
+        &self,
+        job_id: i64,
+        board: &Board,
+        idx: usize,
+        file: &str,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        write_frames(&mut tx, job_id, board, &[idx]).await?;
+        sqlx::query("UPDATE frames SET file = ? WHERE job_id = ? AND idx = ?")
+            .bind(file)
+            .bind(job_id)
+            .bind(idx as i64)
+            .execute(&mut *tx)
+            .await?;
+        if let FrameState::Done(agent) = board.frames[idx].state {
+            sqlx::query("UPDATE agents SET frames_done = frames_done + 1 WHERE id = ?")
+                .bind(agent)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Records a failed lease's message and log tail.
+    pub async fn record_failure(
+        &self,
+        job_id: i64,
+        agent_id: i64,
+        lease: LeaseId,
+        message: &str,
+        log_tail: Option<&str>,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO lease_failures (job_id, agent_id, lease_id, message, log_tail, at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job_id)
+        .bind(agent_id)
+        .bind(lease)
+        .bind(message)
+        .bind(log_tail)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The latest failure recorded for a job: message and log tail.
+    pub async fn last_failure(
+        &self,
+        job_id: i64,
+    ) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT message, log_tail FROM lease_failures WHERE job_id = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    /// Image file names of a job's done frames, by frame number.
+    pub async fn frame_files(&self, job_id: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT frame, file FROM frames WHERE job_id = ? AND state = 'done' ORDER BY frame",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+}
+
+async fn write_frames(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    job_id: i64,
+    board: &Board,
+    indices: &[usize],
+) -> Result<(), sqlx::Error> {
+    for &i in indices {
+        let f = &board.frames[i];
+        let (lease, agent) = match f.state {
+            FrameState::Leased(l) => (Some(l), None),
+            FrameState::Done(a) => (None, Some(a)),
+            _ => (None, None),
+        };
+        sqlx::query(
+            "UPDATE frames SET state = ?, lease_id = ?, agent_id = COALESCE(?, agent_id),
+                               failures = ? WHERE job_id = ? AND idx = ?",
+        )
+        .bind(f.state.as_str())
+        .bind(lease)
+        .bind(agent)
+        .bind(f.failures as i64)
+        .bind(job_id)
+        .bind(i as i64)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

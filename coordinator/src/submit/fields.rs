@@ -1,0 +1,225 @@
+//! The submission form's text fields, checked before any file is looked at.
+
+use idlefarm_protocol::ImageFormat;
+
+use super::SubmitFields;
+use super::frames::FrameRange;
+use crate::error::ApiError;
+
+/// Largest fixed chunk size accepted.
+const MAX_CHUNK: u32 = 100_000;
+
+/// Highest frame rate accepted.
+const MAX_FPS: f64 = 1000.0;
+
+/// The submitter's overrides of what the scene file says, parsed and checked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Overrides {
+    pub frames: Option<FrameRange>,
+    pub chunk: Option<u32>,
+    pub scene: Option<String>,
+    pub main: Option<String>,
+    pub fps: Option<f64>,
+    pub format: Option<ImageFormat>,
+}
+
+impl Overrides {
+    /// Parses the fields; empty fields count as absent. Bad values are 400s.
+    pub fn parse(fields: &SubmitFields) -> Result<Overrides, ApiError> {
+        let frames = given(&fields.frames)
+            .map(FrameRange::parse)
+            .transpose()
+            .map_err(ApiError::bad_request)?;
+        Ok(Overrides {
+            frames,
+            chunk: given(&fields.chunk).map(parse_chunk).transpose()?.flatten(),
+            scene: given(&fields.scene).map(str::to_string),
+            main: given(&fields.main).map(normalize_main),
+            fps: given(&fields.fps).map(parse_fps).transpose()?,
+            format: given(&fields.format).map(parse_format).transpose()?,
+        })
+    }
+}
+
+/// A field's trimmed text, or `None` when it is absent or blank.
+fn given(field: &Option<String>) -> Option<&str> {
+    field.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn parse_chunk(text: &str) -> Result<Option<u32>, ApiError> {
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    match text.parse::<u32>() {
+        Ok(n @ 1..=MAX_CHUNK) => Ok(Some(n)),
+        _ => Err(ApiError::bad_request(format!(
+            "chunk \"{text}\" is not a chunk size; use a whole number of frames from 1 to {MAX_CHUNK}, or auto"
+        ))),
+    }
+}
+
+fn parse_fps(text: &str) -> Result<f64, ApiError> {
+    match text.parse::<f64>() {
+        Ok(fps) if fps.is_finite() && fps > 0.0 && fps <= MAX_FPS => Ok(fps),
+        _ => Err(ApiError::bad_request(format!(
+            "fps \"{text}\" is not a frame rate; use a number above 0 and at most {MAX_FPS}, e.g. 24 or 29.97"
+        ))),
+    }
+}
+
+fn parse_format(text: &str) -> Result<ImageFormat, ApiError> {
+    match text.to_ascii_lowercase().as_str() {
+        "png" => Ok(ImageFormat::Png),
+        "jpeg" | "jpg" => Ok(ImageFormat::Jpeg),
+        _ => Err(ApiError::bad_request(format!(
+            "format \"{text}\" is not supported; use png or jpeg"
+        ))),
+    }
+}
+
+/// The `main` field as a zip path: `/`-separated, without a leading `./` or `/`.
+fn normalize_main(text: &str) -> String {
+    text.replace('\\', "/")
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The last component of a file name as a browser sent it (some send a whole Windows path).
+pub(super) fn base_name(file_name: &str) -> &str {
+    file_name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(file_name)
+        .trim()
+}
+
+/// A file name safe to store and to hand to a renderer: the base name with only
+/// `[A-Za-z0-9._-]` kept (others become `_`), and never starting with `-` or `.`.
+pub(super) fn sanitize_file_name(file_name: &str) -> String {
+    let mut name: String = base_name(file_name)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.starts_with(['-', '.']) {
+        name.replace_range(..1, "_");
+    }
+    if !name.chars().any(|c| c.is_ascii_alphanumeric()) {
+        return "input".into();
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(f: impl FnOnce(&mut SubmitFields)) -> SubmitFields {
+        let mut fields = SubmitFields::default();
+        f(&mut fields);
+        fields
+    }
+
+    #[test]
+    fn blank_fields_are_absent() {
+        let all_blank = SubmitFields {
+            frames: Some(" ".into()),
+            chunk: Some("".into()),
+            scene: Some("\t".into()),
+            main: Some("".into()),
+            name: Some(" ".into()),
+            fps: Some("".into()),
+            format: Some(" ".into()),
+        };
+        assert_eq!(Overrides::parse(&all_blank).unwrap(), Overrides::default());
+    }
+
+    #[test]
+    fn chunk_is_auto_or_a_positive_whole_number() {
+        let chunk =
+            |v: &str| Overrides::parse(&fields(|f| f.chunk = Some(v.into()))).map(|o| o.chunk);
+        assert_eq!(chunk("auto").unwrap(), None);
+        assert_eq!(chunk("AUTO").unwrap(), None);
+        assert_eq!(chunk(" 8 ").unwrap(), Some(8));
+        assert_eq!(chunk("100000").unwrap(), Some(100_000));
+        for bad in ["0", "-3", "1.5", "100001", "lots"] {
+            let err = chunk(bad).unwrap_err();
+            assert_eq!(err.status, 400, "{bad}");
+            assert!(err.message.contains("or auto"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn fps_is_a_positive_number_up_to_1000() {
+        let fps = |v: &str| Overrides::parse(&fields(|f| f.fps = Some(v.into()))).map(|o| o.fps);
+        assert_eq!(fps("29.97").unwrap(), Some(29.97));
+        assert_eq!(fps("1000").unwrap(), Some(1000.0));
+        for bad in ["0", "-24", "1000.5", "inf", "NaN", "fast"] {
+            assert_eq!(fps(bad).unwrap_err().status, 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn format_is_png_or_jpeg() {
+        let format =
+            |v: &str| Overrides::parse(&fields(|f| f.format = Some(v.into()))).map(|o| o.format);
+        assert_eq!(format("PNG").unwrap(), Some(ImageFormat::Png));
+        assert_eq!(format("jpg").unwrap(), Some(ImageFormat::Jpeg));
+        assert_eq!(format("jpeg").unwrap(), Some(ImageFormat::Jpeg));
+        let err = format("exr").unwrap_err();
+        assert_eq!(
+            err.message,
+            "format \"exr\" is not supported; use png or jpeg"
+        );
+    }
+
+    #[test]
+    fn bad_frames_are_a_bad_request() {
+        let err = Overrides::parse(&fields(|f| f.frames = Some("1 to 5".into()))).unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(err.message.contains("START-END"), "{}", err.message);
+    }
+
+    #[test]
+    fn main_is_a_clean_zip_path() {
+        let main = |v: &str| {
+            Overrides::parse(&fields(|f| f.main = Some(v.into())))
+                .unwrap()
+                .main
+        };
+        assert_eq!(
+            main("./scenes//shot.blend").as_deref(),
+            Some("scenes/shot.blend")
+        );
+        assert_eq!(
+            main("scenes\\shot.blend").as_deref(),
+            Some("scenes/shot.blend")
+        );
+    }
+
+    #[test]
+    fn file_names_are_sanitized() {
+        assert_eq!(
+            sanitize_file_name("my scene (v2).blend"),
+            "my_scene__v2_.blend"
+        );
+        assert_eq!(
+            sanitize_file_name("C:\\Users\\ann\\shot.blend"),
+            "shot.blend"
+        );
+        assert_eq!(sanitize_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_file_name("-rf.pov"), "_rf.pov");
+        assert_eq!(sanitize_file_name(".hidden.zip"), "_hidden.zip");
+        assert_eq!(sanitize_file_name("ÄÖÜ.blend"), "___.blend");
+        assert_eq!(sanitize_file_name("€"), "input");
+        assert_eq!(sanitize_file_name(".."), "input");
+        assert_eq!(sanitize_file_name(""), "input");
+    }
+}

@@ -1,0 +1,170 @@
+//! The `frames` form field: which frames of a scene a job renders (`1-250`, `1-250:2`, `17`).
+
+use std::fmt;
+
+/// Blender's largest frame number (`MAXFRAME`); POV-Ray frames are kept to the same bounds.
+pub const MAX_FRAME_NUMBER: i64 = 1_048_574;
+
+/// The accepted forms, for error messages.
+const FORMS: &str = "use START-END, START-END:STEP or a single frame, e.g. 1-250, 1-250:2 or 17";
+
+/// A frame range as the submitter wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRange {
+    /// First frame (inclusive).
+    pub start: i64,
+    /// Last frame (inclusive).
+    pub end: i64,
+    /// The step after `:`, when given.
+    pub step: Option<i64>,
+}
+
+impl FrameRange {
+    /// Parses `A-B`, `A-B:STEP` or `A`, tolerating whitespace; negative frames are allowed
+    /// (`-10--1`). The error says what is wrong and which forms are accepted.
+    pub fn parse(text: &str) -> Result<FrameRange, String> {
+        let malformed = || format!("frames \"{}\" is not a frame range; {FORMS}", text.trim());
+        let trimmed = text.trim();
+        let (range, step) = match trimmed.split_once(':') {
+            Some((range, step)) => (range.trim(), Some(step.trim())),
+            None => (trimmed, None),
+        };
+        let number = |s: &str| s.trim().parse::<i64>().ok();
+
+        let (start, end) = if let Some(frame) = number(range) {
+            if step.is_some() {
+                return Err(malformed());
+            }
+            (frame, frame)
+        } else {
+            // The separator is the first '-' that is not the sign of the first number.
+            let from = usize::from(range.starts_with('-'));
+            let at = range[from..].find('-').ok_or_else(malformed)? + from;
+            let start = number(&range[..at]).ok_or_else(malformed)?;
+            let end = number(&range[at + 1..]).ok_or_else(malformed)?;
+            (start, end)
+        };
+        let step = match step {
+            None => None,
+            Some(step) => {
+                let step = number(step).ok_or_else(malformed)?;
+                if step < 1 {
+                    return Err(format!("the frame step must be at least 1, not {step}"));
+                }
+                Some(step)
+            }
+        };
+        for frame in [start, end] {
+            if frame.abs() > MAX_FRAME_NUMBER {
+                return Err(format!(
+                    "frame {frame} is out of bounds; frames go from -{MAX_FRAME_NUMBER} to {MAX_FRAME_NUMBER}"
+                ));
+            }
+        }
+        if end < start {
+            return Err(format!("frame range {start}-{end} ends before it starts"));
+        }
+        Ok(FrameRange { start, end, step })
+    }
+
+    /// Whether every frame of the range lies within `first..=last`.
+    pub fn within(&self, first: i64, last: i64) -> bool {
+        first <= self.start && self.end <= last
+    }
+}
+
+impl fmt::Display for FrameRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.start, self.end)?;
+        if let Some(step) = self.step {
+            write!(f, ":{step}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How many frames `start..=end` with `step` holds.
+pub fn frame_count(start: i64, end: i64, step: i64) -> i64 {
+    if end < start {
+        0
+    } else {
+        (end - start) / step.max(1) + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(start: i64, end: i64, step: Option<i64>) -> FrameRange {
+        FrameRange { start, end, step }
+    }
+
+    #[test]
+    fn parses_the_three_forms() {
+        assert_eq!(FrameRange::parse("1-250"), Ok(range(1, 250, None)));
+        assert_eq!(FrameRange::parse("1-250:2"), Ok(range(1, 250, Some(2))));
+        assert_eq!(FrameRange::parse("17"), Ok(range(17, 17, None)));
+    }
+
+    #[test]
+    fn tolerates_whitespace() {
+        assert_eq!(
+            FrameRange::parse("  1 - 250 : 3 "),
+            Ok(range(1, 250, Some(3)))
+        );
+        assert_eq!(FrameRange::parse("\t42\n"), Ok(range(42, 42, None)));
+    }
+
+    #[test]
+    fn allows_negative_frames() {
+        assert_eq!(FrameRange::parse("-10--1"), Ok(range(-10, -1, None)));
+        assert_eq!(FrameRange::parse("-5-5"), Ok(range(-5, 5, None)));
+        assert_eq!(FrameRange::parse("-3"), Ok(range(-3, -3, None)));
+    }
+
+    #[test]
+    fn rejects_malformed_text_with_the_accepted_forms() {
+        for text in [
+            "", "abc", "1-", "-", "1-2-3", "1..5", "1-5:", "1-5:x", "7:2", "1,2,3", "1.5-3",
+        ] {
+            let err = FrameRange::parse(text).unwrap_err();
+            assert!(err.contains("START-END:STEP"), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn rejects_backwards_ranges_and_bad_steps() {
+        assert!(
+            FrameRange::parse("10-1")
+                .unwrap_err()
+                .contains("ends before it starts")
+        );
+        assert!(
+            FrameRange::parse("1-10:0")
+                .unwrap_err()
+                .contains("at least 1")
+        );
+        assert!(
+            FrameRange::parse("1-10:-2")
+                .unwrap_err()
+                .contains("at least 1")
+        );
+        assert!(
+            FrameRange::parse("1-99999999")
+                .unwrap_err()
+                .contains("out of bounds")
+        );
+    }
+
+    #[test]
+    fn checks_containment_and_counts_frames() {
+        let r = range(1, 400, None);
+        assert!(!r.within(1, 250));
+        assert!(range(10, 20, None).within(1, 250));
+        assert_eq!(r.to_string(), "1-400");
+        assert_eq!(range(1, 9, Some(2)).to_string(), "1-9:2");
+        assert_eq!(frame_count(1, 10, 3), 4);
+        assert_eq!(frame_count(5, 5, 1), 1);
+    }
+}

@@ -1,0 +1,234 @@
+//! Job submission: checks an upload, inspects the scene, and turns it into render settings.
+//!
+//! [`prepare`] takes what the server has streamed into a scratch folder and answers with the
+//! job's input and settings, or with a 4xx [`ApiError`] a person can act on ("frame range
+//! 1-400 is outside the scene's 1-250"). The job's defaults come from the scene file; the form
+//! fields override them. Nothing is stored here: everything this module writes stays inside
+//! the scratch folder, which the caller deletes.
+
+mod blend;
+mod fields;
+pub mod frames;
+mod pov;
+pub mod povray_ini;
+mod project;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use idlefarm_protocol::{InputKind, RenderSettings, Renderer};
+
+use crate::error::ApiError;
+use fields::{Overrides, base_name, sanitize_file_name};
+use frames::frame_count;
+
+pub use frames::FrameRange;
+pub use povray_ini::{PovIni, parse_ini};
+
+/// Most frames one job may have.
+pub const MAX_JOB_FRAMES: i64 = 100_000;
+
+/// Longest job name kept, in characters.
+const MAX_NAME_CHARS: usize = 200;
+
+/// External programs and limits used to check uploads.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// The Blender executable that inspects `.blend` files.
+    pub blender: PathBuf,
+    /// Most bytes a zip project may unpack to.
+    pub max_unpacked_bytes: u64,
+}
+
+impl Default for Tools {
+    fn default() -> Self {
+        Tools {
+            blender: PathBuf::from("blender"),
+            max_unpacked_bytes: 8 << 30,
+        }
+    }
+}
+
+/// The submission form's text fields, as sent (see `idlefarm_protocol::submit_fields`).
+#[derive(Debug, Clone, Default)]
+pub struct SubmitFields {
+    /// `START-END`, `START-END:STEP` or a single frame.
+    pub frames: Option<String>,
+    /// Fixed chunk size, or `auto`.
+    pub chunk: Option<String>,
+    /// Blender scene name.
+    pub scene: Option<String>,
+    /// Main scene file inside a zip project.
+    pub main: Option<String>,
+    /// Job name.
+    pub name: Option<String>,
+    /// Frames per second of the video.
+    pub fps: Option<String>,
+    /// `png` or `jpeg`.
+    pub format: Option<String>,
+}
+
+/// A file the server has already streamed to disk in the scratch folder.
+#[derive(Debug, Clone)]
+pub struct UploadedFile {
+    /// The file name the browser sent (untrusted; never used as a path).
+    pub file_name: String,
+    /// Where the server stored it.
+    pub path: PathBuf,
+}
+
+/// Everything one submission sent.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The scene: `.blend`, `.pov` or `.zip`.
+    pub file: UploadedFile,
+    /// A POV-Ray `.ini` beside it.
+    pub ini: Option<UploadedFile>,
+    /// The form's text fields.
+    pub fields: SubmitFields,
+}
+
+/// A checked submission, ready to become a job.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The file to store as the job's input blob: the `.blend`, the `.pov`, or the `.zip` itself.
+    pub input: PathBuf,
+    /// Whether the input is one scene file or a zip project.
+    pub input_kind: InputKind,
+    /// Sanitized base name of the upload (only `[A-Za-z0-9._-]`).
+    pub input_name: String,
+    /// How to render.
+    pub settings: RenderSettings,
+    /// Things the submitter should know (missing textures, replaced output format...).
+    pub warnings: Vec<String>,
+    /// Job name: the `name` field, else the upload's file name.
+    pub name: String,
+    /// Fixed chunk size, or `None` for automatic sizing.
+    pub chunk_size: Option<u32>,
+}
+
+/// What an upload is, by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Blend,
+    Pov,
+    Zip,
+}
+
+impl Kind {
+    fn of(display: &str) -> Result<Kind, ApiError> {
+        let ext = display
+            .rsplit_once('.')
+            .map(|(_, ext)| ext.to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("blend") => Ok(Kind::Blend),
+            Some("pov") => Ok(Kind::Pov),
+            Some("zip") => Ok(Kind::Zip),
+            _ => Err(ApiError::bad_request(format!(
+                "{display} is not a .blend, .pov or .zip file"
+            ))),
+        }
+    }
+}
+
+/// Checks an upload and works out the job's settings. `scratch` holds the upload; anything
+/// written while checking (an extracted project, Blender's inspection script) goes there too.
+pub async fn prepare(upload: Upload, scratch: &Path, tools: &Tools) -> Result<Prepared, ApiError> {
+    let Upload { file, ini, fields } = upload;
+    let display = base_name(&file.file_name).to_string();
+    let kind = Kind::of(&display)?;
+    let overrides = Overrides::parse(&fields)?;
+    check_not_empty(&file.path, &display).await?;
+
+    let input_name = sanitize_file_name(&file.file_name);
+    let name = match fields.name.as_deref().map(str::trim) {
+        Some(name) if !name.is_empty() => name.chars().take(MAX_NAME_CHARS).collect(),
+        _ => display.clone(),
+    };
+    let mut warnings = Vec::new();
+    if kind != Kind::Zip && overrides.main.is_some() {
+        warnings.push("the main field was ignored: it only applies to zip projects".to_string());
+    }
+
+    let (input_kind, settings) = match kind {
+        Kind::Blend => {
+            if ini.is_some() {
+                warnings
+                    .push("the .ini file was ignored: it only applies to POV-Ray scenes".into());
+            }
+            blend::check_magic(&file.path, &display).await?;
+            let inspection = blend::inspect(&tools.blender, &file.path, &display, scratch).await?;
+            let (settings, more) =
+                blend::settings(&inspection, &display, input_name.clone(), &overrides, None)?;
+            warnings.extend(more);
+            (InputKind::File, settings)
+        }
+        Kind::Pov => {
+            pov::check_text(&file.path, &display).await?;
+            let ini = read_uploaded_ini(ini.as_ref()).await?;
+            let ini = ini.as_ref().map(|(ini, name)| (ini, name.as_str()));
+            (
+                InputKind::File,
+                pov::settings(input_name.clone(), ini, &overrides)?,
+            )
+        }
+        Kind::Zip => {
+            let ini = read_uploaded_ini(ini.as_ref()).await?;
+            let ini = ini.as_ref().map(|(ini, name)| (ini, name.as_str()));
+            let (settings, more) =
+                project::prepare(&file.path, &display, ini, scratch, tools, &overrides).await?;
+            warnings.extend(more);
+            (InputKind::Zip, settings)
+        }
+    };
+    if settings.renderer == Renderer::Povray && overrides.scene.is_some() {
+        warnings.push("the scene field was ignored: it only applies to Blender files".into());
+    }
+    check_frame_count(&settings)?;
+
+    Ok(Prepared {
+        input: file.path,
+        input_kind,
+        input_name,
+        settings,
+        warnings,
+        name,
+        chunk_size: overrides.chunk,
+    })
+}
+
+async fn check_not_empty(path: &Path, display: &str) -> Result<(), ApiError> {
+    if tokio::fs::metadata(path).await?.len() == 0 {
+        return Err(ApiError::bad_request(format!(
+            "the uploaded file {display} is empty"
+        )));
+    }
+    Ok(())
+}
+
+async fn read_uploaded_ini(
+    ini: Option<&UploadedFile>,
+) -> Result<Option<(PovIni, String)>, ApiError> {
+    let Some(ini) = ini else { return Ok(None) };
+    let display = base_name(&ini.file_name);
+    check_not_empty(&ini.path, display).await?;
+    Ok(Some((
+        pov::read_ini(&ini.path, display).await?,
+        display.to_string(),
+    )))
+}
+
+fn check_frame_count(settings: &RenderSettings) -> Result<(), ApiError> {
+    let count = frame_count(
+        settings.frame_start,
+        settings.frame_end,
+        settings.frame_step,
+    );
+    if count > MAX_JOB_FRAMES {
+        return Err(ApiError::unprocessable(format!(
+            "the job would have {count} frames; at most {MAX_JOB_FRAMES} are allowed, so choose fewer with the frames field"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! Agent requests without valid credentials are refused.
+
+use idlefarm_protocol::{
+    HeartbeatRequest, LeaseRequest, PresenceState, RegisterRequest, RegisterResponse,
+};
+
+use crate::common::Farm;
+
+#[tokio::test]
+async fn agent_requests_need_valid_credentials() {
+    let farm = Farm::start(|_| {}).await;
+    let http = reqwest::Client::new();
+    let lease = farm.client.url("/agent/lease");
+    let body = LeaseRequest {
+        presence: PresenceState::Idle,
+    };
+
+    let res = http.post(&lease).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 401, "no credentials");
+    let res = http
+        .post(&lease)
+        .header("authorization", "Bearer 1.wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "unknown agent");
+    let res = http
+        .post(&lease)
+        .header("authorization", "garbage")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "malformed header");
+
+    let register = farm.client.url("/agents/register");
+    let bad = RegisterRequest {
+        token: "not-the-token".into(),
+        name: "pc".into(),
+        renderers: vec![],
+    };
+    let res = http.post(&register).json(&bad).send().await.unwrap();
+    assert_eq!(res.status(), 401, "bad enrolment token");
+
+    let good = RegisterRequest {
+        token: farm.token.clone(),
+        name: "pc".into(),
+        renderers: vec![],
+    };
+    let creds: RegisterResponse = http
+        .post(&register)
+        .json(&good)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let wrong = format!("Bearer {}.{}", creds.agent_id, "0".repeat(64));
+    let res = http
+        .post(&lease)
+        .header("authorization", wrong)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "right agent, wrong secret");
+
+    let right = format!("Bearer {}.{}", creds.agent_id, creds.secret);
+    let hb = HeartbeatRequest {
+        presence: PresenceState::Idle,
+        leases: vec![],
+    };
+    let res = http
+        .post(farm.client.url("/agent/heartbeat"))
+        .header("authorization", &right)
+        .json(&hb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = http
+        .post(&lease)
+        .header("authorization", &right)
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "malformed body");
+    farm.stop().await;
+}

@@ -1,0 +1,208 @@
+//! Test harness: a coordinator on 127.0.0.1:0 in a temp dir, agents in-process or as processes.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use idlefarm_coordinator::client::Client;
+use idlefarm_coordinator::server::{self, Coordinator, ServerConfig};
+use idlefarm_protocol::{JobInfo, JobState};
+use tokio::sync::watch;
+
+/// A running coordinator and the agents started for it.
+pub struct Farm {
+    pub client: Client,
+    pub url: String,
+    pub token: String,
+    pub dir: tempfile::TempDir,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    agents: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A temp dir that the unprivileged render user (`nobody`) can traverse.
+pub fn shared_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("idlefarm-test-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+impl Farm {
+    /// Starts a coordinator with `configure` applied to its defaults.
+    pub async fn start(configure: impl FnOnce(&mut ServerConfig)) -> Farm {
+        let dir = shared_tempdir();
+        let mut config = ServerConfig::new(dir.path().join("data"));
+        configure(&mut config);
+        let coord = Coordinator::open(config).await.expect("coordinator opens");
+        let token = coord.enrolment_token().await.unwrap().0;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = watch::channel(false);
+        let server = tokio::spawn(server::run(listener, coord, wait_true(rx)));
+        Farm {
+            client: Client::new(&url),
+            url,
+            token,
+            dir,
+            stop,
+            server,
+            agents: Vec::new(),
+        }
+    }
+
+    /// The coordinator's data directory.
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts an in-process agent that is always available.
+    pub fn add_agent(&mut self, name: &str) {
+        let mut config = idlefarm_agent::AgentConfig::new(
+            self.url.clone(),
+            self.token.clone(),
+            self.dir.path().join(format!("agent-{name}")),
+        );
+        config.name = name.to_owned();
+        config.heartbeat_interval = Duration::from_millis(500);
+        let presence = Arc::new(idlefarm_agent::AlwaysAvailable);
+        let rx = self.stop.subscribe();
+        self.agents.push(tokio::spawn(idlefarm_agent::run(
+            config,
+            presence,
+            wait_true(rx),
+        )));
+    }
+
+    /// Starts the `idlefarm-agent` binary as a separate process.
+    pub fn spawn_agent_process(&self, name: &str) -> tokio::process::Child {
+        tokio::process::Command::new(agent_binary())
+            .args([
+                "--coordinator",
+                &self.url,
+                "--token",
+                &self.token,
+                "--name",
+                name,
+            ])
+            .arg("--work-dir")
+            .arg(self.dir.path().join(format!("agent-{name}")))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("idlefarm-agent starts (run `cargo build --workspace --bins` first)")
+    }
+
+    /// Stops agents and the coordinator, checking none of them failed.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for a in self.agents {
+            a.await.unwrap().expect("agent ran cleanly");
+        }
+        self.server.await.unwrap().expect("server ran cleanly");
+    }
+}
+
+async fn wait_true(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+/// The `idlefarm-agent` binary built beside this package's `idlefarm`.
+pub fn agent_binary() -> PathBuf {
+    let me = PathBuf::from(env!("CARGO_BIN_EXE_idlefarm"));
+    let agent = me.with_file_name("idlefarm-agent");
+    assert!(
+        agent.exists(),
+        "{} is missing: run `cargo build --workspace --bins`",
+        agent.display()
+    );
+    agent
+}
+
+/// Polls a job until it is final (or panics after `limit`).
+pub async fn wait_for_job(client: &Client, id: i64, limit: Duration) -> JobInfo {
+    let start = Instant::now();
+    loop {
+        let job = client.job(id).await.unwrap();
+        if job.state.is_final() {
+            return job;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "job {id} not finished after {limit:?}: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Asserts a job is done with every frame present exactly once, each a decodable image of the
+/// job's size, and an MP4 with one video frame per frame.
+pub async fn assert_complete(farm: &Farm, job: &JobInfo) {
+    assert_eq!(job.state, JobState::Done, "job failed: {:?}", job.error);
+    let expected: Vec<i64> = job.settings.frames();
+    assert_eq!(job.frames.done as usize, expected.len());
+    let frames = farm.client.frames(job.id).await.unwrap();
+    let numbers: Vec<i64> = frames.iter().map(|f| f.frame).collect();
+    assert_eq!(numbers, expected);
+    let dir = farm
+        .data()
+        .join("jobs")
+        .join(job.id.to_string())
+        .join("frames");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let want: Vec<String> = frames
+        .iter()
+        .map(|f| f.file.clone().expect("done frame has a file"))
+        .collect();
+    assert_eq!(files, want, "frames dir holds exactly one file per frame");
+    let (w, h) = job.settings.frame_size();
+    for f in &files {
+        let img = image::open(dir.join(f)).expect("frame decodes");
+        assert_eq!(
+            (img.width(), img.height()),
+            (w, h),
+            "{f} has the job's size"
+        );
+    }
+    let out = tempfile::tempdir().unwrap();
+    let video = out.path().join("v.mp4");
+    farm.client
+        .download(&format!("/jobs/{}/video.mp4", job.id), &video)
+        .await
+        .unwrap();
+    assert_eq!(ffprobe_frames(&video), expected.len() as u64);
+}
+
+/// Number of video frames in a file, counted by ffprobe.
+pub fn ffprobe_frames(video: &Path) -> u64 {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=nb_read_frames,codec_name,pix_fmt",
+            "-of",
+            "json",
+        ])
+        .arg(video)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stream = &v["streams"][0];
+    assert_eq!(stream["codec_name"], "h264");
+    assert_eq!(stream["pix_fmt"], "yuv420p");
+    stream["nb_read_frames"].as_str().unwrap().parse().unwrap()
+}

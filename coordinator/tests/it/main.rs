@@ -1,0 +1,8 @@
+//! End-to-end tests of the coordinator with real agents, renderers, ffmpeg and SQLite.
+//! One test binary (modules below) so it links once.
+
+mod auth;
+mod bad_input;
+mod common;
+mod farm;
+mod scenes;

@@ -1,0 +1,81 @@
+//! Tiny test scenes, made by the tests themselves: a `.blend` written by Blender from a Python
+//! script, POV-Ray scenes with `.ini` files, and zip projects.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes a `.blend` with an animated cube: `frames` frames at `w`×`h`, Cycles with 2 samples.
+pub fn make_blend(dir: &Path, name: &str, frames: u32, w: u32, h: u32) -> PathBuf {
+    let path = dir.join(name);
+    let script = format!(
+        r#"
+import bpy
+scene = bpy.context.scene
+scene.render.engine = 'CYCLES'
+scene.cycles.samples = 2
+scene.cycles.use_denoising = False
+scene.render.resolution_x = {w}
+scene.render.resolution_y = {h}
+scene.render.resolution_percentage = 100
+scene.render.fps = 24
+scene.frame_start = 1
+scene.frame_end = {frames}
+scene.render.image_settings.file_format = 'PNG'
+cube = bpy.data.objects['Cube']
+cube.location = (-2, 0, 0)
+cube.keyframe_insert(data_path='location', frame=1)
+cube.location = (2, 0, 0)
+cube.keyframe_insert(data_path='location', frame={frames})
+bpy.ops.wm.save_as_mainfile(filepath=r'{}')
+"#,
+        path.display()
+    );
+    let out = std::process::Command::new("blender")
+        .args(["-b", "--factory-startup", "--python-expr", &script])
+        .output()
+        .expect("blender runs");
+    assert!(
+        out.status.success() && path.exists(),
+        "blender could not write the test scene: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    path
+}
+
+/// A POV-Ray scene: a sphere moving with `clock`, optionally `#include`-ing `colors.inc`-like file.
+pub fn pov_scene(include: Option<&str>) -> String {
+    let inc = include
+        .map(|f| format!("#include \"{f}\"\n"))
+        .unwrap_or_default();
+    let pigment = if include.is_some() {
+        "SceneColour"
+    } else {
+        "rgb <1, 0.4, 0.1>"
+    };
+    format!(
+        "{inc}camera {{ location <0, 1, -4> look_at <0, 0, 0> }}
+light_source {{ <4, 6, -6> color rgb 1 }}
+plane {{ y, -1 pigment {{ checker rgb 0.9 rgb 0.2 }} }}
+sphere {{ <-1.5 + 3 * clock, 0, 0>, 0.7 pigment {{ color {pigment} }} }}
+"
+    )
+}
+
+/// A POV-Ray `.ini` for frames `first..=last` at `w`×`h`.
+pub fn pov_ini(first: i64, last: i64, w: u32, h: u32) -> String {
+    format!(
+        "; test animation\nInitial_Frame={first}\nFinal_Frame={last}\nInitial_Clock=0\nFinal_Clock=1\nWidth={w}\nHeight={h}\nAntialias=On\n"
+    )
+}
+
+/// Writes a zip holding `files` (name, content).
+pub fn make_zip(path: &Path, files: &[(&str, &[u8])]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut zip = zip::ZipWriter::new(f);
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, content) in files {
+        zip.start_file(*name, opts).unwrap();
+        zip.write_all(content).unwrap();
+    }
+    zip.finish().unwrap();
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the system packages idlefarm needs when they are missing (Debian/Ubuntu).
+# Usage: installer/deps.sh [run|test]   (test adds what the test suite needs)
+set -euo pipefail
+
+want=(blender povray ffmpeg)
+declare -A cmd_of=([blender]=blender [povray]=povray [ffmpeg]=ffmpeg)
+if [ "${1:-run}" = test ]; then
+    want+=(python3)
+    cmd_of[python3]=python3
+fi
+
+missing=()
+for pkg in "${want[@]}"; do
+    command -v "${cmd_of[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "idlefarm needs: ${missing[*]} — install them with your package manager and run this again." >&2
+    exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "installing ${missing[*]} needs root (or sudo)" >&2; exit 1; }
+    sudo="sudo"
+fi
+echo "installing ${missing[*]} (apt-get)…" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

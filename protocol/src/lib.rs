@@ -1,0 +1,497 @@
+//! Everything that crosses the wire between the idlefarm coordinator, its agents and its CLI.
+//!
+//! Both sides serialize and deserialize these types with serde (JSON); nothing here does I/O.
+//! Paths are relative to the coordinator's base URL, under [`API_PREFIX`].
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the HTTP API described by this crate. Bumped on incompatible changes.
+pub const API_VERSION: u32 = 1;
+
+/// Every API route starts with this prefix.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Header an agent puts its credentials in: `Authorization: Bearer <agent_id>.<secret>`.
+pub const AUTHORIZATION: &str = "authorization";
+
+/// The renderer a job needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Renderer {
+    /// Blender, driven on the command line in background mode.
+    Blender,
+    /// POV-Ray 3.7.
+    Povray,
+}
+
+impl Renderer {
+    /// The name used in the API, the database and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Renderer::Blender => "blender",
+            Renderer::Povray => "povray",
+        }
+    }
+}
+
+/// Image format of rendered frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// Lossless PNG (the default).
+    Png,
+    /// JPEG.
+    Jpeg,
+}
+
+impl ImageFormat {
+    /// File extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "png",
+            ImageFormat::Jpeg => "jpg",
+        }
+    }
+
+    /// The format a file extension names, if any.
+    pub fn from_extension(ext: &str) -> Option<Self> {
+        match ext.to_ascii_lowercase().as_str() {
+            "png" => Some(ImageFormat::Png),
+            "jpg" | "jpeg" => Some(ImageFormat::Jpeg),
+            _ => None,
+        }
+    }
+}
+
+/// Everything an agent needs to render a job's frames, fixed when the job is submitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderSettings {
+    /// Which renderer.
+    pub renderer: Renderer,
+    /// Path of the main scene file inside the job's input (the file itself, or a path inside the zip).
+    pub main_file: String,
+    /// Blender scene name (Blender only).
+    pub scene: Option<String>,
+    /// First frame of the job (inclusive).
+    pub frame_start: i64,
+    /// Last frame of the job (inclusive).
+    pub frame_end: i64,
+    /// Frame step (Blender only; POV-Ray always uses 1).
+    pub frame_step: i64,
+    /// Frames per second of the assembled video.
+    pub fps: f64,
+    /// Output width in pixels before `percentage` is applied.
+    pub resolution_x: u32,
+    /// Output height in pixels before `percentage` is applied.
+    pub resolution_y: u32,
+    /// Resolution scale in percent (Blender's `resolution_percentage`; 100 for POV-Ray).
+    pub percentage: u32,
+    /// Blender render engine as Blender names it (`CYCLES`, `BLENDER_EEVEE`, ...).
+    pub engine: Option<String>,
+    /// Output image format.
+    pub format: ImageFormat,
+    /// POV-Ray animation settings (POV-Ray only).
+    pub povray: Option<PovraySettings>,
+}
+
+impl RenderSettings {
+    /// The size in pixels every frame must have: resolution scaled by the percentage.
+    pub fn frame_size(&self) -> (u32, u32) {
+        let scale = |v: u32| ((u64::from(v) * u64::from(self.percentage)) / 100).max(1) as u32;
+        (scale(self.resolution_x), scale(self.resolution_y))
+    }
+
+    /// Every frame number of the job, in order.
+    pub fn frames(&self) -> Vec<i64> {
+        let step = self.frame_step.max(1) as usize;
+        (self.frame_start..=self.frame_end).step_by(step).collect()
+    }
+}
+
+/// POV-Ray's animation and quality settings, from the job's `.ini` and the submitter's overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PovraySettings {
+    /// `Initial_Frame` / `+KFI`: first frame of the whole animation (clock is computed over this range).
+    pub initial_frame: i64,
+    /// `Final_Frame` / `+KFF`.
+    pub final_frame: i64,
+    /// `Initial_Clock` / `+KI`.
+    pub initial_clock: f64,
+    /// `Final_Clock` / `+KF`.
+    pub final_clock: f64,
+    /// `Antialias` / `+A`.
+    pub antialias: bool,
+    /// `Antialias_Threshold` / `+A0.3`.
+    pub antialias_threshold: Option<f64>,
+    /// `Antialias_Depth` / `+R3`.
+    pub antialias_depth: Option<u32>,
+}
+
+/// Enrolment: an agent trades an enrolment token for its own id and secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// The enrolment token printed by `idlefarm token`.
+    pub token: String,
+    /// Human-readable name (usually the hostname).
+    pub name: String,
+    /// Renderer versions found on the PC, e.g. `("blender", "3.4.1")`.
+    pub renderers: Vec<RendererInfo>,
+}
+
+/// A renderer installed on an agent's PC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RendererInfo {
+    /// Which renderer.
+    pub renderer: Renderer,
+    /// Version string as the renderer prints it.
+    pub version: String,
+}
+
+/// Answer to [`RegisterRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    /// The agent's id.
+    pub agent_id: i64,
+    /// The agent's secret; shown once, stored hashed by the coordinator.
+    pub secret: String,
+}
+
+/// What an agent's PC is doing, from the presence seam's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PresenceState {
+    /// Available and waiting for work.
+    Idle,
+    /// Rendering a lease.
+    Rendering,
+    /// A person is using the PC.
+    UserPresent,
+    /// A render is stopped (SIGSTOP) because a person came back.
+    Suspended,
+    /// Outside the agent's configured schedule.
+    OutsideSchedule,
+    /// The agent is finishing its work and takes no more.
+    Draining,
+}
+
+impl PresenceState {
+    /// Whether the coordinator may lease work to an agent in this state.
+    pub fn may_take_work(self) -> bool {
+        matches!(self, PresenceState::Idle | PresenceState::Rendering)
+    }
+}
+
+/// Periodic liveness message; renews the agent's leases.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    /// The agent's presence state.
+    pub presence: PresenceState,
+    /// Leases the agent is working on.
+    pub leases: Vec<i64>,
+}
+
+/// Answer to [`HeartbeatRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// Leases from the request the agent must abandon (expired, job cancelled).
+    pub revoked: Vec<i64>,
+    /// Seconds until the renewed leases expire.
+    pub lease_ttl_secs: u64,
+}
+
+/// An agent asks for work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    /// The agent's presence state; the coordinator leases nothing unless it may take work.
+    pub presence: PresenceState,
+}
+
+/// Answer to [`LeaseRequest`]: a chunk of work, or none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseResponse {
+    /// The lease, if there is work for this agent.
+    pub lease: Option<Lease>,
+    /// When there is no lease: how long to wait before asking again.
+    pub retry_after_secs: u64,
+}
+
+/// A chunk of a job's frames handed to one agent until it expires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The lease's id.
+    pub id: i64,
+    /// The job it belongs to.
+    pub job_id: i64,
+    /// Frames to render: consecutive frames of the job (a contiguous run with the job's step).
+    pub frames: Vec<i64>,
+    /// blake3 of the job's input, hex; the agent downloads it from [`blob_path`].
+    pub input_hash: String,
+    /// What the input is: a single scene file or a zip project.
+    pub input_kind: InputKind,
+    /// File name of the input as submitted (used for single-file inputs).
+    pub input_name: String,
+    /// How to render.
+    pub settings: RenderSettings,
+    /// Seconds until the lease expires unless renewed by a heartbeat.
+    pub ttl_secs: u64,
+}
+
+/// Shape of a job's stored input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputKind {
+    /// One scene file (`.blend` or `.pov`).
+    File,
+    /// A zip project, to be extracted; `RenderSettings::main_file` is a path inside it.
+    Zip,
+}
+
+/// The agent gives a lease up, or reports it failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseEnd {
+    /// Why the lease ends.
+    pub outcome: LeaseOutcome,
+    /// A message a person can act on (failures).
+    pub message: Option<String>,
+    /// The last lines the renderer printed (failures).
+    pub log_tail: Option<String>,
+}
+
+/// How a lease ended, from the agent's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseOutcome {
+    /// Every frame was rendered and uploaded.
+    Complete,
+    /// A person came back: unfinished frames go back to the queue; never a failure.
+    Yield,
+    /// The renderer failed.
+    Failed,
+}
+
+/// A job's state as the coordinator reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Frames are queued or rendering.
+    Rendering,
+    /// All frames are done; the video is being assembled.
+    Assembling,
+    /// Frames and video are ready.
+    Done,
+    /// Some frames failed too often, or assembly failed (the frames are kept).
+    Failed,
+    /// Cancelled by a person.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job will change no more.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Done | JobState::Failed | JobState::Cancelled
+        )
+    }
+
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Rendering => "rendering",
+            JobState::Assembling => "assembling",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses [`JobState::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "rendering" => JobState::Rendering,
+            "assembling" => JobState::Assembling,
+            "done" => JobState::Done,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// Counts of a job's frames by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameCounts {
+    /// Waiting for an agent.
+    pub queued: u64,
+    /// Leased to an agent.
+    pub rendering: u64,
+    /// Received, checked and stored.
+    pub done: u64,
+    /// Failed too many times.
+    pub failed: u64,
+}
+
+impl FrameCounts {
+    /// All frames of the job.
+    pub fn total(&self) -> u64 {
+        self.queued + self.rendering + self.done + self.failed
+    }
+}
+
+/// A job as listed by `GET /api/v1/jobs` and `GET /api/v1/jobs/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// The job's id.
+    pub id: i64,
+    /// Display name (the submitted file name unless given).
+    pub name: String,
+    /// Current state.
+    pub state: JobState,
+    /// Why the job failed, when it did.
+    pub error: Option<String>,
+    /// Things the submitter should know (missing textures, overridden output format, ...).
+    pub warnings: Vec<String>,
+    /// How the frames are rendered.
+    pub settings: RenderSettings,
+    /// Frames by state.
+    pub frames: FrameCounts,
+    /// Whether the MP4 exists.
+    pub has_video: bool,
+    /// Submission time, seconds since the Unix epoch.
+    pub created_at: i64,
+    /// Fixed chunk size, or `None` for automatic sizing.
+    pub chunk_size: Option<u32>,
+}
+
+/// Answer to a job submission.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    /// The new job.
+    pub job: JobInfo,
+}
+
+/// One frame of a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FrameInfo {
+    /// Frame number.
+    pub frame: i64,
+    /// `queued`, `rendering`, `done` or `failed`.
+    pub state: String,
+    /// Agent that rendered it, once done.
+    pub agent_id: Option<i64>,
+    /// Image file name when done (`frame_00001.png`).
+    pub file: Option<String>,
+}
+
+/// An agent as listed by `GET /api/v1/agents`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// The agent's id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Last reported presence.
+    pub presence: PresenceState,
+    /// Seconds since the last request from it; `None` if never seen.
+    pub last_seen_secs_ago: Option<i64>,
+    /// Frames it has delivered.
+    pub frames_done: i64,
+    /// Renderers it has.
+    pub renderers: Vec<RendererInfo>,
+}
+
+/// Body of every error answer: `{ "error": "..." }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+}
+
+/// Multipart form field names of `POST /api/v1/jobs`.
+pub mod submit_fields {
+    /// The scene: `.blend`, `.pov` or `.zip` (required, exactly one).
+    pub const FILE: &str = "file";
+    /// A POV-Ray `.ini` beside a `.pov` (optional).
+    pub const INI: &str = "ini";
+    /// Frame range override, `START-END` or `START-END:STEP` or a single frame.
+    pub const FRAMES: &str = "frames";
+    /// Fixed chunk size in frames; absent or `auto` for automatic sizing.
+    pub const CHUNK: &str = "chunk";
+    /// Blender scene name override.
+    pub const SCENE: &str = "scene";
+    /// Main scene file inside a zip project when it holds several.
+    pub const MAIN: &str = "main";
+    /// Job name.
+    pub const NAME: &str = "name";
+    /// Frames-per-second override.
+    pub const FPS: &str = "fps";
+    /// Output format override: `png` or `jpeg`.
+    pub const FORMAT: &str = "format";
+}
+
+/// Route of a job's input blob (agent, authenticated).
+pub fn blob_path(hash: &str) -> String {
+    format!("{API_PREFIX}/agent/blobs/{hash}")
+}
+
+/// Route an agent uploads one frame to (`PUT`, body = image bytes, file extension in the path).
+pub fn frame_upload_path(lease_id: i64, frame: i64, format: ImageFormat) -> String {
+    format!(
+        "{API_PREFIX}/agent/leases/{lease_id}/frames/{frame}.{}",
+        format.extension()
+    )
+}
+
+/// Route an agent ends a lease with (`POST` [`LeaseEnd`]).
+pub fn lease_end_path(lease_id: i64) -> String {
+    format!("{API_PREFIX}/agent/leases/{lease_id}/end")
+}
+
+/// The file name a frame is stored and fetched under: `frame_00001.png`.
+pub fn frame_file_name(frame: i64, format: ImageFormat) -> String {
+    format!("frame_{frame:05}.{}", format.extension())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_size_applies_percentage_and_never_reaches_zero() {
+        let mut s = RenderSettings {
+            renderer: Renderer::Blender,
+            main_file: "a.blend".into(),
+            scene: None,
+            frame_start: 1,
+            frame_end: 10,
+            frame_step: 3,
+            fps: 24.0,
+            resolution_x: 1920,
+            resolution_y: 1080,
+            percentage: 50,
+            engine: None,
+            format: ImageFormat::Png,
+            povray: None,
+        };
+        assert_eq!(s.frame_size(), (960, 540));
+        assert_eq!(s.frames(), vec![1, 4, 7, 10]);
+        s.percentage = 0;
+        assert_eq!(s.frame_size(), (1, 1));
+    }
+
+    #[test]
+    fn presence_states_use_kebab_case_on_the_wire() {
+        let json = serde_json::to_string(&PresenceState::UserPresent).unwrap();
+        assert_eq!(json, "\"user-present\"");
+        assert!(!PresenceState::Suspended.may_take_work());
+    }
+
+    #[test]
+    fn frame_names_are_zero_padded() {
+        assert_eq!(frame_file_name(7, ImageFormat::Png), "frame_00007.png");
+        assert_eq!(
+            frame_upload_path(3, 12, ImageFormat::Jpeg),
+            "/api/v1/agent/leases/3/frames/12.jpg"
+        );
+    }
+}
