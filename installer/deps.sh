@@ -6,13 +6,24 @@ set -euo pipefail
 want=(blender povray ffmpeg)
 declare -A cmd_of=([blender]=blender [povray]=povray [ffmpeg]=ffmpeg)
 if [ "${1:-run}" = test ]; then
-    want+=(python3)
+    # Xvfb + xdotool for X11 input, python-dbusmock on a private D-Bus for logind and notifications.
+    want+=(python3 xvfb xdotool dbus-daemon python3-dbusmock)
     cmd_of[python3]=python3
+    cmd_of[xvfb]=Xvfb
+    cmd_of[xdotool]=xdotool
+    cmd_of[dbus-daemon]=dbus-daemon
+    cmd_of[python3-dbusmock]="python3-dbusmock"
 fi
 
 missing=()
+have() {
+    case "$1" in
+        python3-dbusmock) /usr/bin/python3 -c 'import dbusmock' >/dev/null 2>&1 ;;
+        *) command -v "$1" >/dev/null 2>&1 ;;
+    esac
+}
 for pkg in "${want[@]}"; do
-    command -v "${cmd_of[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+    have "${cmd_of[$pkg]}" || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

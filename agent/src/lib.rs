@@ -8,10 +8,13 @@
 
 mod cache;
 mod client;
+pub mod config;
 mod duration;
 mod heartbeat;
-mod presence;
+pub mod notify;
+pub mod presence;
 pub mod render;
+pub mod status;
 mod upload;
 mod work;
 
@@ -56,6 +59,8 @@ pub struct AgentConfig {
     pub heartbeat_interval: Duration,
     /// How long a render stays stopped for a person before the lease is yielded (default 60 s).
     pub max_suspend: Duration,
+    /// Where pauses, yields and rendered frames are announced to the desktop companion.
+    pub status: status::StatusHub,
 }
 
 impl AgentConfig {
@@ -75,6 +80,7 @@ impl AgentConfig {
             render_user: None,
             heartbeat_interval: Duration::from_secs(5),
             max_suspend: Duration::from_secs(60),
+            status: status::StatusHub::new(),
         }
     }
 }
@@ -197,6 +203,7 @@ pub async fn run(
             env,
             leases_dir,
             max_suspend: config.max_suspend,
+            hub: config.status.clone(),
             status,
             presence,
         };

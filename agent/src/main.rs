@@ -1,23 +1,35 @@
-//! `idlefarm-agent`: parses the command line, sets up logging and runs the agent until Ctrl-C
-//! or SIGTERM.
+//! `idlefarm-agent`: parses the command line and config file, sets up logging, starts presence
+//! detection and runs the agent until Ctrl-C or SIGTERM. `idlefarm-agent status` asks a running
+//! agent what it is doing and why.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
-use idlefarm_agent::{AgentConfig, AlwaysAvailable, parse_duration};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use idlefarm_agent::config::FileConfig;
+use idlefarm_agent::presence::monitor::{DetectedPresence, PresenceConfig};
+use idlefarm_agent::presence::policy::Policy;
+use idlefarm_agent::presence::schedule::Schedule;
+use idlefarm_agent::status::{self, StatusEvent, StatusHub};
+use idlefarm_agent::{AgentConfig, AlwaysAvailable, Presence, parse_duration};
 
 /// Renders idlefarm jobs on this PC while nobody uses it.
 #[derive(Debug, Parser)]
 #[command(name = "idlefarm-agent", version, about)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Config file (TOML); flags override it.
+    #[arg(long, env = "IDLEFARM_AGENT_CONFIG")]
+    config: Option<PathBuf>,
     /// Base URL of the coordinator, e.g. http://farm.lab:7870.
     #[arg(long, env = "IDLEFARM_COORDINATOR")]
-    coordinator: String,
+    coordinator: Option<String>,
     /// Enrolment token from `idlefarm token`.
     #[arg(long, env = "IDLEFARM_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
     /// Cache, credentials and render output [default: $XDG_STATE_HOME/idlefarm-agent,
     /// ~/.local/state/idlefarm-agent, or /var/lib/idlefarm-agent as root].
     #[arg(long)]
@@ -28,18 +40,53 @@ struct Args {
     /// Account renderers run as [default as root: nobody].
     #[arg(long)]
     render_user: Option<String>,
-    /// Blender executable.
-    #[arg(long, default_value = "blender")]
-    blender: PathBuf,
-    /// POV-Ray executable.
-    #[arg(long, default_value = "povray")]
-    povray: PathBuf,
-    /// How long a render stays paused for a person before the work is given back.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    max_suspend: Duration,
-    /// Time between heartbeats.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    heartbeat_interval: Duration,
+    /// Blender executable [default: blender].
+    #[arg(long)]
+    blender: Option<PathBuf>,
+    /// POV-Ray executable [default: povray].
+    #[arg(long)]
+    povray: Option<PathBuf>,
+    /// When to render: no-user (only while nobody is logged in), idle (input idle and CPU
+    /// free), always (dedicated node) [default: no-user].
+    #[arg(long)]
+    policy: Option<Policy>,
+    /// Under `idle`: how long input must be idle before rendering, e.g. 5m [default: 5m].
+    #[arg(long, value_parser = parse_duration)]
+    idle_after: Option<Duration>,
+    /// How long the conditions must hold before work starts [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    settle: Option<Duration>,
+    /// How long a render stays paused for a person before the work is given back [default: 60s].
+    #[arg(long, value_parser = parse_duration)]
+    max_suspend: Option<Duration>,
+    /// Weekly schedule, e.g. "Mon-Fri 19:00-07:00; Sat-Sun" [default: any time].
+    #[arg(long, value_parser = Schedule::parse)]
+    schedule: Option<Schedule>,
+    /// D-Bus address of the system bus where logind is [default: the system bus].
+    #[arg(long)]
+    system_bus: Option<String>,
+    /// Under `idle`: other programs' CPU use (percent of the machine) that counts as busy [default: 30].
+    #[arg(long, value_parser = parse_percent)]
+    cpu_threshold: Option<f32>,
+    /// Time between heartbeats [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    heartbeat_interval: Option<Duration>,
+    /// Local status socket for the desktop companion and `idlefarm-agent status`.
+    #[arg(long)]
+    status_socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what the running agent is doing and why (reads its status socket).
+    Status,
+}
+
+fn parse_percent(s: &str) -> Result<f32, String> {
+    match s.trim_end_matches('%').parse::<f32>() {
+        Ok(v) if v > 0.0 && v <= 100.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a percentage between 0 and 100")),
+    }
 }
 
 fn default_work_dir() -> PathBuf {
@@ -72,6 +119,105 @@ async fn shutdown_signal() {
     }
 }
 
+/// The agent's and the presence monitor's settings: flags over file over defaults.
+fn settings(args: Args) -> anyhow::Result<(AgentConfig, PresenceConfig, PathBuf)> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path).map_err(anyhow::Error::msg)?,
+        None => FileConfig::default(),
+    };
+    let Some(coordinator) = args.coordinator.or(file.coordinator) else {
+        bail!("no coordinator: pass --coordinator URL (or set it in the config file)");
+    };
+    let Some(token) = args.token.or(file.token) else {
+        bail!("no enrolment token: pass --token T (`idlefarm token` on the coordinator prints it)");
+    };
+    let work_dir = args
+        .work_dir
+        .or(file.work_dir)
+        .unwrap_or_else(default_work_dir);
+    let mut agent = AgentConfig::new(coordinator, token, work_dir);
+    if let Some(name) = args.name.or(file.name) {
+        agent.name = name;
+    }
+    agent.render_user = args.render_user.or(file.render_user);
+    if let Some(b) = args.blender.or(file.blender) {
+        agent.blender = b;
+    }
+    if let Some(p) = args.povray.or(file.povray) {
+        agent.povray = p;
+    }
+    if let Some(d) = args.max_suspend.or(FileConfig::duration(&file.max_suspend)) {
+        agent.max_suspend = d;
+    }
+    if let Some(d) = args
+        .heartbeat_interval
+        .or(FileConfig::duration(&file.heartbeat_interval))
+    {
+        agent.heartbeat_interval = d;
+    }
+    let defaults = PresenceConfig::default();
+    let schedule = match args.schedule {
+        Some(s) => Some(s),
+        None => file
+            .schedule
+            .as_deref()
+            .map(Schedule::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+    };
+    let presence = PresenceConfig {
+        policy: args.policy.or(file.policy).unwrap_or(defaults.policy),
+        idle_after: args
+            .idle_after
+            .or(FileConfig::duration(&file.idle_after))
+            .unwrap_or(defaults.idle_after),
+        settle: args
+            .settle
+            .or(FileConfig::duration(&file.settle))
+            .unwrap_or(defaults.settle),
+        schedule,
+        system_bus: args.system_bus.or(file.system_bus),
+        cpu_threshold: args
+            .cpu_threshold
+            .or(file.cpu_threshold)
+            .unwrap_or(defaults.cpu_threshold),
+        ..defaults
+    };
+    let socket = args
+        .status_socket
+        .or(file.status_socket)
+        .unwrap_or_else(status::default_socket_path);
+    Ok((agent, presence, socket))
+}
+
+async fn print_status(socket: PathBuf) -> anyhow::Result<()> {
+    let snapshot = status::read_snapshot(&socket).await.with_context(|| {
+        format!(
+            "no agent answers on {} (is idlefarm-agent running?)",
+            socket.display()
+        )
+    })?;
+    if let StatusEvent::Snapshot {
+        presence,
+        reason,
+        sources,
+        frames_since_login,
+        jobs_since_login,
+    } = snapshot
+    {
+        let state = serde_json::to_value(presence)?;
+        println!("presence: {}", state.as_str().unwrap_or("?"));
+        println!("why:      {reason}");
+        for s in sources {
+            println!("  {:<24} {}", s.source, s.reading);
+        }
+        println!(
+            "since the last person left: {frames_since_login} frame(s) for {jobs_since_login} job(s)"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -81,44 +227,100 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-
-    let mut config = AgentConfig::new(
-        args.coordinator,
-        args.token,
-        args.work_dir.unwrap_or_else(default_work_dir),
-    );
-    if let Some(name) = args.name {
-        config.name = name;
+    if let Some(Command::Status) = args.command {
+        let socket = args
+            .status_socket
+            .clone()
+            .unwrap_or_else(status::default_socket_path);
+        return print_status(socket).await;
     }
-    config.blender = args.blender;
-    config.povray = args.povray;
-    config.render_user = args.render_user;
-    config.max_suspend = args.max_suspend;
-    config.heartbeat_interval = args.heartbeat_interval;
-    idlefarm_agent::run(config, Arc::new(AlwaysAvailable), shutdown_signal()).await
+    let (mut config, presence_config, socket) = settings(args)?;
+    let hub = StatusHub::new();
+    let _server = hub
+        .serve(&socket)
+        .with_context(|| format!("cannot open the status socket {}", socket.display()))?;
+    config.status = hub.clone();
+    tracing::info!(policy = %presence_config.policy, socket = %socket.display(), "presence policy");
+    let presence: Arc<dyn Presence> = match presence_config.policy {
+        Policy::Always if presence_config.schedule.is_none() => Arc::new(AlwaysAvailable),
+        _ => DetectedPresence::start(presence_config, hub),
+    };
+    idlefarm_agent::run(config, presence, shutdown_signal()).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const BASE: [&str; 5] = [
+        "idlefarm-agent",
+        "--coordinator",
+        "http://h:1",
+        "--token",
+        "t",
+    ];
+
     #[test]
-    fn durations_parse_and_bad_ones_name_the_flag() {
-        let base = [
+    fn flags_parse_and_bad_ones_name_the_flag() {
+        let args = Args::try_parse_from(BASE.iter().chain(&[
+            "--max-suspend",
+            "500ms",
+            "--policy",
+            "idle",
+        ]))
+        .unwrap();
+        assert_eq!(args.max_suspend, Some(Duration::from_millis(500)));
+        let (agent, presence, _) = settings(args).unwrap();
+        assert_eq!(agent.max_suspend, Duration::from_millis(500));
+        assert_eq!(presence.policy, Policy::Idle);
+        for (flag, value) in [
+            ("--max-suspend", "soon"),
+            ("--idle-after", "5 minutes"),
+            ("--policy", "lazy"),
+            ("--schedule", "Funday"),
+            ("--cpu-threshold", "400"),
+        ] {
+            let err = Args::try_parse_from(BASE.iter().chain(&[flag, value]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_config_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "coordinator = \"http://file:1\"\ntoken = \"ft\"\npolicy = \"idle\"\nidle_after = \"2m\"\nsettle = \"1s\"\n").unwrap();
+        let args = Args::try_parse_from([
             "idlefarm-agent",
-            "--coordinator",
-            "http://h:1",
-            "--token",
-            "t",
-        ];
-        let args = Args::try_parse_from(base.iter().chain(&["--max-suspend", "500ms"])).unwrap();
-        assert_eq!(args.max_suspend, Duration::from_millis(500));
-        let args = Args::try_parse_from(base).unwrap();
-        assert_eq!(args.max_suspend, Duration::from_secs(60));
-        assert_eq!(args.heartbeat_interval, Duration::from_secs(5));
-        let err = Args::try_parse_from(base.iter().chain(&["--max-suspend", "soon"]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("--max-suspend"), "{err}");
+            "--config",
+            path.to_str().unwrap(),
+            "--idle-after",
+            "10s",
+        ])
+        .unwrap();
+        let (agent, presence, _) = settings(args).unwrap();
+        assert_eq!(agent.coordinator, "http://file:1");
+        assert_eq!(presence.idle_after, Duration::from_secs(10));
+        assert_eq!(presence.settle, Duration::from_secs(1));
+        assert_eq!(presence.policy, Policy::Idle);
+
+        std::fs::write(&path, "coordinater = \"typo\"\n").unwrap();
+        let args =
+            Args::try_parse_from(["idlefarm-agent", "--config", path.to_str().unwrap()]).unwrap();
+        let err = settings(args).unwrap_err().to_string();
+        assert!(
+            err.contains("coordinater") && err.contains("agent.toml"),
+            "{err}"
+        );
+
+        let args = Args::try_parse_from(["idlefarm-agent", "--token", "t"]).unwrap();
+        assert!(
+            settings(args)
+                .unwrap_err()
+                .to_string()
+                .contains("--coordinator")
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::status::{StatusEvent, StatusHub};
 use anyhow::Context;
 use idlefarm_protocol::{Lease, LeaseEnd, LeaseOutcome, LeaseRequest, PresenceState};
 use tokio::sync::{mpsc, watch};
@@ -40,6 +41,8 @@ pub struct Worker {
     pub leases_dir: PathBuf,
     /// See [`crate::AgentConfig::max_suspend`].
     pub max_suspend: Duration,
+    /// Where the desktop companion hears about pauses and rendered frames.
+    pub hub: StatusHub,
     /// Shared with the heartbeat.
     pub status: Arc<Status>,
     /// Whether the PC may be used.
@@ -100,6 +103,21 @@ impl Worker {
     /// Works on one lease from start to report.
     async fn run_lease(&self, lease: Lease, shutdown: &CancellationToken) {
         let (suspended_tx, suspended_rx) = watch::channel(false);
+        // Tell the person's desktop companion when their PC is handed back to them.
+        let mut paused = suspended_rx.clone();
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            while paused.changed().await.is_ok() {
+                let event = if *paused.borrow_and_update() {
+                    StatusEvent::Paused {
+                        reason: "a person is using this PC".into(),
+                    }
+                } else {
+                    StatusEvent::Resumed
+                };
+                hub.publish(event);
+            }
+        });
         let active = ActiveLease {
             id: lease.id,
             stop: shutdown.child_token(),
@@ -212,17 +230,23 @@ impl Worker {
             }
         };
 
+        for _ in &report.handled {
+            self.hub.frame_rendered(lease.job_id);
+        }
         Some(match outcome {
             RenderOutcome::Cancelled => end(
                 LeaseOutcome::Yield,
                 Some("the agent is shutting down".into()),
                 None,
             ),
-            RenderOutcome::Yielded => end(
-                LeaseOutcome::Yield,
-                Some("a person needs this PC".into()),
-                None,
-            ),
+            RenderOutcome::Yielded => {
+                self.hub.publish(StatusEvent::Yielded);
+                end(
+                    LeaseOutcome::Yield,
+                    Some("a person needs this PC".into()),
+                    None,
+                )
+            }
             RenderOutcome::Failed { message, log_tail } => {
                 end(LeaseOutcome::Failed, Some(message), Some(log_tail))
             }

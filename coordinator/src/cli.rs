@@ -214,14 +214,21 @@ async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
         }
     };
     let server = tokio::spawn(server::run(listener, coord.clone(), shutdown));
-    let agent = if with_agent {
-        let config = idlefarm_agent::AgentConfig::new(url.clone(), token, data.join("agent"));
+    let mut agent = if with_agent {
+        // As root, renders run as `nobody`, which cannot enter root's home: keep the local
+        // agent's files where it can.
+        let work_dir = if idlefarm_agent::is_root() {
+            PathBuf::from("/var/lib/idlefarm-agent")
+        } else {
+            data.join("agent")
+        };
+        println!(
+            "  local agent:      work dir {} (renders whenever asked: policy always)",
+            work_dir.display()
+        );
+        let config = idlefarm_agent::AgentConfig::new(url.clone(), token, work_dir);
         let mut rx = stop_rx.clone();
         let presence = Arc::new(idlefarm_agent::AlwaysAvailable);
-        println!(
-            "  local agent:      work dir {}",
-            data.join("agent").display()
-        );
         Some(tokio::spawn(idlefarm_agent::run(
             config,
             presence,
@@ -232,7 +239,24 @@ async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
     } else {
         None
     };
-    shutdown_signal().await;
+    let agent_ended = async {
+        match agent.as_mut() {
+            Some(a) => a.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        ended = agent_ended => {
+            let _ = stop_tx.send(true);
+            server.await??;
+            return match ended {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.context("the local agent stopped")),
+                Err(e) => Err(anyhow::anyhow!("the local agent crashed: {e}")),
+            };
+        }
+    }
     println!("shutting down…");
     let _ = stop_tx.send(true);
     if let Some(agent) = agent {

@@ -194,6 +194,7 @@ pub fn spawn(
     }
     let mut child = command.spawn()?;
     let pgid = child.id().map(|id| id as libc::pid_t).unwrap_or(0);
+    running_groups_mut().insert(pgid);
     let (tx, rx) = mpsc::channel(256);
     if let Some(stdout) = child.stdout.take() {
         tokio::spawn(forward_lines(stdout, tx.clone()));
@@ -294,8 +295,25 @@ impl RendererProcess {
     }
 }
 
+/// Process groups of the renderers this agent is running now.
+static RUNNING_GROUPS: std::sync::Mutex<std::collections::BTreeSet<libc::pid_t>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn running_groups_mut() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<libc::pid_t>> {
+    RUNNING_GROUPS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Process groups of the renderers running (or stopped) right now. Presence uses it to leave
+/// the agent's own work out of "other CPU use" and to poll input quickly while a render runs.
+pub fn running_groups() -> Vec<u32> {
+    running_groups_mut().iter().map(|&g| g as u32).collect()
+}
+
 impl Drop for RendererProcess {
     fn drop(&mut self) {
+        running_groups_mut().remove(&self.pgid);
         // Whatever happened to the task supervising it, a renderer never outlives its lease;
         // leftover children of a renderer that exited are killed here too.
         let _ = self.kill();

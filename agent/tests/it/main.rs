@@ -2,5 +2,11 @@
 //! agent against a small in-process coordinator.
 
 mod coordinator;
+mod cpu;
+mod dbus_support;
+mod logind;
+mod notify;
 mod render;
 mod support;
+mod x11;
+mod x_support;

@@ -5,6 +5,15 @@
 //! PC. Real detection (logind sessions, input idle time, CPU use, schedules) plugs in here; the
 //! agent itself only ever sees the watch channel.
 
+pub mod cpu;
+pub mod logind;
+pub mod monitor;
+pub mod mutter;
+pub mod policy;
+pub mod schedule;
+pub mod tty;
+pub mod x11;
+
 use idlefarm_protocol::PresenceState;
 use tokio::sync::watch;
 

@@ -1,0 +1,442 @@
+//! The presence monitor: watches every source (logind sessions, X11 / Mutter / terminal input
+//! idle time, other CPU use, the schedule), asks the [`policy`](super::policy) for a verdict and
+//! publishes [`Availability`] on a watch channel the agent reads.
+//!
+//! Event-driven where the source allows: logind's `SessionNew`/`SessionRemoved` and property
+//! signals wake the monitor at once. Input idle time has to be polled: slowly while nothing
+//! renders, fast (every [`PresenceConfig::fast_poll`]) while a renderer runs, so a person who
+//! touches the mouse stops it within a fraction of a second. Becoming unavailable is published
+//! at once; becoming available only after the verdict held for the settle time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use idlefarm_protocol::PresenceState;
+use tokio::sync::watch;
+
+use super::cpu::{Hysteresis, OtherCpu};
+use super::logind::{Logind, Session};
+use super::policy::{self, Observation, Policy, SessionObservation, Verdict};
+use super::schedule::{Schedule, WeekTime};
+use super::x11::{X11Idle, find_xauthority};
+use super::{Availability, Presence, mutter, tty};
+use crate::render::process::running_groups;
+use crate::status::{SourceStatus, StatusEvent, StatusHub};
+
+/// How presence is decided.
+#[derive(Debug, Clone)]
+pub struct PresenceConfig {
+    /// When the agent may take work.
+    pub policy: Policy,
+    /// Under `idle`: how long input must have been idle.
+    pub idle_after: Duration,
+    /// How long the conditions must hold before work starts.
+    pub settle: Duration,
+    /// Weekly schedule; `None` = any time.
+    pub schedule: Option<Schedule>,
+    /// D-Bus address of the system bus (logind); `None` = the standard system bus.
+    pub system_bus: Option<String>,
+    /// Under `idle`: other programs' CPU share (percent of the whole machine) that counts as busy.
+    pub cpu_threshold: f32,
+    /// How long other CPU use must stay above (or below) the threshold to flip.
+    pub cpu_hold: Duration,
+    /// Poll interval while nothing renders.
+    pub slow_poll: Duration,
+    /// Poll interval for input idle time while a renderer runs.
+    pub fast_poll: Duration,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            policy: Policy::NoUser,
+            idle_after: Duration::from_secs(300),
+            settle: Duration::from_secs(30),
+            schedule: None,
+            system_bus: None,
+            cpu_threshold: 30.0,
+            cpu_hold: Duration::from_secs(10),
+            slow_poll: Duration::from_secs(2),
+            fast_poll: Duration::from_millis(40),
+        }
+    }
+}
+
+/// Presence from real detection, published by a background task.
+pub struct DetectedPresence {
+    tx: watch::Sender<Availability>,
+    reason: Arc<Mutex<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DetectedPresence {
+    /// Starts watching. Until the first verdict the PC counts as unavailable.
+    pub fn start(config: PresenceConfig, hub: StatusHub) -> Arc<DetectedPresence> {
+        let tx = watch::Sender::new(Availability::Unavailable(PresenceState::UserPresent));
+        let reason = Arc::new(Mutex::new("starting".to_owned()));
+        let monitor = Monitor::new(config, hub, tx.clone(), reason.clone());
+        let task = tokio::spawn(monitor.run());
+        Arc::new(DetectedPresence { tx, reason, task })
+    }
+
+    /// Why the PC is (un)available, in words.
+    pub fn reason(&self) -> String {
+        self.reason.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for DetectedPresence {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Presence for DetectedPresence {
+    fn watch(&self) -> watch::Receiver<Availability> {
+        self.tx.subscribe()
+    }
+}
+
+const LOGIND_RETRY: Duration = Duration::from_secs(10);
+const SESSION_REFRESH: Duration = Duration::from_secs(10);
+const CPU_SAMPLE: Duration = Duration::from_secs(1);
+
+struct Monitor {
+    config: PresenceConfig,
+    hub: StatusHub,
+    tx: watch::Sender<Availability>,
+    reason: Arc<Mutex<String>>,
+    logind: Option<Logind>,
+    logind_error: String,
+    logind_tried: Option<Instant>,
+    changes: Option<BoxStream<'static, ()>>,
+    sessions: Result<Vec<Session>, String>,
+    sessions_read: Option<Instant>,
+    x11: HashMap<String, X11Idle>,
+    cpu: OtherCpu,
+    cpu_busy: Hysteresis,
+    cpu_last: Option<(Instant, f32)>,
+    ok_since: Option<Instant>,
+    persons_before: usize,
+}
+
+impl Monitor {
+    fn new(
+        config: PresenceConfig,
+        hub: StatusHub,
+        tx: watch::Sender<Availability>,
+        reason: Arc<Mutex<String>>,
+    ) -> Monitor {
+        let cpu_busy = Hysteresis::new(config.cpu_threshold, config.cpu_hold, config.cpu_hold * 2);
+        Monitor {
+            config,
+            hub,
+            tx,
+            reason,
+            logind: None,
+            logind_error: "not connected yet".into(),
+            logind_tried: None,
+            changes: None,
+            sessions: Err("not read yet".into()),
+            sessions_read: None,
+            x11: HashMap::new(),
+            cpu: OtherCpu::new(),
+            cpu_busy,
+            cpu_last: None,
+            ok_since: None,
+            persons_before: 0,
+        }
+    }
+
+    async fn run(mut self) {
+        loop {
+            self.tick().await;
+            let rendering = !running_groups().is_empty();
+            let fast = rendering && self.config.policy == Policy::Idle;
+            let wait = if fast {
+                self.config.fast_poll
+            } else {
+                self.config.slow_poll
+            };
+            match self.changes.as_mut() {
+                Some(changes) => {
+                    tokio::select! {
+                        change = changes.next() => {
+                            if change.is_none() {
+                                self.drop_logind("the system bus connection was lost".into());
+                            } else {
+                                self.sessions_read = None;
+                            }
+                        }
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                None => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    fn drop_logind(&mut self, why: String) {
+        self.logind = None;
+        self.changes = None;
+        self.logind_error = why.clone();
+        self.sessions = Err(why);
+    }
+
+    async fn refresh_sessions(&mut self) {
+        if self.logind.is_none()
+            && self
+                .logind_tried
+                .is_none_or(|t| t.elapsed() >= LOGIND_RETRY)
+        {
+            self.logind_tried = Some(Instant::now());
+            match Logind::connect(self.config.system_bus.as_deref()).await {
+                Ok(l) => {
+                    self.changes = l.changes().await.ok();
+                    self.logind = Some(l);
+                    self.sessions_read = None;
+                }
+                Err(e) => self.drop_logind(e.to_string()),
+            }
+        }
+        let Some(logind) = &self.logind else {
+            self.sessions = Err(self.logind_error.clone());
+            return;
+        };
+        if self
+            .sessions_read
+            .is_some_and(|t| t.elapsed() < SESSION_REFRESH)
+        {
+            return;
+        }
+        match logind.sessions().await {
+            Ok(s) => {
+                self.sessions = Ok(s);
+                self.sessions_read = Some(Instant::now());
+            }
+            Err(e) => self.drop_logind(e.to_string()),
+        }
+    }
+
+    async fn input_idle(&mut self, s: &Session) -> Result<Duration, String> {
+        match s.kind.as_str() {
+            "x11" => {
+                let display = s.display.clone().ok_or("X11 session without a display")?;
+                if !self.x11.contains_key(&display) {
+                    let auth = find_xauthority(&display, s.uid);
+                    let conn = X11Idle::connect(&display, auth.as_deref())?;
+                    self.x11.insert(display.clone(), conn);
+                }
+                let result = self.x11[&display].idle();
+                if result.is_err() {
+                    self.x11.remove(&display);
+                }
+                result
+            }
+            "wayland" => mutter::mutter_idle(s.uid, None).await,
+            _ => {
+                let now = SystemTime::now();
+                tty::session_tty_idle(s, now).or_else(|_| tty::user_pts_idle(s.uid, now))
+            }
+        }
+    }
+
+    fn other_cpu(&mut self) -> Option<(bool, f32)> {
+        let due = self.cpu_last.is_none_or(|(t, _)| t.elapsed() >= CPU_SAMPLE);
+        if due {
+            let own = std::process::id();
+            let groups = running_groups();
+            let pct = self
+                .cpu
+                .sample(&|pid, pgid| pid == own || groups.contains(&pgid));
+            let first = self.cpu_last.is_none();
+            self.cpu_last = Some((Instant::now(), pct));
+            if first {
+                // The first sample has no interval to measure over.
+                return None;
+            }
+            self.cpu_busy.update(pct, Instant::now());
+        }
+        self.cpu_last.map(|(_, pct)| (self.cpu_busy.busy(), pct))
+    }
+
+    async fn tick(&mut self) {
+        let needs_sessions = self.config.policy != Policy::Always;
+        if needs_sessions {
+            self.refresh_sessions().await;
+        }
+        let persons: Vec<Session> = match &self.sessions {
+            Ok(s) => s.iter().filter(|s| s.is_person()).cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        let sessions = match &self.sessions {
+            Ok(_) => {
+                let mut observed = Vec::with_capacity(persons.len());
+                for s in &persons {
+                    let input_idle = if self.config.policy == Policy::Idle {
+                        self.input_idle(s).await
+                    } else {
+                        Err("not measured under this policy".into())
+                    };
+                    observed.push(SessionObservation {
+                        session: s.clone(),
+                        input_idle,
+                    });
+                }
+                Ok(observed)
+            }
+            Err(e) => Err(e.clone()),
+        };
+        let other_cpu = if self.config.policy == Policy::Idle {
+            self.other_cpu()
+        } else {
+            Some((false, 0.0))
+        };
+        let in_schedule = self
+            .config
+            .schedule
+            .as_ref()
+            .is_none_or(|s| s.allows(WeekTime::now()));
+        let obs = Observation {
+            sessions,
+            other_cpu,
+            in_schedule,
+            draining: false,
+        };
+        let verdict = policy::evaluate(self.config.policy, self.config.idle_after, &obs);
+
+        if !persons.is_empty() && self.persons_before == 0 {
+            self.hub.person_arrived();
+        }
+        self.persons_before = persons.len();
+        self.publish(&verdict, &obs);
+    }
+
+    fn publish(&mut self, verdict: &Verdict, obs: &Observation) {
+        let now = Instant::now();
+        let settled = if verdict.available {
+            let since = *self.ok_since.get_or_insert(now);
+            now.duration_since(since) >= self.config.settle
+        } else {
+            self.ok_since = None;
+            false
+        };
+        let current = *self.tx.borrow();
+        let next = if settled {
+            Availability::Available
+        } else if verdict.available {
+            // Settling: keep saying what was true before.
+            match current {
+                Availability::Available => Availability::Unavailable(PresenceState::UserPresent),
+                other => other,
+            }
+        } else {
+            Availability::Unavailable(verdict.state)
+        };
+        let reason = if verdict.available && !settled {
+            let left = self.config.settle.saturating_sub(
+                self.ok_since
+                    .map_or(Duration::ZERO, |s| now.duration_since(s)),
+            );
+            format!(
+                "{} (settling, {} to go)",
+                verdict.reason,
+                policy::human(left)
+            )
+        } else {
+            verdict.reason.clone()
+        };
+        self.tx.send_if_modified(|a| {
+            if *a == next {
+                false
+            } else {
+                tracing::info!(availability = ?next, "presence: {reason}");
+                *a = next;
+                true
+            }
+        });
+        if let Ok(mut r) = self.reason.lock() {
+            r.clone_from(&reason);
+        }
+        let state = match next {
+            Availability::Available => PresenceState::Idle,
+            Availability::Unavailable(s) => s,
+        };
+        // The hub fills in its own frame and job counts when it sends the snapshot.
+        self.hub.set_snapshot(StatusEvent::Snapshot {
+            presence: state,
+            reason,
+            sources: self.sources(obs),
+            frames_since_login: 0,
+            jobs_since_login: 0,
+        });
+    }
+
+    fn sources(&self, obs: &Observation) -> Vec<SourceStatus> {
+        let mut out = vec![SourceStatus {
+            source: "policy".into(),
+            reading: self.config.policy.to_string(),
+        }];
+        let logind = match &obs.sessions {
+            Err(why) => format!("unknown: {why}"),
+            Ok(s) if s.is_empty() => "no user sessions".into(),
+            Ok(s) => {
+                let names: Vec<String> = s
+                    .iter()
+                    .map(|o| {
+                        format!(
+                            "{} ({}, {})",
+                            o.session.user,
+                            o.session.kind,
+                            o.session.seat.as_deref().unwrap_or("remote")
+                        )
+                    })
+                    .collect();
+                format!("{} user session(s): {}", s.len(), names.join(", "))
+            }
+        };
+        out.push(SourceStatus {
+            source: "logind".into(),
+            reading: logind,
+        });
+        if let Ok(sessions) = &obs.sessions {
+            for o in sessions {
+                let reading = match &o.input_idle {
+                    Ok(d) => format!("input idle {}", policy::human(*d)),
+                    Err(why) => format!("unknown: {why}"),
+                };
+                out.push(SourceStatus {
+                    source: format!("input {} {}", o.session.user, o.session.kind),
+                    reading,
+                });
+            }
+        }
+        if self.config.policy == Policy::Idle {
+            let reading = match obs.other_cpu {
+                None => "unknown: measuring".into(),
+                Some((busy, pct)) => {
+                    format!("{pct:.0}% other use{}", if busy { " (busy)" } else { "" })
+                }
+            };
+            out.push(SourceStatus {
+                source: "cpu".into(),
+                reading,
+            });
+        }
+        if let Some(s) = &self.config.schedule {
+            let reading = if obs.in_schedule {
+                format!("inside `{s}`")
+            } else {
+                format!("outside `{s}`")
+            };
+            out.push(SourceStatus {
+                source: "schedule".into(),
+                reading,
+            });
+        }
+        out
+    }
+}
