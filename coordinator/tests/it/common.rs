@@ -89,8 +89,11 @@ impl Farm {
                 "--name",
                 name,
             ])
+            .args(["--policy", "always"])
             .arg("--work-dir")
             .arg(self.dir.path().join(format!("agent-{name}")))
+            .arg("--status-socket")
+            .arg(self.dir.path().join(format!("agent-{name}.sock")))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .kill_on_drop(true)
