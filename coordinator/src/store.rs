@@ -208,7 +208,9 @@ impl Store {
     /// Agents for the API.
     pub async fn agent_infos(&self, now: i64) -> Result<Vec<AgentInfo>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT id, name, presence, last_seen, frames_done, renderers FROM agents ORDER BY id",
+            "SELECT id, name, presence, last_seen, frames_done, renderers,
+                    (SELECT COUNT(*) FROM lease_failures f WHERE f.agent_id = agents.id)
+             FROM agents ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -224,6 +226,7 @@ impl Store {
                         .unwrap_or(PresenceState::Idle),
                     last_seen_secs_ago: last_seen.map(|t| (now - t).max(0)),
                     frames_done: r.try_get(4)?,
+                    failures: r.try_get(6)?,
                     renderers: serde_json::from_str(&renderers).unwrap_or_default(),
                 })
             })

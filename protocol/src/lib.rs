@@ -381,6 +381,8 @@ pub struct FrameInfo {
     pub agent_id: Option<i64>,
     /// Image file name when done (`frame_00001.png`).
     pub file: Option<String>,
+    /// How many leases holding this frame failed (yields and expiries do not count).
+    pub failures: u32,
 }
 
 /// An agent as listed by `GET /api/v1/agents`.
@@ -396,6 +398,8 @@ pub struct AgentInfo {
     pub last_seen_secs_ago: Option<i64>,
     /// Frames it has delivered.
     pub frames_done: i64,
+    /// Leases it reported as failed (yields never count).
+    pub failures: i64,
     /// Renderers it has.
     pub renderers: Vec<RendererInfo>,
 }

@@ -102,7 +102,11 @@ impl Presence for DetectedPresence {
 
 const LOGIND_RETRY: Duration = Duration::from_secs(10);
 const SESSION_REFRESH: Duration = Duration::from_secs(10);
-const CPU_SAMPLE: Duration = Duration::from_secs(1);
+/// Reading every process's CPU time costs a few milliseconds on a busy desktop: often enough
+/// for the hysteresis, rare enough for the idle footprint target.
+const CPU_SAMPLE: Duration = Duration::from_secs(2);
+/// How long a failed X connection is not retried (finding the Xauthority scans /proc).
+const X11_RETRY: Duration = Duration::from_secs(10);
 
 struct Monitor {
     config: PresenceConfig,
@@ -116,6 +120,7 @@ struct Monitor {
     sessions: Result<Vec<Session>, String>,
     sessions_read: Option<Instant>,
     x11: HashMap<String, X11Idle>,
+    x11_failed: HashMap<String, (Instant, String)>,
     cpu: OtherCpu,
     cpu_busy: Hysteresis,
     cpu_last: Option<(Instant, f32)>,
@@ -143,6 +148,7 @@ impl Monitor {
             sessions: Err("not read yet".into()),
             sessions_read: None,
             x11: HashMap::new(),
+            x11_failed: HashMap::new(),
             cpu: OtherCpu::new(),
             cpu_busy,
             cpu_last: None,
@@ -226,9 +232,23 @@ impl Monitor {
             "x11" => {
                 let display = s.display.clone().ok_or("X11 session without a display")?;
                 if !self.x11.contains_key(&display) {
+                    if let Some((at, why)) = self.x11_failed.get(&display)
+                        && at.elapsed() < X11_RETRY
+                    {
+                        return Err(why.clone());
+                    }
                     let auth = find_xauthority(&display, s.uid);
-                    let conn = X11Idle::connect(&display, auth.as_deref())?;
-                    self.x11.insert(display.clone(), conn);
+                    match X11Idle::connect(&display, auth.as_deref()) {
+                        Ok(conn) => {
+                            self.x11_failed.remove(&display);
+                            self.x11.insert(display.clone(), conn);
+                        }
+                        Err(why) => {
+                            self.x11_failed
+                                .insert(display, (Instant::now(), why.clone()));
+                            return Err(why);
+                        }
+                    }
                 }
                 let result = self.x11[&display].idle();
                 if result.is_err() {
@@ -252,12 +272,8 @@ impl Monitor {
             let pct = self
                 .cpu
                 .sample(&|pid, pgid| pid == own || groups.contains(&pgid));
-            let first = self.cpu_last.is_none();
+            // `OtherCpu::new` took the baseline, so even the first sample covers an interval.
             self.cpu_last = Some((Instant::now(), pct));
-            if first {
-                // The first sample has no interval to measure over.
-                return None;
-            }
             self.cpu_busy.update(pct, Instant::now());
         }
         self.cpu_last.map(|(_, pct)| (self.cpu_busy.busy(), pct))

@@ -5,6 +5,7 @@ mod coordinator;
 mod cpu;
 mod dbus_support;
 mod logind;
+mod monitor;
 mod notify;
 mod render;
 mod support;

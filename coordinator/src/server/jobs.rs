@@ -224,6 +224,7 @@ pub async fn list_frames(
                 state: f.state.as_str().to_owned(),
                 agent_id: done_by,
                 file: done_by.map(|_| idlefarm_protocol::frame_file_name(f.frame, format)),
+                failures: f.failures,
             }
         })
         .collect();
