@@ -91,3 +91,59 @@ async fn agent_requests_need_valid_credentials() {
     assert_eq!(res.status(), 400, "malformed body");
     farm.stop().await;
 }
+
+#[tokio::test]
+async fn an_agent_that_is_not_available_gets_no_lease() {
+    let farm = Farm::start(|_| {}).await;
+    let dir = crate::common::shared_tempdir();
+    let pov = dir.path().join("s.pov");
+    std::fs::write(&pov, crate::scenes::pov_scene(None)).unwrap();
+    let job = farm.client.submit(&pov, &Default::default()).await.unwrap();
+
+    let http = reqwest::Client::new();
+    let renderers = vec![idlefarm_protocol::RendererInfo {
+        renderer: idlefarm_protocol::Renderer::Povray,
+        version: "3.7".into(),
+    }];
+    let register = RegisterRequest { token: farm.token.clone(), name: "pc".into(), renderers };
+    let creds: RegisterResponse = http
+        .post(farm.client.url("/agents/register"))
+        .json(&register)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let auth = format!("Bearer {}.{}", creds.agent_id, creds.secret);
+    for presence in [
+        PresenceState::UserPresent,
+        PresenceState::Suspended,
+        PresenceState::OutsideSchedule,
+        PresenceState::Draining,
+    ] {
+        let res: idlefarm_protocol::LeaseResponse = http
+            .post(farm.client.url("/agent/lease"))
+            .header("authorization", &auth)
+            .json(&LeaseRequest { presence })
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(res.lease.is_none(), "{presence:?} got a lease");
+    }
+    let res: idlefarm_protocol::LeaseResponse = http
+        .post(farm.client.url("/agent/lease"))
+        .header("authorization", &auth)
+        .json(&LeaseRequest { presence: PresenceState::Idle })
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res.lease.expect("an idle agent gets work").job_id, job.id);
+    farm.stop().await;
+}
