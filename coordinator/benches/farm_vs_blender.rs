@@ -1,7 +1,8 @@
 //! Benchmark: a Blender job through the farm with one local agent, against plain
 //! `blender -b FILE -a` on the same machine. Prints a report; asserts nothing.
 //!
-//! `cargo bench -p idlefarm-coordinator --bench farm_vs_blender [-- FRAMES]` (default 48 frames).
+//! `cargo bench -p idlefarm-coordinator --bench farm_vs_blender [-- FRAMES WIDTH HEIGHT SAMPLES]`
+//! (default 48 frames at 64×36 with 2 samples, the end-to-end test's scene size).
 
 #[path = "../tests/it/scenes.rs"]
 #[allow(dead_code)]
@@ -15,10 +16,12 @@ use idlefarm_coordinator::server::{self, Coordinator, ServerConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let frames: u32 = std::env::args()
+    let numbers: Vec<u32> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(48);
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let arg = |i: usize, default: u32| numbers.get(i).copied().unwrap_or(default);
+    let (frames, w, h, samples) = (arg(0, 48), arg(1, 64), arg(2, 36), arg(3, 2));
     let dir = tempfile::Builder::new()
         .prefix("idlefarm-bench-")
         .tempdir()?;
@@ -26,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
     }
-    let blend = scenes::make_blend(dir.path(), "bench.blend", frames, 64, 36);
+    let blend = scenes::make_blend_with_samples(dir.path(), "bench.blend", frames, w, h, samples);
 
     // Plain Blender, same flags the agent uses for safety.
     let out = dir.path().join("plain");
@@ -79,7 +82,9 @@ async fn main() -> anyhow::Result<()> {
     );
     let rendered = rendered.unwrap_or(total);
 
-    println!("farm vs plain blender, {frames} frames at 64x36 (Cycles, 2 samples)");
+    println!(
+        "farm vs plain blender, {frames} frames at {w}x{h} (Cycles, {samples} samples), one local agent"
+    );
     println!(
         "  plain `blender -b -a`:          {:>7.2} s",
         plain.as_secs_f64()

@@ -6,13 +6,25 @@ use std::path::{Path, PathBuf};
 
 /// Writes a `.blend` with an animated cube: `frames` frames at `w`×`h`, Cycles with 2 samples.
 pub fn make_blend(dir: &Path, name: &str, frames: u32, w: u32, h: u32) -> PathBuf {
+    make_blend_with_samples(dir, name, frames, w, h, 2)
+}
+
+/// [`make_blend`] with `samples` Cycles samples per pixel.
+pub fn make_blend_with_samples(
+    dir: &Path,
+    name: &str,
+    frames: u32,
+    w: u32,
+    h: u32,
+    samples: u32,
+) -> PathBuf {
     let path = dir.join(name);
     let script = format!(
         r#"
 import bpy
 scene = bpy.context.scene
 scene.render.engine = 'CYCLES'
-scene.cycles.samples = 2
+scene.cycles.samples = {samples}
 scene.cycles.use_denoising = False
 scene.render.resolution_x = {w}
 scene.render.resolution_y = {h}
