@@ -102,23 +102,6 @@ fn default_work_dir() -> PathBuf {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            tracing::warn!("cannot listen for SIGTERM: {err}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 /// The agent's and the presence monitor's settings: flags over file over defaults.
 fn settings(args: Args) -> anyhow::Result<(AgentConfig, PresenceConfig, PathBuf)> {
     let file = match &args.config {
@@ -245,7 +228,7 @@ async fn main() -> anyhow::Result<()> {
         Policy::Always if presence_config.schedule.is_none() => Arc::new(AlwaysAvailable),
         _ => DetectedPresence::start(presence_config, hub),
     };
-    idlefarm_agent::run(config, presence, shutdown_signal()).await
+    idlefarm_agent::run(config, presence, idlefarm_agent::shutdown_signal()).await
 }
 
 #[cfg(test)]

@@ -246,7 +246,7 @@ async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        _ = shutdown_signal() => {}
+        _ = idlefarm_agent::shutdown_signal() => {}
         ended = agent_ended => {
             let _ = stop_tx.send(true);
             server.await??;
@@ -264,15 +264,6 @@ async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
     }
     server.await??;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("can install a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
