@@ -105,7 +105,11 @@ async fn an_agent_that_is_not_available_gets_no_lease() {
         renderer: idlefarm_protocol::Renderer::Povray,
         version: "3.7".into(),
     }];
-    let register = RegisterRequest { token: farm.token.clone(), name: "pc".into(), renderers };
+    let register = RegisterRequest {
+        token: farm.token.clone(),
+        name: "pc".into(),
+        renderers,
+    };
     let creds: RegisterResponse = http
         .post(farm.client.url("/agents/register"))
         .json(&register)
@@ -137,7 +141,9 @@ async fn an_agent_that_is_not_available_gets_no_lease() {
     let res: idlefarm_protocol::LeaseResponse = http
         .post(farm.client.url("/agent/lease"))
         .header("authorization", &auth)
-        .json(&LeaseRequest { presence: PresenceState::Idle })
+        .json(&LeaseRequest {
+            presence: PresenceState::Idle,
+        })
         .send()
         .await
         .unwrap()

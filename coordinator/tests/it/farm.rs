@@ -184,3 +184,40 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_ffmpeg_fails_the_job_keeps_its_frames_and_says_why() {
+    let scenes = shared_tempdir();
+    let pov = scenes.path().join("ball.pov");
+    let ini = scenes.path().join("ball.ini");
+    std::fs::write(&pov, pov_scene(None)).unwrap();
+    std::fs::write(&ini, pov_ini(1, 3, 32, 24)).unwrap();
+    let mut farm = Farm::start(|c| c.ffmpeg = "/bin/false".into()).await;
+    farm.add_agent("a");
+    let opts = SubmitOptions {
+        ini: Some(ini),
+        ..SubmitOptions::default()
+    };
+    let job = farm.client.submit(&pov, &opts).await.unwrap();
+    let job = wait_for_job(&farm.client, job.id, LIMIT).await;
+    assert_eq!(job.state, JobState::Failed);
+    let error = job.error.unwrap();
+    assert!(
+        error.contains("frames are ready") && error.contains("ffmpeg"),
+        "{error}"
+    );
+    assert_eq!(job.frames.done, 3);
+    let out = tempfile::tempdir().unwrap();
+    for f in farm.client.frames(job.id).await.unwrap() {
+        let file = f.file.expect("every frame is kept");
+        farm.client
+            .download(
+                &format!("/jobs/{}/frames/{file}", job.id),
+                &out.path().join(&file),
+            )
+            .await
+            .unwrap();
+        image::open(out.path().join(&file)).expect("frame decodes");
+    }
+    farm.stop().await;
+}
