@@ -183,6 +183,9 @@ impl InputCache {
             let _guard = self.lock.lock().await;
             if !root.is_dir() {
                 self.fetch(client, &hash, lease).await?;
+            } else if lease.input_kind == InputKind::File && !root.join(&relative).exists() {
+                // The same bytes were submitted before under another name: link the cached copy.
+                link_under_new_name(&root, &relative)?;
             }
         }
         let main_file = root.join(&relative);
@@ -299,6 +302,22 @@ fn is_plain_relative(name: &str) -> bool {
         && Path::new(name)
             .components()
             .all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Hard-links the single cached file of `root` as `root/name`.
+fn link_under_new_name(root: &Path, name: &Path) -> Result<(), CacheError> {
+    let existing = std::fs::read_dir(root)
+        .map_err(io_err("cannot read a cache folder"))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()));
+    match existing {
+        Some(existing) => std::fs::hard_link(&existing, root.join(name))
+            .map_err(io_err("cannot link a cached input under its new name")),
+        None => Err(CacheError::MissingMainFile(
+            name.to_string_lossy().into_owned(),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -58,6 +58,14 @@ impl FrameTracker {
                 return;
             }
         };
+        let mut found = found;
+        // A one-frame "animation" is a still image to POV-Ray: it writes `frame.png`, unnumbered.
+        let still = self
+            .out_dir
+            .join(format!("frame.{}", self.format.extension()));
+        if exited_ok && self.wanted.len() == 1 && still.is_file() {
+            found.extend(self.wanted.iter().map(|&frame| (frame, still.clone())));
+        }
         for (frame, path) in found {
             let ours = self
                 .out_dir

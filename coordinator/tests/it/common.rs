@@ -62,20 +62,34 @@ impl Farm {
 
     /// Starts an in-process agent that is always available.
     pub fn add_agent(&mut self, name: &str) {
+        self.add_agent_with(name, Arc::new(idlefarm_agent::AlwaysAvailable), |_| {});
+    }
+
+    /// Starts an in-process agent watching `presence`, with `configure` applied to its
+    /// configuration (heartbeat every 500 ms unless changed). Returns its work directory, which
+    /// its renderers' command lines mention.
+    pub fn add_agent_with(
+        &mut self,
+        name: &str,
+        presence: Arc<dyn idlefarm_agent::Presence>,
+        configure: impl FnOnce(&mut idlefarm_agent::AgentConfig),
+    ) -> PathBuf {
+        let work_dir = self.dir.path().join(format!("agent-{name}"));
         let mut config = idlefarm_agent::AgentConfig::new(
             self.url.clone(),
             self.token.clone(),
-            self.dir.path().join(format!("agent-{name}")),
+            work_dir.clone(),
         );
         config.name = name.to_owned();
         config.heartbeat_interval = Duration::from_millis(500);
-        let presence = Arc::new(idlefarm_agent::AlwaysAvailable);
+        configure(&mut config);
         let rx = self.stop.subscribe();
         self.agents.push(tokio::spawn(idlefarm_agent::run(
             config,
             presence,
             wait_true(rx),
         )));
+        work_dir
     }
 
     /// Starts the `idlefarm-agent` binary as a separate process.

@@ -221,3 +221,26 @@ async fn when_ffmpeg_fails_the_job_keeps_its_frames_and_says_why() {
     }
     farm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_scene_under_two_names_renders_twice_from_one_cached_input() {
+    let scenes = shared_tempdir();
+    let mut farm = Farm::start(|_| {}).await;
+    farm.add_agent("a");
+    let mut jobs = Vec::new();
+    for name in ["first.pov", "second.pov"] {
+        let pov = scenes.path().join(name);
+        std::fs::write(&pov, pov_scene(None)).unwrap();
+        jobs.push(
+            farm.client
+                .submit(&pov, &SubmitOptions::default())
+                .await
+                .unwrap(),
+        );
+    }
+    for job in jobs {
+        let job = wait_for_job(&farm.client, job.id, LIMIT).await;
+        assert_complete(&farm, &job).await;
+    }
+    farm.stop().await;
+}

@@ -5,4 +5,5 @@ mod auth;
 mod bad_input;
 mod common;
 mod farm;
+mod presence;
 mod scenes;
