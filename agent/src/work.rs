@@ -77,6 +77,17 @@ impl Worker {
                 Ok(response) => {
                     backoff = Duration::ZERO;
                     match response.lease {
+                        Some(lease) if *presence.borrow() != Availability::Available => {
+                            // The PC became busy while the request waited for work: hand the
+                            // lease straight back rather than start a render for nobody.
+                            let end = end(
+                                LeaseOutcome::Yield,
+                                Some("a person needs this PC".into()),
+                                None,
+                            );
+                            self.end_lease(lease.id, &end).await;
+                            continue;
+                        }
                         Some(lease) => {
                             self.run_lease(lease, &shutdown).await;
                             continue;

@@ -20,6 +20,10 @@ use super::state::now_secs;
 use crate::auth;
 use crate::error::{ApiError, JsonBody, PathParams};
 
+/// How long a lease request waits for work before answering "none" (well under the agent's
+/// request timeout).
+pub const LEASE_LONG_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Largest frame image accepted.
 pub const MAX_FRAME_BYTES: usize = 1 << 30;
 
@@ -117,13 +121,25 @@ pub async fn lease(
     JsonBody(req): JsonBody<LeaseRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     coord.touch(agent, Some(req.presence));
-    let lease = coord.lease_for(agent, req.presence).await?;
+    // Long poll: with nothing to do, wait a while for work to be queued instead of making the
+    // agent ask again and again. Registered before looking, so no wake-up is missed.
+    let queued = coord.work_queued.notified();
+    tokio::pin!(queued);
+    queued.as_mut().enable();
+    let mut lease = coord.lease_for(agent, req.presence).await?;
+    if lease.is_none() && req.presence.may_take_work() {
+        tokio::select! {
+            _ = &mut queued => lease = coord.lease_for(agent, req.presence).await?,
+            _ = tokio::time::sleep(LEASE_LONG_POLL) => {}
+            _ = coord.closing.cancelled() => {}
+        }
+    }
     if let Some(l) = &lease {
         tracing::info!(agent, job = l.job_id, lease = l.id, frames = ?l.frames, "leased");
     }
     Ok(Json(LeaseResponse {
         lease,
-        retry_after_secs: 2,
+        retry_after_secs: 0,
     }))
 }
 

@@ -176,6 +176,7 @@ pub async fn submit(
     };
     let info = entry.row.info(entry.counts());
     sched.jobs.insert(info.id, entry);
+    coord.work_queued.notify_waiters();
     Ok((StatusCode::CREATED, Json(SubmitResponse { job: info })))
 }
 

@@ -89,6 +89,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let background = coord.clone().start_background();
+    let closing = coord.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Long-polled lease requests answer at once so the graceful shutdown does not wait.
+        closing.cancel();
+    };
     let app = router(coord).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

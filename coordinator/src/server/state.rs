@@ -80,6 +80,10 @@ pub struct Coordinator {
     pub(crate) liveness: std::sync::Mutex<HashMap<i64, Liveness>>,
     assemble_tx: mpsc::UnboundedSender<i64>,
     assemble_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<i64>>>,
+    /// Wakes agents waiting in a long-polled lease request when frames become queued.
+    pub(crate) work_queued: tokio::sync::Notify,
+    /// Cancelled when the server shuts down, so long polls end at once.
+    pub(crate) closing: tokio_util::sync::CancellationToken,
 }
 
 impl Coordinator {
@@ -134,6 +138,8 @@ impl Coordinator {
             liveness: std::sync::Mutex::new(HashMap::new()),
             assemble_tx,
             assemble_rx: std::sync::Mutex::new(Some(assemble_rx)),
+            work_queued: tokio::sync::Notify::new(),
+            closing: tokio_util::sync::CancellationToken::new(),
         }))
     }
 
@@ -220,6 +226,9 @@ impl Coordinator {
         self.store
             .end_lease(entry.row.id, lease, &entry.board, &changed)
             .await?;
+        if !changed.is_empty() {
+            self.work_queued.notify_waiters();
+        }
         let delivered = slot.frames.len() - changed.len();
         if how == LeaseEnding::Complete && delivered > 0 {
             let secs = (now_ms() - slot.started_at) as f64 / 1000.0 / delivered as f64;
