@@ -7,9 +7,10 @@ want=(blender povray ffmpeg)
 declare -A cmd_of=([blender]=blender [povray]=povray [ffmpeg]=ffmpeg)
 if [ "${1:-run}" = test ]; then
     # Xvfb + xdotool for X11 input, python-dbusmock on a private D-Bus for logind and notifications.
-    want+=(python3 xvfb xdotool dbus-daemon python3-dbusmock)
+    want+=(python3 xvfb xauth xdotool dbus-daemon python3-dbusmock)
     cmd_of[python3]=python3
     cmd_of[xvfb]=Xvfb
+    cmd_of[xauth]=xauth
     cmd_of[xdotool]=xdotool
     cmd_of[dbus-daemon]=dbus-daemon
     cmd_of[python3-dbusmock]="python3-dbusmock"
