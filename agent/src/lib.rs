@@ -12,6 +12,7 @@ pub mod config;
 mod duration;
 mod heartbeat;
 pub mod notify;
+mod passwd;
 pub mod presence;
 pub mod render;
 pub mod status;

@@ -452,32 +452,10 @@ fn same_display(a: &str, b: &str) -> bool {
 
 /// Home directory of `uid` from the user database (`getpwuid_r`, safe from any thread).
 fn home_dir(uid: u32) -> Option<PathBuf> {
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: all-zero is a valid `passwd` (null pointers, zero ids).
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call and `buf.len()` is the buffer's real size.
-        let rc = unsafe {
-            libc::getpwuid_r(
-                uid,
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || result.is_null() || pwd.pw_dir.is_null() {
-            return None;
-        }
-        // SAFETY: on success `pw_dir` points to a NUL-terminated string inside `buf`.
-        let dir = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) };
-        return Some(PathBuf::from(OsStr::from_bytes(dir.to_bytes())));
-    }
+    crate::passwd::lookup(crate::passwd::Key::Uid(uid))
+        .ok()
+        .flatten()?
+        .home
 }
 
 #[cfg(test)]

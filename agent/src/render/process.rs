@@ -6,12 +6,13 @@
 //! before `exec`, with the user resolved beforehand because only async-signal-safe calls are
 //! allowed there. Its stdout and stderr are read line by line and handed to the caller.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
+use crate::passwd::{Key, lookup};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -67,48 +68,20 @@ impl RenderUser {
     /// Looks an account up by name (with `getpwnam_r`, safe to call from any thread).
     pub fn resolve(name: &str) -> Result<RenderUser, UserError> {
         let c_name = CString::new(name).map_err(|_| UserError::Unknown(name.to_owned()))?;
-        let mut buf = vec![0u8; 1024];
-        loop {
-            // SAFETY: all-zero is a valid `passwd` (null pointers, zero ids).
-            let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-            let mut result: *mut libc::passwd = std::ptr::null_mut();
-            // SAFETY: every pointer is valid for the duration of the call and `buf.len()` is
-            // the buffer's real size.
-            let rc = unsafe {
-                libc::getpwnam_r(
-                    c_name.as_ptr(),
-                    &mut pwd,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    &mut result,
-                )
-            };
-            if rc == libc::ERANGE && buf.len() < 1 << 20 {
-                buf.resize(buf.len() * 2, 0);
-                continue;
-            }
-            if rc != 0 {
-                return Err(UserError::Lookup {
-                    name: name.to_owned(),
-                    source: io::Error::from_raw_os_error(rc),
-                });
-            }
-            if result.is_null() {
-                return Err(UserError::Unknown(name.to_owned()));
-            }
-            if pwd.pw_uid == 0 {
-                return Err(UserError::Root(name.to_owned()));
-            }
-            // SAFETY: on success `pw_name` points to a NUL-terminated string inside `buf`.
-            let name = unsafe { CStr::from_ptr(pwd.pw_name) }
-                .to_string_lossy()
-                .into_owned();
-            return Ok(RenderUser {
-                name,
-                uid: pwd.pw_uid,
-                gid: pwd.pw_gid,
-            });
+        let account = lookup(Key::Name(&c_name))
+            .map_err(|source| UserError::Lookup {
+                name: name.to_owned(),
+                source,
+            })?
+            .ok_or_else(|| UserError::Unknown(name.to_owned()))?;
+        if account.uid == 0 {
+            return Err(UserError::Root(name.to_owned()));
         }
+        Ok(RenderUser {
+            name: account.name,
+            uid: account.uid,
+            gid: account.gid,
+        })
     }
 
     /// Checks that this user can traverse every directory from `/` down to `dir`.
