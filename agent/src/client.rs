@@ -11,9 +11,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
+use idlefarm_protocol::routes;
 use idlefarm_protocol::{
-    API_PREFIX, AUTHORIZATION, ErrorBody, HeartbeatRequest, HeartbeatResponse, ImageFormat,
-    LeaseEnd, LeaseRequest, LeaseResponse, RegisterRequest, RegisterResponse, RendererInfo,
+    AUTHORIZATION, ErrorBody, HeartbeatRequest, HeartbeatResponse, ImageFormat, LeaseEnd,
+    LeaseRequest, LeaseResponse, RegisterRequest, RegisterResponse, RendererInfo,
 };
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -176,7 +177,7 @@ impl Client {
         };
         let response = self
             .http
-            .post(self.url(&format!("{API_PREFIX}/agents/register")))
+            .post(self.url(routes::AGENT_REGISTER))
             .timeout(REQUEST_TIMEOUT)
             .json(&request)
             .send()
@@ -239,7 +240,7 @@ impl Client {
         &self,
         request: &HeartbeatRequest,
     ) -> Result<HeartbeatResponse, ClientError> {
-        let url = self.url(&format!("{API_PREFIX}/agent/heartbeat"));
+        let url = self.url(routes::AGENT_HEARTBEAT);
         let response = self
             .send(|http| http.post(&url).timeout(REQUEST_TIMEOUT).json(request))
             .await?;
@@ -248,7 +249,7 @@ impl Client {
 
     /// `POST /agent/lease`.
     pub async fn lease(&self, request: &LeaseRequest) -> Result<LeaseResponse, ClientError> {
-        let url = self.url(&format!("{API_PREFIX}/agent/lease"));
+        let url = self.url(routes::AGENT_LEASE);
         let response = self
             .send(|http| http.post(&url).timeout(REQUEST_TIMEOUT).json(request))
             .await?;
@@ -261,7 +262,7 @@ impl Client {
         hash: &str,
         dest: &mut tokio::fs::File,
     ) -> Result<String, ClientError> {
-        let url = self.url(&idlefarm_protocol::blob_path(hash));
+        let url = self.url(&routes::agent_blob(hash));
         let response = self.send(|http| http.get(&url)).await?;
         let mut hasher = blake3::Hasher::new();
         let mut body = response.bytes_stream();
@@ -287,9 +288,7 @@ impl Client {
         format: ImageFormat,
         image: Vec<u8>,
     ) -> Result<Upload, ClientError> {
-        let url = self.url(&idlefarm_protocol::frame_upload_path(
-            lease_id, frame, format,
-        ));
+        let url = self.url(&routes::agent_frame(lease_id, frame, format));
         let content_type = match format {
             ImageFormat::Png => "image/png",
             ImageFormat::Jpeg => "image/jpeg",
@@ -311,7 +310,7 @@ impl Client {
 
     /// `POST` the end of a lease.
     pub async fn end_lease(&self, lease_id: i64, end: &LeaseEnd) -> Result<(), ClientError> {
-        let url = self.url(&idlefarm_protocol::lease_end_path(lease_id));
+        let url = self.url(&routes::agent_lease_end(lease_id));
         self.send(|http| http.post(&url).timeout(REQUEST_TIMEOUT).json(end))
             .await?;
         Ok(())

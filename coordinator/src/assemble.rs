@@ -104,10 +104,8 @@ pub async fn encode_video(
 
 /// Writes a zip (stored, not compressed: images are compressed already) of `frames` to `out`.
 pub fn zip_frames(frames: &[PathBuf], out: &Path) -> Result<(), AssembleError> {
-    let dir = out.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    {
-        let mut zip = zip::ZipWriter::new(tmp.as_file());
+    crate::files::write_atomic_with(out, |file| {
+        let mut zip = zip::ZipWriter::new(file);
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .large_file(true);
@@ -117,9 +115,6 @@ pub fn zip_frames(frames: &[PathBuf], out: &Path) -> Result<(), AssembleError> {
             io::copy(&mut File::open(f)?, &mut zip)?;
         }
         zip.finish()?;
-    }
-    tmp.as_file().sync_all()?;
-    tmp.persist(out).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()?;
-    Ok(())
+        Ok(())
+    })
 }

@@ -103,26 +103,60 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Writes a file through `fill` to a temp name beside `path`, fsyncs it, renames it into place
 /// and fsyncs the directory.
-pub fn write_atomic_with(
+pub fn write_atomic_with<E: From<io::Error>>(
     path: &Path,
-    fill: impl FnOnce(&mut File) -> io::Result<()>,
-) -> io::Result<()> {
+    fill: impl FnOnce(&mut File) -> Result<(), E>,
+) -> Result<(), E> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    fill(tmp.as_file_mut())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()
+    let mut pending = PendingFile::create_in(dir)?;
+    fill(pending.file())?;
+    pending.commit(path)?;
+    Ok(())
 }
 
-/// Moves an already-written, fsynced temp file (on the same filesystem) into place durably.
+/// A file being written under a temporary name in the folder of its final name. Dropped
+/// without [`PendingFile::commit`], it disappears; committed, it appears whole under its final
+/// name, durably. Lets a caller write and fsync first and decide later (outside any lock)
+/// whether the file is wanted.
+#[derive(Debug)]
+pub struct PendingFile {
+    tmp: tempfile::NamedTempFile,
+}
+
+impl PendingFile {
+    /// A new empty temp file in `dir` (created if missing).
+    pub fn create_in(dir: &Path) -> io::Result<PendingFile> {
+        fs::create_dir_all(dir)?;
+        let tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+        Ok(PendingFile { tmp })
+    }
+
+    /// The file to write to.
+    pub fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    /// Fsyncs the content, renames it to `dest` (which must be in the same folder or at least
+    /// on the same filesystem) and fsyncs `dest`'s folder.
+    pub fn commit(self, dest: &Path) -> io::Result<()> {
+        self.tmp.as_file().sync_all()?;
+        self.tmp.persist(dest).map_err(|e| e.error)?;
+        sync_dir(dest)
+    }
+}
+
+/// Fsyncs the folder holding `path`, so a rename into it survives a crash.
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+}
+
+/// Moves a file written by another program (ffmpeg) into place durably: fsyncs it, renames it
+/// (same filesystem) and fsyncs the destination folder.
 pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
     File::open(from)?.sync_all()?;
-    let dir = to.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
+    fs::create_dir_all(to.parent().unwrap_or(Path::new(".")))?;
     fs::rename(from, to)?;
-    File::open(dir)?.sync_all()
+    sync_dir(to)
 }
 
 #[cfg(test)]

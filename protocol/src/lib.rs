@@ -1,15 +1,16 @@
 //! Everything that crosses the wire between the idlefarm coordinator, its agents and its CLI.
 //!
 //! Both sides serialize and deserialize these types with serde (JSON); nothing here does I/O.
-//! Paths are relative to the coordinator's base URL, under [`API_PREFIX`].
+//! Paths are relative to the coordinator's base URL and written once, in [`routes`].
+
+pub mod routes;
 
 use serde::{Deserialize, Serialize};
 
+pub use routes::API_PREFIX;
+
 /// Version of the HTTP API described by this crate. Bumped on incompatible changes.
 pub const API_VERSION: u32 = 1;
-
-/// Every API route starts with this prefix.
-pub const API_PREFIX: &str = "/api/v1";
 
 /// Header an agent puts its credentials in: `Authorization: Bearer <agent_id>.<secret>`.
 pub const AUTHORIZATION: &str = "authorization";
@@ -224,7 +225,7 @@ pub struct Lease {
     pub job_id: i64,
     /// Frames to render: consecutive frames of the job (a contiguous run with the job's step).
     pub frames: Vec<i64>,
-    /// blake3 of the job's input, hex; the agent downloads it from [`blob_path`].
+    /// blake3 of the job's input, hex; the agent downloads it from [`routes::agent_blob`].
     pub input_hash: String,
     /// What the input is: a single scene file or a zip project.
     pub input_kind: InputKind,
@@ -433,24 +434,6 @@ pub mod submit_fields {
     pub const FORMAT: &str = "format";
 }
 
-/// Route of a job's input blob (agent, authenticated).
-pub fn blob_path(hash: &str) -> String {
-    format!("{API_PREFIX}/agent/blobs/{hash}")
-}
-
-/// Route an agent uploads one frame to (`PUT`, body = image bytes, file extension in the path).
-pub fn frame_upload_path(lease_id: i64, frame: i64, format: ImageFormat) -> String {
-    format!(
-        "{API_PREFIX}/agent/leases/{lease_id}/frames/{frame}.{}",
-        format.extension()
-    )
-}
-
-/// Route an agent ends a lease with (`POST` [`LeaseEnd`]).
-pub fn lease_end_path(lease_id: i64) -> String {
-    format!("{API_PREFIX}/agent/leases/{lease_id}/end")
-}
-
 /// The file name a frame is stored and fetched under: `frame_00001.png`.
 pub fn frame_file_name(frame: i64, format: ImageFormat) -> String {
     format!("frame_{frame:05}.{}", format.extension())
@@ -493,9 +476,5 @@ mod tests {
     #[test]
     fn frame_names_are_zero_padded() {
         assert_eq!(frame_file_name(7, ImageFormat::Png), "frame_00007.png");
-        assert_eq!(
-            frame_upload_path(3, 12, ImageFormat::Jpeg),
-            "/api/v1/agent/leases/3/frames/12.jpg"
-        );
     }
 }

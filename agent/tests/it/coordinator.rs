@@ -15,6 +15,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post, put};
 use idlefarm_agent::{AgentConfig, AlwaysAvailable, Availability, ManualPresence, Presence};
+use idlefarm_protocol::routes;
 use idlefarm_protocol::{
     ErrorBody, HeartbeatRequest, HeartbeatResponse, InputKind, Lease, LeaseEnd, LeaseOutcome,
     LeaseRequest, LeaseResponse, PresenceState, RegisterRequest, RegisterResponse, RenderSettings,
@@ -166,12 +167,12 @@ async fn end(
 async fn start_coordinator() -> (String, Shared) {
     let fake: Shared = Arc::default();
     let app = Router::new()
-        .route("/api/v1/agents/register", post(register))
-        .route("/api/v1/agent/heartbeat", post(heartbeat))
-        .route("/api/v1/agent/lease", post(lease))
-        .route("/api/v1/agent/blobs/{hash}", get(blob))
-        .route("/api/v1/agent/leases/{lease}/frames/{frame}", put(upload))
-        .route("/api/v1/agent/leases/{lease}/end", post(end))
+        .route(routes::AGENT_REGISTER, post(register))
+        .route(routes::AGENT_HEARTBEAT, post(heartbeat))
+        .route(routes::AGENT_LEASE, post(lease))
+        .route(routes::AGENT_BLOB, get(blob))
+        .route(routes::AGENT_FRAME, put(upload))
+        .route(routes::AGENT_LEASE_END, post(end))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

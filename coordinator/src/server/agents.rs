@@ -19,6 +19,7 @@ use super::Coordinator;
 use super::state::now_secs;
 use crate::auth;
 use crate::error::{ApiError, JsonBody, PathParams};
+use crate::files::PendingFile;
 
 /// How long a lease request waits for work before answering "none" (well under the agent's
 /// request timeout).
@@ -175,7 +176,7 @@ pub async fn upload_frame(
         .ok_or_else(|| ApiError::bad_request("frame path must be <number>.<png|jpg>"))?;
     let format = ImageFormat::from_extension(ext)
         .ok_or_else(|| ApiError::bad_request(format!("unsupported frame format .{ext}")))?;
-    let (job, settings) = coord.lease_job(agent, lease).await?;
+    let (job, settings) = coord.lease_job(agent, lease, frame).await?;
     if format != settings.format {
         return Err(ApiError::bad_request(format!(
             "frame {frame} is .{ext} but the job renders .{}",
@@ -183,27 +184,18 @@ pub async fn upload_frame(
         )));
     }
     let expected = settings.frame_size();
-    let frames_dir = coord.data.frames_dir(job);
-    let tmp = tokio::task::spawn_blocking(move || {
-        check_and_write(&body, format, expected, &frames_dir, frame)
+    let file_name = frame_file_name(frame, format);
+    let dest = coord.data.frames_dir(job).join(&file_name);
+    // Decoding, checking and the durable write happen before the scheduler lock is taken.
+    tokio::task::spawn_blocking(move || {
+        let dir = dest.parent().unwrap_or(std::path::Path::new("."));
+        check_and_write(&body, format, expected, dir, frame)?.commit(&dest)?;
+        Ok::<_, ApiError>(())
     })
     .await
     .map_err(ApiError::internal)??;
-    let (file, tmp_path) = tmp.keep().map_err(|e| ApiError::internal(e.error))?;
-    drop(file);
-    let result = coord
-        .accept_frame(
-            agent,
-            job,
-            frame,
-            tmp_path.clone(),
-            frame_file_name(frame, format),
-        )
-        .await;
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp_path);
-    }
-    result.map(|()| Json(serde_json::json!({})))
+    coord.accept_frame(agent, job, frame, file_name).await?;
+    Ok(Json(serde_json::json!({})))
 }
 
 /// Decodes the image, checks its size, and writes it durably to a temp file in the frames dir.
@@ -211,9 +203,9 @@ fn check_and_write(
     body: &[u8],
     format: ImageFormat,
     expected: (u32, u32),
-    dir: &std::path::Path,
+    dest_dir: &std::path::Path,
     frame: i64,
-) -> Result<tempfile::NamedTempFile, ApiError> {
+) -> Result<PendingFile, ApiError> {
     use std::io::Write;
     let fmt = match format {
         ImageFormat::Png => image::ImageFormat::Png,
@@ -231,13 +223,9 @@ fn check_and_write(
             got.0, got.1, expected.0, expected.1
         )));
     }
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".upload-")
-        .tempfile_in(dir)?;
-    tmp.write_all(body)?;
-    tmp.as_file().sync_all()?;
-    Ok(tmp)
+    let mut pending = PendingFile::create_in(dest_dir)?;
+    pending.file().write_all(body)?;
+    Ok(pending)
 }
 
 pub async fn end_lease(

@@ -12,15 +12,14 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::multipart::{Field, Multipart, MultipartError};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, Response};
-use idlefarm_protocol::{AgentInfo, FrameInfo, JobInfo, JobState, SubmitResponse, submit_fields};
+use idlefarm_protocol::{AgentInfo, FrameInfo, JobInfo, SubmitResponse, submit_fields};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use super::Coordinator;
-use super::state::{JobEntry, now_secs};
+use super::state::now_secs;
 use crate::error::{ApiError, PathParams};
-use crate::schedule::{Board, FrameState};
-use crate::store::JobRow;
+use crate::schedule::FrameState;
 use crate::submit::{self, SubmitFields, Upload, UploadedFile};
 
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
@@ -144,40 +143,8 @@ pub async fn submit(
         ..submit::Tools::default()
     };
     let prepared = submit::prepare(Upload { file, ini, fields }, scratch.path(), &tools).await?;
-
-    let data = coord.data.clone();
-    let input = prepared.input.clone();
-    let hash = tokio::task::spawn_blocking(move || data.put_blob(&input))
-        .await
-        .map_err(ApiError::internal)??;
-    let mut row = JobRow {
-        id: 0,
-        name: prepared.name,
-        state: JobState::Rendering,
-        error: None,
-        warnings: prepared.warnings,
-        settings: prepared.settings,
-        input_hash: hash,
-        input_kind: prepared.input_kind,
-        input_name: prepared.input_name,
-        chunk_size: prepared.chunk_size,
-        has_video: false,
-        created_at: now_secs(),
-    };
-    let board = Board::new(row.settings.frames());
-    let mut sched = coord.sched.lock().await;
-    row.id = coord.store.insert_job(&row).await?;
-    tokio::fs::create_dir_all(coord.data.frames_dir(row.id)).await?;
-    tracing::info!(job = row.id, name = %row.name, frames = board.frames.len(), "job submitted");
-    let entry = JobEntry {
-        row,
-        board,
-        speed: HashMap::new(),
-    };
-    let info = entry.row.info(entry.counts());
-    sched.jobs.insert(info.id, entry);
-    coord.work_queued.notify_waiters();
-    Ok((StatusCode::CREATED, Json(SubmitResponse { job: info })))
+    let job = coord.add_job(prepared).await?;
+    Ok((StatusCode::CREATED, Json(SubmitResponse { job })))
 }
 
 pub async fn list_jobs(State(coord): State<Arc<Coordinator>>) -> Json<Vec<JobInfo>> {

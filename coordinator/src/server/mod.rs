@@ -2,6 +2,7 @@
 //! assembly) and the `run` entry point tests call with a bound listener.
 
 mod agents;
+mod control;
 mod jobs;
 mod state;
 
@@ -13,8 +14,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
-use idlefarm_protocol::API_PREFIX;
+use axum::routing::{any, get, post, put};
+use idlefarm_protocol::routes::{self, API_PREFIX};
 use tokio::net::TcpListener;
 
 pub use state::Coordinator;
@@ -50,35 +51,33 @@ impl ServerConfig {
     }
 }
 
-/// Builds the router over an opened coordinator.
+/// Builds the router over an opened coordinator. Paths come from [`routes`].
 pub fn router(coord: Arc<Coordinator>) -> Router {
     let limit = usize::try_from(coord.config.max_upload_bytes).unwrap_or(usize::MAX);
-    let api = Router::new()
-        .route("/agents/register", post(agents::register))
-        .route("/agent/heartbeat", post(agents::heartbeat))
-        .route("/agent/lease", post(agents::lease))
-        .route("/agent/blobs/{hash}", get(agents::blob))
+    Router::new()
+        .route("/", get(jobs::index_page))
+        .route(routes::AGENT_REGISTER, post(agents::register))
+        .route(routes::AGENT_HEARTBEAT, post(agents::heartbeat))
+        .route(routes::AGENT_LEASE, post(agents::lease))
+        .route(routes::AGENT_BLOB, get(agents::blob))
         .route(
-            "/agent/leases/{lease}/frames/{file}",
+            routes::AGENT_FRAME,
             put(agents::upload_frame).layer(DefaultBodyLimit::max(agents::MAX_FRAME_BYTES)),
         )
-        .route("/agent/leases/{lease}/end", post(agents::end_lease))
-        .route("/agents", get(jobs::list_agents))
+        .route(routes::AGENT_LEASE_END, post(agents::end_lease))
+        .route(routes::AGENTS, get(jobs::list_agents))
         .route(
-            "/jobs",
+            routes::JOBS,
             get(jobs::list_jobs)
                 .post(jobs::submit)
                 .layer(DefaultBodyLimit::max(limit)),
         )
-        .route("/jobs/{id}", get(jobs::get_job))
-        .route("/jobs/{id}/frames", get(jobs::list_frames))
-        .route("/jobs/{id}/frames/{file}", get(jobs::frame_file))
-        .route("/jobs/{id}/video.mp4", get(jobs::video))
-        .route("/jobs/{id}/frames.zip", get(jobs::frames_zip))
-        .fallback(jobs::api_not_found);
-    Router::new()
-        .route("/", get(jobs::index_page))
-        .nest(API_PREFIX, api)
+        .route(routes::JOB, get(jobs::get_job))
+        .route(routes::JOB_FRAMES, get(jobs::list_frames))
+        .route(routes::JOB_FRAME_FILE, get(jobs::frame_file))
+        .route(routes::JOB_VIDEO, get(jobs::video))
+        .route(routes::JOB_FRAMES_ZIP, get(jobs::frames_zip))
+        .route(&format!("{API_PREFIX}/{{*rest}}"), any(jobs::api_not_found))
         .with_state(coord)
 }
 

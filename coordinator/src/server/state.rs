@@ -364,11 +364,13 @@ impl Coordinator {
         Ok(revoked)
     }
 
-    /// The job and the settings for a lease the agent holds (or held).
+    /// The job and the settings for a lease the agent holds (or held), if the job still wants
+    /// `frame` (checked again when the frame is accepted).
     pub(crate) async fn lease_job(
         &self,
         agent: i64,
         lease: LeaseId,
+        frame: i64,
     ) -> Result<(i64, idlefarm_protocol::RenderSettings), ApiError> {
         let sched = self.sched.lock().await;
         match sched.lease_owner.get(&lease) {
@@ -377,6 +379,8 @@ impl Coordinator {
                     .jobs
                     .get(&job)
                     .ok_or_else(|| ApiError::conflict("job is gone"))?;
+                check_rendering(entry)?;
+                reject_message(entry.board.wants(frame), frame)?;
                 Ok((job, entry.row.settings.clone()))
             }
             _ => Err(ApiError::conflict(format!(
@@ -385,14 +389,14 @@ impl Coordinator {
         }
     }
 
-    /// Accepts a checked frame image (already written to `tmp`, same filesystem) for a job:
-    /// moves it into place and marks the frame done, unless it is done already.
+    /// Marks a frame done whose checked image is already stored under `file_name` in the job's
+    /// frames folder, unless it is done already. A file that is not wanted any more (the job
+    /// changed meanwhile) is removed, but never the file of a frame that is done.
     pub(crate) async fn accept_frame(
         &self,
         agent: i64,
         job: i64,
         frame: i64,
-        tmp: PathBuf,
         file_name: String,
     ) -> Result<(), ApiError> {
         let mut sched = self.sched.lock().await;
@@ -400,19 +404,24 @@ impl Coordinator {
             .jobs
             .get_mut(&job)
             .ok_or_else(|| ApiError::conflict("job is gone"))?;
-        if entry.row.state != JobState::Rendering {
-            return Err(ApiError::conflict(format!(
-                "job {job} is {}",
-                entry.row.state.as_str()
-            )));
-        }
-        reject_message(entry.board.wants(frame), frame)?;
-        let dest = self.data.frames_dir(job).join(&file_name);
-        crate::files::rename_durable(&tmp, &dest)?;
-        let idx = entry
-            .board
-            .frame_done(frame, agent)
-            .map_err(|r| reject_message(Err(r), frame).unwrap_err())?;
+        let accepted = check_rendering(entry).and_then(|()| {
+            entry
+                .board
+                .frame_done(frame, agent)
+                .map_err(|r| reject_message(Err(r), frame).unwrap_err())
+        });
+        let idx = match accepted {
+            Ok(idx) => idx,
+            Err(e) => {
+                let done = entry.board.index_of(frame).is_some_and(|i| {
+                    matches!(entry.board.frames[i].state, schedule::FrameState::Done(_))
+                });
+                if !done {
+                    let _ = std::fs::remove_file(self.data.frames_dir(job).join(&file_name));
+                }
+                return Err(e);
+            }
+        };
         self.store
             .frame_done(job, &entry.board, idx, &file_name)
             .await?;
@@ -510,6 +519,18 @@ impl Coordinator {
                 self.set_state(entry, JobState::Failed, Some(error)).await
             }
         }
+    }
+}
+
+/// Frames are accepted only while their job renders.
+fn check_rendering(entry: &JobEntry) -> Result<(), ApiError> {
+    match entry.row.state {
+        JobState::Rendering => Ok(()),
+        state => Err(ApiError::conflict(format!(
+            "job {} is {}",
+            entry.row.id,
+            state.as_str()
+        ))),
     }
 }
 

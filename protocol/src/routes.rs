@@ -1,0 +1,143 @@
+//! Every HTTP route of the coordinator, written once. Each route is a template constant in the
+//! router's syntax (`{name}` for a path parameter), used by the coordinator's router, and a
+//! function that fills it in, used by the agent, the CLI and the tests. The web page gets the same
+//! paths from the coordinator, never from a copy.
+
+use crate::ImageFormat;
+
+/// Every API route starts with this prefix.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// `POST`: an agent trades an enrolment token for its id and secret.
+pub const AGENT_REGISTER: &str = "/api/v1/agents/register";
+/// `POST`: an agent's heartbeat.
+pub const AGENT_HEARTBEAT: &str = "/api/v1/agent/heartbeat";
+/// `POST`: an agent asks for a lease (long-polled).
+pub const AGENT_LEASE: &str = "/api/v1/agent/lease";
+/// `GET`: a job's input by blake3 hash.
+pub const AGENT_BLOB: &str = "/api/v1/agent/blobs/{hash}";
+/// `PUT`: one rendered frame of a lease; the body is the image.
+pub const AGENT_FRAME: &str = "/api/v1/agent/leases/{lease}/frames/{file}";
+/// `POST`: the end of a lease.
+pub const AGENT_LEASE_END: &str = "/api/v1/agent/leases/{lease}/end";
+
+/// `GET`: jobs the caller may see; `POST`: submit a job (multipart form).
+pub const JOBS: &str = "/api/v1/jobs";
+/// `GET`: one job.
+pub const JOB: &str = "/api/v1/jobs/{id}";
+/// `GET`: a job's frames.
+pub const JOB_FRAMES: &str = "/api/v1/jobs/{id}/frames";
+/// `GET`: one stored frame image.
+pub const JOB_FRAME_FILE: &str = "/api/v1/jobs/{id}/frames/{file}";
+/// `GET`: the assembled video.
+pub const JOB_VIDEO: &str = "/api/v1/jobs/{id}/video.mp4";
+/// `GET`: a zip of every frame.
+pub const JOB_FRAMES_ZIP: &str = "/api/v1/jobs/{id}/frames.zip";
+/// `GET`: the farm's agents.
+pub const AGENTS: &str = "/api/v1/agents";
+
+/// Route of a job's input blob.
+pub fn agent_blob(hash: &str) -> String {
+    format!("{API_PREFIX}/agent/blobs/{hash}")
+}
+
+/// Route an agent uploads one frame to, with the format's file extension.
+pub fn agent_frame(lease: i64, frame: i64, format: ImageFormat) -> String {
+    format!(
+        "{API_PREFIX}/agent/leases/{lease}/frames/{frame}.{}",
+        format.extension()
+    )
+}
+
+/// Route an agent ends a lease with.
+pub fn agent_lease_end(lease: i64) -> String {
+    format!("{API_PREFIX}/agent/leases/{lease}/end")
+}
+
+/// Route of one job.
+pub fn job(id: i64) -> String {
+    format!("{JOBS}/{id}")
+}
+
+/// Route of a job's frame list.
+pub fn job_frames(id: i64) -> String {
+    format!("{JOBS}/{id}/frames")
+}
+
+/// Route of one stored frame image (`file` as in `FrameInfo::file`).
+pub fn job_frame_file(id: i64, file: &str) -> String {
+    format!("{JOBS}/{id}/frames/{file}")
+}
+
+/// Route of a job's video.
+pub fn job_video(id: i64) -> String {
+    format!("{JOBS}/{id}/video.mp4")
+}
+
+/// Route of a job's frames zip.
+pub fn job_frames_zip(id: i64) -> String {
+    format!("{JOBS}/{id}/frames.zip")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fills a template's `{params}` in order, the way a router would match them.
+    fn fill(template: &str, values: &[&str]) -> String {
+        let mut out = String::new();
+        let mut rest = template;
+        let mut values = values.iter();
+        while let Some(open) = rest.find('{') {
+            let close = rest[open..].find('}').expect("closed") + open;
+            out.push_str(&rest[..open]);
+            out.push_str(values.next().expect("a value per parameter"));
+            rest = &rest[close + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn functions_fill_their_templates() {
+        assert_eq!(agent_blob("ab"), fill(AGENT_BLOB, &["ab"]));
+        assert_eq!(
+            agent_frame(3, 12, ImageFormat::Jpeg),
+            fill(AGENT_FRAME, &["3", "12.jpg"])
+        );
+        assert_eq!(
+            agent_frame(3, 12, ImageFormat::Jpeg),
+            "/api/v1/agent/leases/3/frames/12.jpg"
+        );
+        assert_eq!(agent_lease_end(4), fill(AGENT_LEASE_END, &["4"]));
+        assert_eq!(job(7), fill(JOB, &["7"]));
+        assert_eq!(job_frames(7), fill(JOB_FRAMES, &["7"]));
+        assert_eq!(
+            job_frame_file(7, "frame_00001.png"),
+            fill(JOB_FRAME_FILE, &["7", "frame_00001.png"])
+        );
+        assert_eq!(job_video(7), fill(JOB_VIDEO, &["7"]));
+        assert_eq!(job_frames_zip(7), fill(JOB_FRAMES_ZIP, &["7"]));
+    }
+
+    #[test]
+    fn every_route_is_under_the_prefix() {
+        for r in [
+            AGENT_REGISTER,
+            AGENT_HEARTBEAT,
+            AGENT_LEASE,
+            AGENT_BLOB,
+            AGENT_FRAME,
+            AGENT_LEASE_END,
+            JOBS,
+            JOB,
+            JOB_FRAMES,
+            JOB_FRAME_FILE,
+            JOB_VIDEO,
+            JOB_FRAMES_ZIP,
+            AGENTS,
+        ] {
+            assert!(r.starts_with(API_PREFIX), "{r}");
+        }
+    }
+}
