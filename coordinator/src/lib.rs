@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod schedule;
 pub mod server;
