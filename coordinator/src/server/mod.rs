@@ -2,6 +2,7 @@
 //! assembly) and the `run` entry point tests call with a bound listener.
 
 mod agents;
+pub mod events;
 mod jobs;
 mod state;
 
