@@ -12,3 +12,4 @@ pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod submit;
+pub mod thumbnail;
