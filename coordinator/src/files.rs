@@ -6,6 +6,7 @@
 //! DATA/idlefarm.db                      SQLite (WAL)
 //! DATA/blobs/ab/abcdef…                 job inputs by blake3 hash
 //! DATA/jobs/<id>/frames/frame_00001.png finished frames
+//! DATA/jobs/<id>/thumbs/frame_00001.jpg their thumbnails (JPEG, at most 320 px wide)
 //! DATA/jobs/<id>/<name>.mp4, frames.zip assembled outputs
 //! DATA/tmp/                             uploads in progress (same filesystem, so rename works)
 //! ```
@@ -13,6 +14,8 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+
+use idlefarm_protocol::{ImageFormat, frame_file_name};
 
 /// The coordinator's data directory.
 #[derive(Debug, Clone)]
@@ -78,6 +81,13 @@ impl DataDir {
             write_atomic_with(&dest, |out| io::copy(&mut input, out).map(|_| ()))?;
         }
         Ok(hash)
+    }
+
+    /// Where a frame's thumbnail is stored: `DATA/jobs/<id>/thumbs/frame_00001.jpg`.
+    pub fn thumbnail(&self, job: i64, frame: i64) -> PathBuf {
+        self.job_dir(job)
+            .join("thumbs")
+            .join(frame_file_name(frame, ImageFormat::Jpeg))
     }
 }
 
@@ -178,6 +188,16 @@ mod tests {
         );
         assert!(data.blob("../../etc/passwd").is_none());
         assert!(data.blob(&a.to_uppercase()).is_none());
+    }
+
+    #[test]
+    fn thumbnails_live_beside_the_frames_as_jpeg() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::create(dir.path()).unwrap();
+        let thumb = data.thumbnail(4, 12);
+        assert_eq!(thumb, dir.path().join("jobs/4/thumbs/frame_00012.jpg"));
+        write_atomic(&thumb, b"jpeg").unwrap();
+        assert_eq!(fs::read(&thumb).unwrap(), b"jpeg");
     }
 
     #[test]

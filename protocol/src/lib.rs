@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 pub use routes::API_PREFIX;
 
+pub mod events;
+
 /// Version of the HTTP API described by this crate. Bumped on incompatible changes.
 pub const API_VERSION: u32 = 1;
 

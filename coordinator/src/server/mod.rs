@@ -3,6 +3,7 @@
 
 mod agents;
 mod control;
+pub mod events;
 mod jobs;
 mod state;
 

@@ -14,6 +14,8 @@ use sqlx::{Row, SqlitePool};
 
 use crate::schedule::{Board, FrameSlot, FrameState, LeaseId, LeaseSlot};
 
+mod history;
+
 /// Handle on the database.
 #[derive(Clone)]
 pub struct Store {
