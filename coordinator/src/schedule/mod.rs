@@ -4,9 +4,12 @@
 //!
 //! - [`board`]: one job's frames and the leases that hold them (`Queued → Leased → Done`).
 //! - [`chunk`]: how many frames the next chunk for an agent should hold.
+//! - [`health`]: which agents are blocklisted for a job or quarantined farm-wide, rebuilt from
+//!   their failure records.
 
 pub mod board;
 pub mod chunk;
+pub mod health;
 
 #[cfg(test)]
 mod tests;
@@ -16,6 +19,7 @@ pub use board::{
     UnknownFrame,
 };
 pub use chunk::{ChunkPolicy, chunk_size};
+pub use health::{FailureRecord, Health, HealthPolicy, all_blocklisted, assess};
 
 /// Lease identifier (unique across jobs).
 pub type LeaseId = i64;

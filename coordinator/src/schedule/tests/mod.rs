@@ -3,3 +3,4 @@
 
 mod board;
 mod chunk;
+mod health;
