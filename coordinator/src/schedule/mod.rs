@@ -4,12 +4,15 @@
 //!
 //! - [`board`]: one job's frames and the leases that hold them (`Queued → Leased → Done`).
 //! - [`chunk`]: how many frames the next chunk for an agent should hold.
+//! - [`pick`]: which job an agent gets next (priority, fair share, tags, pause, drain), or why
+//!   it gets nothing.
 //! - [`health`]: which agents are blocklisted for a job or quarantined farm-wide, rebuilt from
 //!   their failure records.
 
 pub mod board;
 pub mod chunk;
 pub mod health;
+pub mod pick;
 
 #[cfg(test)]
 mod tests;
@@ -20,6 +23,10 @@ pub use board::{
 };
 pub use chunk::{ChunkPolicy, chunk_size};
 pub use health::{FailureRecord, Health, HealthPolicy, all_blocklisted, assess};
+pub use pick::{
+    AgentMode, AgentView, JobStatus, JobView, Misfit, NoWork, Unfit, UnknownAgentMode, misfit,
+    pick_order,
+};
 
 /// Lease identifier (unique across jobs).
 pub type LeaseId = i64;

@@ -4,3 +4,4 @@
 mod board;
 mod chunk;
 mod health;
+mod pick;
