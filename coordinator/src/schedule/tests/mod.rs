@@ -4,4 +4,5 @@
 mod board;
 mod chunk;
 mod health;
+mod model;
 mod pick;
