@@ -246,7 +246,7 @@ impl Coordinator {
                 .map(|(m, _)| m)
                 .unwrap_or_else(|| "renderer failures".into());
             let error = format!(
-                "frame(s) {} failed {} times; last error: {why}",
+                "frame(s) {} failed on {} different PCs; last error: {why}",
                 list.join(", "),
                 schedule::MAX_FRAME_FAILURES
             );
@@ -407,7 +407,7 @@ impl Coordinator {
         let accepted = check_rendering(entry).and_then(|()| {
             entry
                 .board
-                .frame_done(frame, agent)
+                .frame_done(frame, agent, now_ms())
                 .map_err(|r| reject_message(Err(r), frame).unwrap_err())
         });
         let idx = match accepted {

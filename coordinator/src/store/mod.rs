@@ -351,9 +351,9 @@ impl Store {
                 _ => FrameState::Queued,
             };
             frames.push(FrameSlot {
-                frame: r.try_get(0)?,
                 state,
                 failures: r.try_get::<i64, _>(4)? as u32,
+                ..FrameSlot::queued(r.try_get(0)?)
             });
         }
         let lease_rows = sqlx::query(
@@ -365,14 +365,16 @@ impl Store {
         let mut leases = BTreeMap::new();
         for r in lease_rows {
             let idx: String = r.try_get(2)?;
+            let started_at = r.try_get(3)?;
             leases.insert(
                 r.try_get::<i64, _>(0)?,
                 LeaseSlot {
                     agent: r.try_get(1)?,
                     frames: serde_json::from_str(&idx)
                         .map_err(|e| decode_err("lease frames", e))?,
-                    started_at: r.try_get(3)?,
+                    started_at,
                     expires_at: r.try_get(4)?,
+                    last_progress: started_at,
                 },
             );
         }

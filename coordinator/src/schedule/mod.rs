@@ -1,0 +1,36 @@
+//! The scheduling core: plain data and pure functions, no I/O and no clock. The caller passes the
+//! time in as [`Millis`], persists what changed, and property tests drive it with random event
+//! sequences.
+//!
+//! - [`board`]: one job's frames and the leases that hold them (`Queued → Leased → Done`).
+//! - [`chunk`]: how many frames the next chunk for an agent should hold.
+//! - [`pick`]: which job an agent gets next (priority, fair share, tags, pause, drain), or why
+//!   it gets nothing.
+//! - [`health`]: which agents are blocklisted for a job or quarantined farm-wide, rebuilt from
+//!   their failure records.
+
+pub mod board;
+pub mod chunk;
+pub mod health;
+pub mod pick;
+
+#[cfg(test)]
+mod tests;
+
+pub use board::{
+    Board, Counts, FrameReject, FrameSlot, FrameState, LeaseEnding, LeaseSlot, MAX_FRAME_FAILURES,
+    UnknownFrame,
+};
+pub use chunk::{ChunkPolicy, chunk_size};
+pub use health::{FailureRecord, Health, HealthPolicy, all_blocklisted, assess};
+pub use pick::{
+    AgentMode, AgentView, JobStatus, JobView, Misfit, NoWork, Unfit, UnknownAgentMode, misfit,
+    pick_order,
+};
+
+/// Lease identifier (unique across jobs).
+pub type LeaseId = i64;
+/// Agent identifier.
+pub type AgentId = i64;
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
