@@ -278,6 +278,8 @@ pub enum LeaseOutcome {
 pub enum JobState {
     /// Frames are queued or rendering.
     Rendering,
+    /// Stopped by a person: no new leases; resumes where it was.
+    Paused,
     /// All frames are done; the video is being assembled.
     Assembling,
     /// Frames and video are ready.
@@ -301,6 +303,7 @@ impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Rendering => "rendering",
+            JobState::Paused => "paused",
             JobState::Assembling => "assembling",
             JobState::Done => "done",
             JobState::Failed => "failed",
@@ -312,6 +315,7 @@ impl JobState {
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "rendering" => JobState::Rendering,
+            "paused" => JobState::Paused,
             "assembling" => JobState::Assembling,
             "done" => JobState::Done,
             "failed" => JobState::Failed,
@@ -364,6 +368,31 @@ pub struct JobInfo {
     pub created_at: i64,
     /// Fixed chunk size, or `None` for automatic sizing.
     pub chunk_size: Option<u32>,
+    /// Id of the user who submitted it (`None` for jobs from before accounts existed).
+    #[serde(default)]
+    pub owner_id: Option<i64>,
+    /// Name of the user who submitted it.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Higher runs first; equal priorities share the farm between users.
+    #[serde(default)]
+    pub priority: i64,
+    /// Tags an agent must have to render this job.
+    #[serde(default)]
+    pub required_tags: Vec<String>,
+    /// When its first frame started rendering, Unix seconds.
+    #[serde(default)]
+    pub started_at: Option<i64>,
+    /// When it became done, failed or cancelled, Unix seconds.
+    #[serde(default)]
+    pub finished_at: Option<i64>,
+    /// Estimated seconds until every frame is rendered, from the frame times measured so far and
+    /// the PCs available now; `None` before the first frame or when no PC can work on it.
+    #[serde(default)]
+    pub eta_secs: Option<u64>,
+    /// The frame stored most recently.
+    #[serde(default)]
+    pub latest_frame: Option<i64>,
 }
 
 /// Answer to a job submission.
@@ -386,6 +415,66 @@ pub struct FrameInfo {
     pub file: Option<String>,
     /// How many leases holding this frame failed (yields and expiries do not count).
     pub failures: u32,
+    /// How many leases took this frame (every attempt, whatever its end).
+    #[serde(default)]
+    pub attempts: u32,
+    /// How long the frame took to render, once done.
+    #[serde(default)]
+    pub render_ms: Option<i64>,
+    /// Agents on which it failed, in order.
+    #[serde(default)]
+    pub failed_on: Vec<i64>,
+}
+
+/// A failed lease of a job: who, when, which frames and what the renderer said.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailureInfo {
+    /// Unix seconds.
+    pub at: i64,
+    /// The agent it failed on.
+    pub agent_id: i64,
+    /// The lease.
+    pub lease_id: i64,
+    /// The lease's frames.
+    pub frames: Vec<i64>,
+    /// What went wrong.
+    pub message: String,
+    /// The renderer's last lines.
+    pub log_tail: Option<String>,
+}
+
+/// Whether an admin lets an agent take work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentMode {
+    /// Takes work whenever its PC is available.
+    #[default]
+    Active,
+    /// Finishes the chunk in hand and takes no more.
+    Draining,
+    /// Takes no work; its lease, if any, is revoked.
+    Disabled,
+}
+
+impl AgentMode {
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentMode::Active => "active",
+            AgentMode::Draining => "draining",
+            AgentMode::Disabled => "disabled",
+        }
+    }
+
+    /// Parses [`AgentMode::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => AgentMode::Active,
+            "draining" => AgentMode::Draining,
+            "disabled" => AgentMode::Disabled,
+            _ => return None,
+        })
+    }
 }
 
 /// An agent as listed by `GET /api/v1/agents`.
@@ -405,6 +494,66 @@ pub struct AgentInfo {
     pub failures: i64,
     /// Renderers it has.
     pub renderers: Vec<RendererInfo>,
+    /// Leases it gave back because a person came back.
+    #[serde(default)]
+    pub yields: i64,
+    /// Whether the admin lets it work.
+    #[serde(default)]
+    pub mode: AgentMode,
+    /// Tags jobs can require (`room-2`, `gpu`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Until when it is quarantined after failing on several jobs, Unix seconds.
+    #[serde(default)]
+    pub quarantined_until: Option<i64>,
+    /// Jobs it may not take because its renders of them kept failing.
+    #[serde(default)]
+    pub blocklisted_jobs: Vec<i64>,
+    /// Why it gets no work right now, for a person; `None` when it works or would get work.
+    #[serde(default)]
+    pub no_work_reason: Option<String>,
+    /// The frame it stored most recently: (job, frame).
+    #[serde(default)]
+    pub latest_frame: Option<(i64, i64)>,
+}
+
+/// `POST /api/v1/jobs/{id}/priority`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityRequest {
+    /// The new priority; higher runs first.
+    pub priority: i64,
+}
+
+/// `POST /api/v1/jobs/{id}/retry`: failed frames, or chosen frames to render again.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    /// Frames to render again, e.g. `7,12-15`; `None` retries every failed frame.
+    #[serde(default)]
+    pub frames: Option<String>,
+}
+
+/// `PATCH /api/v1/agents/{id}`: rename or re-tag an agent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentUpdate {
+    /// New display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The agent's new tags (replacing the old ones).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// Whether `tag` is a valid agent/job tag: 1-32 of `a-z 0-9 - _ .`, starting with a letter or
+/// digit.
+pub fn valid_tag(tag: &str) -> bool {
+    (1..=32).contains(&tag.len())
+        && tag.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && tag
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.'))
 }
 
 /// Body of every error answer: `{ "error": "..." }`.
@@ -434,6 +583,10 @@ pub mod submit_fields {
     pub const FPS: &str = "fps";
     /// Output format override: `png` or `jpeg`.
     pub const FORMAT: &str = "format";
+    /// Priority (an integer; higher runs first; default 0).
+    pub const PRIORITY: &str = "priority";
+    /// Tags an agent must have, comma-separated (`room-2,gpu`).
+    pub const TAGS: &str = "tags";
 }
 
 /// The file name a frame is stored and fetched under: `frame_00001.png`.

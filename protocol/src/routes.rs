@@ -27,14 +27,38 @@ pub const JOBS: &str = "/api/v1/jobs";
 pub const JOB: &str = "/api/v1/jobs/{id}";
 /// `GET`: a job's frames.
 pub const JOB_FRAMES: &str = "/api/v1/jobs/{id}/frames";
-/// `GET`: one stored frame image.
-pub const JOB_FRAME_FILE: &str = "/api/v1/jobs/{id}/frames/{file}";
+/// `GET`: one stored frame image (`{name}` is `frame_00001.png`).
+pub const JOB_FRAME_FILE: &str = "/api/v1/jobs/{id}/frames/{name}";
+/// `GET`: a small JPEG of a stored frame (`{name}` is the frame number).
+pub const JOB_FRAME_THUMBNAIL: &str = "/api/v1/jobs/{id}/frames/{name}/thumbnail";
+/// `GET`: a job's failed leases with the renderer's log tails.
+pub const JOB_FAILURES: &str = "/api/v1/jobs/{id}/failures";
+/// `POST`: cancel a job (leases revoked; finished frames stay).
+pub const JOB_CANCEL: &str = "/api/v1/jobs/{id}/cancel";
+/// `POST`: pause a job (running chunks go back to the queue).
+pub const JOB_PAUSE: &str = "/api/v1/jobs/{id}/pause";
+/// `POST`: resume a paused job.
+pub const JOB_RESUME: &str = "/api/v1/jobs/{id}/resume";
+/// `POST` [`crate::RetryRequest`]: retry failed frames or render chosen frames again.
+pub const JOB_RETRY: &str = "/api/v1/jobs/{id}/retry";
+/// `POST` [`crate::PriorityRequest`]: change a job's priority.
+pub const JOB_PRIORITY: &str = "/api/v1/jobs/{id}/priority";
 /// `GET`: the assembled video.
 pub const JOB_VIDEO: &str = "/api/v1/jobs/{id}/video.mp4";
 /// `GET`: a zip of every frame.
 pub const JOB_FRAMES_ZIP: &str = "/api/v1/jobs/{id}/frames.zip";
 /// `GET`: the farm's agents.
 pub const AGENTS: &str = "/api/v1/agents";
+/// `PATCH` [`crate::AgentUpdate`]: rename or re-tag an agent; `DELETE`: forget it.
+pub const AGENT: &str = "/api/v1/agents/{id}";
+/// `POST`: let an agent finish its chunk and take no more.
+pub const AGENT_DRAIN: &str = "/api/v1/agents/{id}/drain";
+/// `POST`: stop an agent taking work and revoke its lease.
+pub const AGENT_DISABLE: &str = "/api/v1/agents/{id}/disable";
+/// `POST`: let a drained or disabled agent work again.
+pub const AGENT_ENABLE: &str = "/api/v1/agents/{id}/enable";
+/// `POST`: end an agent's quarantine and blocklists early.
+pub const AGENT_RELEASE: &str = "/api/v1/agents/{id}/release";
 
 /// Route of a job's input blob.
 pub fn agent_blob(hash: &str) -> String {
@@ -52,6 +76,22 @@ pub fn agent_frame(lease: i64, frame: i64, format: ImageFormat) -> String {
 /// Route an agent ends a lease with.
 pub fn agent_lease_end(lease: i64) -> String {
     format!("{API_PREFIX}/agent/leases/{lease}/end")
+}
+
+/// A route with one `{id}`-like parameter filled in.
+pub fn with_id(template: &str, id: i64) -> String {
+    match template.split_once('{') {
+        Some((head, rest)) => {
+            let tail = rest.split_once('}').map_or("", |(_, t)| t);
+            format!("{head}{id}{tail}")
+        }
+        None => template.to_owned(),
+    }
+}
+
+/// Route of a frame's thumbnail.
+pub fn job_frame_thumbnail(id: i64, frame: i64) -> String {
+    format!("{JOBS}/{id}/frames/{frame}/thumbnail")
 }
 
 /// Route of one job.
@@ -118,6 +158,10 @@ mod tests {
         );
         assert_eq!(job_video(7), fill(JOB_VIDEO, &["7"]));
         assert_eq!(job_frames_zip(7), fill(JOB_FRAMES_ZIP, &["7"]));
+        assert_eq!(job_frame_thumbnail(7, 3), fill(JOB_FRAME_THUMBNAIL, &["7", "3"]));
+        assert_eq!(with_id(JOB_CANCEL, 9), "/api/v1/jobs/9/cancel");
+        assert_eq!(with_id(AGENT, 4), "/api/v1/agents/4");
+        assert_eq!(with_id(AGENTS, 4), AGENTS);
     }
 
     #[test]
@@ -135,7 +179,19 @@ mod tests {
             JOB_FRAME_FILE,
             JOB_VIDEO,
             JOB_FRAMES_ZIP,
+            JOB_FRAME_THUMBNAIL,
+            JOB_FAILURES,
+            JOB_CANCEL,
+            JOB_PAUSE,
+            JOB_RESUME,
+            JOB_RETRY,
+            JOB_PRIORITY,
             AGENTS,
+            AGENT,
+            AGENT_DRAIN,
+            AGENT_DISABLE,
+            AGENT_ENABLE,
+            AGENT_RELEASE,
         ] {
             assert!(r.starts_with(API_PREFIX), "{r}");
         }

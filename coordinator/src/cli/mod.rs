@@ -1,4 +1,7 @@
-//! The `idlefarm` command line: `serve`, `up`, `submit`, `status`, `fetch` and `token`.
+//! The `idlefarm` command line: `serve`, `up`, `submit`, `status`, `fetch` and `token`; job and
+//! agent control in [`control`].
+
+mod control;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,13 +32,18 @@ enum Command {
     Up(ServeArgs),
     /// Submit a .blend, .pov (with --ini) or .zip project.
     Submit(SubmitArgs),
-    /// Show jobs, or one job in detail.
+    /// Show jobs and agents, or one job in detail.
     Status {
         /// Job id; all jobs when omitted.
         job: Option<i64>,
+        /// Print JSON (`{"jobs": [...], "agents": [...]}`) for scripts.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArg,
     },
+    #[command(flatten)]
+    Control(control::ControlCommand),
     /// Download a job's frames and video.
     Fetch {
         /// Job id.
@@ -55,7 +63,7 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-struct ServerArg {
+pub(crate) struct ServerArg {
     /// The coordinator's URL.
     #[arg(
         long = "server",
@@ -153,7 +161,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args, false).await,
         Command::Up(args) => serve(args, true).await,
         Command::Submit(args) => submit(args).await,
-        Command::Status { job, server } => status(&Client::new(&server.url), job).await,
+        Command::Status { job, json, server } => status(&server.client()?, job, json).await,
+        Command::Control(command) => control::run(command).await,
         Command::Fetch { job, out, server } => fetch(&Client::new(&server.url), job, &out).await,
         Command::Token { data } => {
             let data = data.unwrap_or_else(default_data_dir);
@@ -373,24 +382,38 @@ fn report_final(client: &Client, job: &JobInfo) -> anyhow::Result<()> {
     }
 }
 
-async fn status(client: &Client, job: Option<i64>) -> anyhow::Result<()> {
+async fn status(client: &Client, job: Option<i64>, json: bool) -> anyhow::Result<()> {
     let jobs = match job {
         Some(id) => vec![client.job(id).await?],
         None => client.jobs().await?,
     };
+    let agents = match job {
+        Some(_) => Vec::new(),
+        None => client.agents().await?,
+    };
+    if json {
+        let out = serde_json::json!({ "jobs": jobs, "agents": agents });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
     if jobs.is_empty() {
         println!("no jobs yet; submit one with `idlefarm submit scene.blend --wait`");
     }
     for j in &jobs {
         let f = &j.frames;
+        let eta = j
+            .eta_secs
+            .map_or(String::new(), |s| format!("  eta {}", human_secs(s)));
         println!(
-            "{:>4}  {:<10} {:>5}/{:<5} done  {:>3} rendering  {:>3} failed  {}",
+            "{:>4}  {:<10} {:>5}/{:<5} done  {:>3} rendering  {:>3} failed  prio {:<3} {:<10} {}{eta}",
             j.id,
             j.state.as_str(),
             f.done,
             f.total(),
             f.rendering,
             f.failed,
+            j.priority,
+            j.owner.as_deref().unwrap_or("-"),
             j.name
         );
         if let Some(e) = &j.error {
@@ -403,19 +426,18 @@ async fn status(client: &Client, job: Option<i64>) -> anyhow::Result<()> {
         }
     }
     if job.is_none() {
-        let agents = client.agents().await?;
-        println!("{} agent(s):", agents.len());
-        for a in agents {
-            let seen = a
-                .last_seen_secs_ago
-                .map_or("never".into(), |s| format!("{s}s ago"));
-            println!(
-                "  {:>4}  {:<20} {:?}  seen {seen}  {} frames",
-                a.id, a.name, a.presence, a.frames_done
-            );
-        }
+        control::print_agents(&agents);
     }
     Ok(())
+}
+
+/// `95` → `1m35s`.
+fn human_secs(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
 }
 
 async fn fetch(client: &Client, id: i64, out: &Path) -> anyhow::Result<()> {

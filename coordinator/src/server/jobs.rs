@@ -12,14 +12,17 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::multipart::{Field, Multipart, MultipartError};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, Response};
-use idlefarm_protocol::{AgentInfo, FrameInfo, JobInfo, SubmitResponse, submit_fields};
+use idlefarm_protocol::{
+    AgentInfo, FailureInfo, FrameInfo, JobInfo, SubmitResponse, submit_fields,
+};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use super::Coordinator;
-use super::state::now_secs;
+use super::actions::authorize_job;
+use super::caller::Caller;
+use super::control::{JobTerms, checked_tags};
 use crate::error::{ApiError, PathParams};
-use crate::schedule::FrameState;
 use crate::submit::{self, SubmitFields, Upload, UploadedFile};
 
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
@@ -66,6 +69,7 @@ async fn save_field(
 /// `POST /api/v1/jobs`: a multipart form with the scene file and settings.
 pub async fn submit(
     State(coord): State<Arc<Coordinator>>,
+    caller: Caller,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
     let mut form = form.map_err(|r| {
@@ -110,6 +114,8 @@ pub async fn submit(
                     submit_fields::NAME,
                     submit_fields::FPS,
                     submit_fields::FORMAT,
+                    submit_fields::PRIORITY,
+                    submit_fields::TAGS,
                 ]
                 .into_iter()
                 .find(|k| *k == other)
@@ -128,6 +134,25 @@ pub async fn submit(
     let file = file.ok_or_else(|| {
         ApiError::bad_request("no scene uploaded: send a `file` field with a .blend, .pov or .zip")
     })?;
+    let terms = JobTerms {
+        owner: Some(caller.user_id),
+        priority: match text.remove(submit_fields::PRIORITY) {
+            Some(p) => p
+                .parse::<i64>()
+                .ok()
+                .filter(|p| (-1000..=1000).contains(p))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "priority `{p}` is not a whole number between -1000 and 1000"
+                    ))
+                })?,
+            None => 0,
+        },
+        required_tags: match text.remove(submit_fields::TAGS) {
+            Some(tags) => checked_tags(tags.split(',').map(str::to_owned).collect())?,
+            None => Vec::new(),
+        },
+    };
     let mut field = |k| text.remove(k);
     let fields = SubmitFields {
         frames: field(submit_fields::FRAMES),
@@ -143,60 +168,45 @@ pub async fn submit(
         ..submit::Tools::default()
     };
     let prepared = submit::prepare(Upload { file, ini, fields }, scratch.path(), &tools).await?;
-    let job = coord.add_job(prepared).await?;
+    let job = coord.add_job(prepared, terms).await?;
+    coord
+        .audit(&caller.name, "job.submit", &format!("job {}", job.id), &job.name)
+        .await?;
     Ok((StatusCode::CREATED, Json(SubmitResponse { job })))
 }
 
-pub async fn list_jobs(State(coord): State<Arc<Coordinator>>) -> Json<Vec<JobInfo>> {
-    let sched = coord.sched.lock().await;
-    Json(
-        sched
-            .jobs
-            .values()
-            .map(|e| e.row.info(e.counts()))
-            .collect(),
-    )
+pub async fn list_jobs(
+    State(coord): State<Arc<Coordinator>>,
+    caller: Caller,
+) -> Result<Json<Vec<JobInfo>>, ApiError> {
+    Ok(Json(coord.job_infos(|owner| caller.may_see(owner)).await?))
 }
 
 pub async fn get_job(
     State(coord): State<Arc<Coordinator>>,
+    caller: Caller,
     PathParams(id): PathParams<i64>,
 ) -> Result<Json<JobInfo>, ApiError> {
-    let sched = coord.sched.lock().await;
-    let e = sched.jobs.get(&id).ok_or_else(|| no_job(id))?;
-    Ok(Json(e.row.info(e.counts())))
-}
-
-fn no_job(id: i64) -> ApiError {
-    ApiError::not_found(format!("there is no job {id}"))
+    authorize_job(&coord, &caller, id).await?;
+    Ok(Json(coord.job_info(id).await?))
 }
 
 pub async fn list_frames(
     State(coord): State<Arc<Coordinator>>,
+    caller: Caller,
     PathParams(id): PathParams<i64>,
 ) -> Result<Json<Vec<FrameInfo>>, ApiError> {
-    let sched = coord.sched.lock().await;
-    let e = sched.jobs.get(&id).ok_or_else(|| no_job(id))?;
-    let format = e.row.settings.format;
-    let frames = e
-        .board
-        .frames
-        .iter()
-        .map(|f| {
-            let done_by = match f.state {
-                FrameState::Done(a) => Some(a),
-                _ => None,
-            };
-            FrameInfo {
-                frame: f.frame,
-                state: f.state.as_str().to_owned(),
-                agent_id: done_by,
-                file: done_by.map(|_| idlefarm_protocol::frame_file_name(f.frame, format)),
-                failures: f.failures,
-            }
-        })
-        .collect();
-    Ok(Json(frames))
+    authorize_job(&coord, &caller, id).await?;
+    Ok(Json(coord.frame_infos(id).await?))
+}
+
+pub async fn failures(
+    State(coord): State<Arc<Coordinator>>,
+    caller: Caller,
+    PathParams(id): PathParams<i64>,
+) -> Result<Json<Vec<FailureInfo>>, ApiError> {
+    authorize_job(&coord, &caller, id).await?;
+    Ok(Json(coord.store.job_failures(id).await?))
 }
 
 async fn send_file(
@@ -219,19 +229,12 @@ async fn send_file(
         .map_err(ApiError::internal)
 }
 
-async fn job_exists(coord: &Coordinator, id: i64) -> Result<(), ApiError> {
-    if coord.sched.lock().await.jobs.contains_key(&id) {
-        Ok(())
-    } else {
-        Err(no_job(id))
-    }
-}
-
 pub async fn frame_file(
     State(coord): State<Arc<Coordinator>>,
+    caller: Caller,
     PathParams((id, file)): PathParams<(i64, String)>,
 ) -> Result<Response, ApiError> {
-    job_exists(&coord, id).await?;
+    authorize_job(&coord, &caller, id).await?;
     let valid = file.starts_with("frame_")
         && file
             .bytes()
@@ -252,17 +255,19 @@ pub async fn frame_file(
 
 pub async fn video(
     State(coord): State<Arc<Coordinator>>,
+    caller: Caller,
     PathParams(id): PathParams<i64>,
 ) -> Result<Response, ApiError> {
-    job_exists(&coord, id).await?;
+    authorize_job(&coord, &caller, id).await?;
     send_file(coord.data.video(id), "video/mp4", &format!("job-{id}.mp4")).await
 }
 
 pub async fn frames_zip(
     State(coord): State<Arc<Coordinator>>,
+    caller: Caller,
     PathParams(id): PathParams<i64>,
 ) -> Result<Response, ApiError> {
-    job_exists(&coord, id).await?;
+    authorize_job(&coord, &caller, id).await?;
     send_file(
         coord.data.frames_zip(id),
         "application/zip",
@@ -273,6 +278,7 @@ pub async fn frames_zip(
 
 pub async fn list_agents(
     State(coord): State<Arc<Coordinator>>,
+    _caller: Caller,
 ) -> Result<Json<Vec<AgentInfo>>, ApiError> {
-    Ok(Json(coord.store.agent_infos(now_secs()).await?))
+    Ok(Json(coord.agent_infos().await?))
 }

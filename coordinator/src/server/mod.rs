@@ -1,11 +1,13 @@
 //! The coordinator's HTTP server: shared state, the router, background tasks (lease expiry,
 //! assembly) and the `run` entry point tests call with a bound listener.
 
+mod actions;
 mod agents;
 mod control;
 pub mod events;
 mod jobs;
 mod state;
+mod views;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,11 +17,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get, post, put};
+use axum::routing::{any, get, patch, post, put};
 use idlefarm_protocol::routes::{self, API_PREFIX};
 use tokio::net::TcpListener;
 
 pub use state::Coordinator;
+
+use crate::schedule::HealthPolicy;
 
 /// How the coordinator is set up.
 #[derive(Debug, Clone)]
@@ -36,6 +40,8 @@ pub struct ServerConfig {
     pub lease_ttl: Duration,
     /// How long an automatically sized chunk should take.
     pub chunk_target: Duration,
+    /// When failures blocklist an agent for a job or quarantine it.
+    pub health: HealthPolicy,
 }
 
 impl ServerConfig {
@@ -48,6 +54,7 @@ impl ServerConfig {
             max_upload_bytes: 4 << 30,
             lease_ttl: Duration::from_secs(60),
             chunk_target: Duration::from_secs(120),
+            health: HealthPolicy::default(),
         }
     }
 }
@@ -68,12 +75,26 @@ pub fn router(coord: Arc<Coordinator>) -> Router {
         .route(routes::AGENT_LEASE_END, post(agents::end_lease))
         .route(routes::AGENTS, get(jobs::list_agents))
         .route(
+            routes::AGENT,
+            patch(actions::update).delete(actions::forget),
+        )
+        .route(routes::AGENT_DRAIN, post(actions::drain))
+        .route(routes::AGENT_DISABLE, post(actions::disable))
+        .route(routes::AGENT_ENABLE, post(actions::enable))
+        .route(routes::AGENT_RELEASE, post(actions::release))
+        .route(
             routes::JOBS,
             get(jobs::list_jobs)
                 .post(jobs::submit)
                 .layer(DefaultBodyLimit::max(limit)),
         )
-        .route(routes::JOB, get(jobs::get_job))
+        .route(routes::JOB, get(jobs::get_job).delete(actions::delete))
+        .route(routes::JOB_FAILURES, get(jobs::failures))
+        .route(routes::JOB_CANCEL, post(actions::cancel))
+        .route(routes::JOB_PAUSE, post(actions::pause))
+        .route(routes::JOB_RESUME, post(actions::resume))
+        .route(routes::JOB_RETRY, post(actions::retry))
+        .route(routes::JOB_PRIORITY, post(actions::priority))
         .route(routes::JOB_FRAMES, get(jobs::list_frames))
         .route(routes::JOB_FRAME_FILE, get(jobs::frame_file))
         .route(routes::JOB_VIDEO, get(jobs::video))

@@ -7,9 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use idlefarm_protocol::{
-    FrameCounts, JobState, Lease, LeaseOutcome, PresenceState, Renderer, RendererInfo,
-};
+use idlefarm_protocol::{FailureInfo, FrameCounts, JobState, Lease, LeaseOutcome, PresenceState, Renderer};
 use tokio::sync::{Mutex, RwLock, mpsc};
 use tokio::task::JoinHandle;
 
@@ -17,7 +15,10 @@ use super::ServerConfig;
 use crate::assemble;
 use crate::error::ApiError;
 use crate::files::DataDir;
-use crate::schedule::{self, Board, ChunkPolicy, FrameReject, LeaseEnding, LeaseId};
+use crate::schedule::{
+    self, AgentView, Board, ChunkPolicy, FailureRecord, FrameReject, Health, JobStatus, JobView,
+    LeaseEnding, LeaseId, NoWork,
+};
 use crate::store::{AgentRow, JobRow, Store};
 
 /// Unix milliseconds now.
@@ -42,6 +43,25 @@ pub(crate) struct JobEntry {
 }
 
 impl JobEntry {
+    /// What the scheduling core needs to know of this job to pick work.
+    pub fn view(&self) -> JobView<'_> {
+        let status = match self.row.state {
+            JobState::Rendering => JobStatus::Runnable,
+            JobState::Paused => JobStatus::Paused,
+            JobState::Cancelled => JobStatus::Cancelled,
+            JobState::Assembling | JobState::Done | JobState::Failed => JobStatus::Finished,
+        };
+        JobView {
+            id: self.row.id,
+            owner: self.row.owner_id,
+            priority: self.row.priority,
+            status,
+            renderer: self.row.settings.renderer,
+            required_tags: &self.row.required_tags,
+            queued: self.board.counts().queued,
+        }
+    }
+
     pub fn counts(&self) -> FrameCounts {
         let c = self.board.counts();
         FrameCounts {
@@ -61,6 +81,10 @@ pub(crate) struct Sched {
     /// expired lease are still accepted).
     pub lease_owner: HashMap<LeaseId, (i64, i64)>,
     pub next_lease: LeaseId,
+    /// Each agent's failed leases since its last release, for blocklists and quarantine.
+    pub failures: HashMap<i64, Vec<FailureRecord>>,
+    /// Why each agent got no work at its last request, for the dashboard.
+    pub no_work: HashMap<i64, NoWork>,
 }
 
 /// What the coordinator last heard from an agent.
@@ -113,6 +137,9 @@ impl Coordinator {
                     speed: HashMap::new(),
                 },
             );
+        }
+        for (agent, record) in store.failure_records().await? {
+            sched.failures.entry(agent).or_default().push(record);
         }
         let agents = store
             .agents()
@@ -188,7 +215,7 @@ impl Coordinator {
     }
 
     /// Agents heard from recently that may take work.
-    fn available_agents(&self) -> usize {
+    pub(crate) fn available_agents(&self) -> usize {
         let window = self.config.lease_ttl;
         let live = self.liveness.lock().expect("not poisoned");
         live.values()
@@ -255,48 +282,64 @@ impl Coordinator {
         Ok(())
     }
 
-    async fn set_state(
+    pub(crate) async fn set_state(
         &self,
         entry: &mut JobEntry,
         state: JobState,
         error: Option<String>,
     ) -> Result<(), ApiError> {
-        self.store
-            .set_job_state(entry.row.id, state, error.as_deref(), entry.row.has_video)
-            .await?;
-        entry.row.state = state;
-        entry.row.error = error;
+        let mut row = entry.row.clone();
+        row.state = state;
+        row.error = error;
+        row.finished_at = state.is_final().then(now_secs);
+        self.store.set_job_state(&row).await?;
+        entry.row = row;
         Ok(())
     }
 
-    /// Hands the agent a chunk of the oldest job it can render, if it may take work.
+    /// Hands the agent a chunk of the job the scheduling core picks for it (priority, fair share
+    /// between users, tags, pause, drain, blocklist, quarantine), if any; otherwise remembers why
+    /// it gets nothing.
     pub(crate) async fn lease_for(
         &self,
         agent: i64,
         presence: PresenceState,
     ) -> Result<Option<Lease>, ApiError> {
-        if !presence.may_take_work() {
-            return Ok(None);
-        }
-        let renderers: Vec<Renderer> = match self.agents.read().await.get(&agent) {
-            Some(a) => a
-                .renderers
-                .iter()
-                .map(|r: &RendererInfo| r.renderer)
-                .collect(),
-            None => return Err(ApiError::unauthorized("unknown agent")),
+        let Some(row) = self.agents.read().await.get(&agent).cloned() else {
+            return Err(ApiError::unauthorized("unknown agent"));
         };
+        let renderers: Vec<Renderer> = row.renderers.iter().map(|r| r.renderer).collect();
         let agents = self.available_agents().max(1);
         let ttl = self.config.lease_ttl.as_millis() as i64;
         let now = now_ms();
         let mut guard = self.sched.lock().await;
         let sched = &mut *guard;
-        for entry in sched.jobs.values_mut() {
-            if entry.row.state != JobState::Rendering
-                || !renderers.contains(&entry.row.settings.renderer)
-            {
-                continue;
+        let health = self.health_of(sched, agent, now);
+        let mut running: HashMap<Option<i64>, usize> = HashMap::new();
+        for entry in sched.jobs.values() {
+            *running.entry(entry.row.owner_id).or_default() += entry.board.leases.len();
+        }
+        let views: Vec<JobView> = sched.jobs.values().map(JobEntry::view).collect();
+        let view = AgentView {
+            id: agent,
+            renderers: &renderers,
+            tags: &row.tags,
+            mode: row.mode,
+            may_take_work: presence.may_take_work(),
+            health: &health,
+        };
+        let order = match schedule::pick_order(&views, &view, &running, now) {
+            Ok(order) => order,
+            Err(why) => {
+                sched.no_work.insert(agent, why);
+                return Ok(None);
             }
+        };
+        sched.no_work.remove(&agent);
+        for job in order {
+            let Some(entry) = sched.jobs.get_mut(&job) else {
+                continue;
+            };
             let policy = ChunkPolicy {
                 fixed: entry.row.chunk_size,
                 target_secs: self.config.chunk_target.as_secs_f64(),
@@ -314,7 +357,12 @@ impl Coordinator {
             self.store
                 .save_lease(entry.row.id, id, &slot, &entry.board)
                 .await?;
-            sched.lease_owner.insert(id, (entry.row.id, agent));
+            if entry.row.started_at.is_none() {
+                let at = now / 1000;
+                self.store.job_started(job, at).await?;
+                entry.row.started_at = Some(at);
+            }
+            sched.lease_owner.insert(id, (job, agent));
             let row = &entry.row;
             return Ok(Some(Lease {
                 id,
@@ -328,6 +376,12 @@ impl Coordinator {
             }));
         }
         Ok(None)
+    }
+
+    /// An agent's blocklists and quarantine as of `now`, from its failures since its release.
+    pub(crate) fn health_of(&self, sched: &Sched, agent: i64, now: i64) -> Health {
+        let records = sched.failures.get(&agent).map_or(&[][..], Vec::as_slice);
+        schedule::assess(records, now, &self.config.health)
     }
 
     /// Renews the agent's leases; returns the ones it no longer holds.
@@ -425,10 +479,14 @@ impl Coordinator {
         self.store
             .frame_done(job, &entry.board, idx, &file_name)
             .await?;
+        entry.row.latest_frame = Some(frame);
         if entry.board.is_complete() {
             self.set_state(entry, JobState::Assembling, None).await?;
             let _ = self.assemble_tx.send(job);
         }
+        drop(sched);
+        self.frame_changed(job, frame).await;
+        self.job_changed(job).await;
         Ok(())
     }
 
@@ -441,7 +499,8 @@ impl Coordinator {
         message: Option<String>,
         log_tail: Option<String>,
     ) -> Result<(), ApiError> {
-        let mut sched = self.sched.lock().await;
+        let mut guard = self.sched.lock().await;
+        let sched = &mut *guard;
         let Some(&(job, owner)) = sched.lease_owner.get(&lease) else {
             return Err(ApiError::not_found(format!("no lease {lease}")));
         };
@@ -450,22 +509,95 @@ impl Coordinator {
                 "lease {lease} is not held by this agent"
             )));
         }
-        let Some(entry) = sched.jobs.get_mut(&job) else {
+        let Some(entry) = sched.jobs.get(&job) else {
             return Ok(());
         };
-        if outcome == LeaseOutcome::Failed {
-            let message = message.unwrap_or_else(|| "the renderer failed".into());
-            tracing::warn!(job, lease, agent, "lease failed: {message}");
-            self.store
-                .record_failure(job, agent, lease, &message, log_tail.as_deref(), now_secs())
-                .await?;
+        let now = now_ms();
+        match outcome {
+            LeaseOutcome::Failed => {
+                let frames = entry.board.leases.get(&lease).map_or_else(Vec::new, |slot| {
+                    slot.frames.iter().map(|&i| entry.board.frames[i].frame).collect()
+                });
+                let failure = FailureInfo {
+                    at: now / 1000,
+                    agent_id: agent,
+                    lease_id: lease,
+                    frames,
+                    message: message.unwrap_or_else(|| "the renderer failed".into()),
+                    log_tail,
+                };
+                tracing::warn!(job, lease, agent, "lease failed: {}", failure.message);
+                self.store.record_failure(&failure, job, now).await?;
+                sched
+                    .failures
+                    .entry(agent)
+                    .or_default()
+                    .push(FailureRecord { job, at: now });
+            }
+            LeaseOutcome::Yield => self.store.count_yield(agent).await?,
+            LeaseOutcome::Complete => {}
         }
         let how = match outcome {
             LeaseOutcome::Complete => LeaseEnding::Complete,
             LeaseOutcome::Yield => LeaseEnding::Yield,
             LeaseOutcome::Failed => LeaseEnding::Failed,
         };
-        self.finish_lease(entry, lease, how).await
+        let Some(entry) = sched.jobs.get_mut(&job) else {
+            return Ok(());
+        };
+        self.finish_lease(entry, lease, how).await?;
+        if outcome == LeaseOutcome::Failed {
+            self.fail_if_hopeless(sched, job, now).await?;
+        }
+        drop(guard);
+        self.job_changed(job).await;
+        self.agent_changed(agent);
+        Ok(())
+    }
+
+    /// Fails a job that still has frames to render when every agent able to render it is
+    /// blocklisted for it: nobody will ever take it. With no capable agent at all it waits.
+    async fn fail_if_hopeless(&self, sched: &mut Sched, job: i64, now: i64) -> Result<(), ApiError> {
+        let Some(entry) = sched.jobs.get(&job) else {
+            return Ok(());
+        };
+        if !matches!(entry.row.state, JobState::Rendering | JobState::Paused)
+            || entry.board.is_complete()
+        {
+            return Ok(());
+        }
+        let renderer = entry.row.settings.renderer;
+        let capable: Vec<i64> = self
+            .agents
+            .read()
+            .await
+            .values()
+            .filter(|a| a.renderers.iter().any(|r| r.renderer == renderer))
+            .map(|a| a.id)
+            .collect();
+        let healths: Vec<Health> = capable
+            .iter()
+            .map(|&a| self.health_of(sched, a, now))
+            .collect();
+        if !schedule::all_blocklisted(job, &healths) {
+            return Ok(());
+        }
+        let reason = self.store.last_failure(job).await?;
+        let why = reason.map_or_else(|| "renderer failures".into(), |(m, _)| m);
+        let error = format!(
+            "every PC that can render it failed on it {} times; last error: {why}",
+            self.config.health.blocklist_after
+        );
+        let Some(entry) = sched.jobs.get_mut(&job) else {
+            return Ok(());
+        };
+        let (leases, changed) = entry.board.revoke_all_changed();
+        if !leases.is_empty() {
+            self.store
+                .revoke_leases(job, &leases, &entry.board, &changed)
+                .await?;
+        }
+        self.set_state(entry, JobState::Failed, Some(error)).await
     }
 
     async fn assemble_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<i64>) {
@@ -507,8 +639,12 @@ impl Coordinator {
         let Some(entry) = sched.jobs.get_mut(&job) else {
             return Ok(());
         };
+        if entry.row.state != JobState::Assembling {
+            // Cancelled or changed while ffmpeg ran: the outputs stay, the state is not touched.
+            return Ok(());
+        }
         let result = zipped.and(video);
-        match result {
+        let result = match result {
             Ok(()) => {
                 entry.row.has_video = true;
                 tracing::info!(job, secs = started.elapsed().as_secs_f64(), "job done");
@@ -518,14 +654,18 @@ impl Coordinator {
                 let error = format!("the frames are ready, but the video could not be made: {e}");
                 self.set_state(entry, JobState::Failed, Some(error)).await
             }
-        }
+        };
+        drop(sched);
+        self.job_changed(job).await;
+        result
     }
 }
 
-/// Frames are accepted only while their job renders.
+/// Frames are accepted while their job renders or is paused (a frame finished just as the job
+/// was paused is not thrown away).
 fn check_rendering(entry: &JobEntry) -> Result<(), ApiError> {
     match entry.row.state {
-        JobState::Rendering => Ok(()),
+        JobState::Rendering | JobState::Paused => Ok(()),
         state => Err(ApiError::conflict(format!(
             "job {} is {}",
             entry.row.id,

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
+mod control;
+
 use idlefarm_protocol::{
-    AgentInfo, FrameCounts, InputKind, JobInfo, JobState, PresenceState, RenderSettings,
+    AgentInfo, AgentMode, FailureInfo, FrameCounts, InputKind, JobInfo, JobState, PresenceState, RenderSettings,
     RendererInfo,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -49,12 +51,33 @@ pub struct JobRow {
     pub has_video: bool,
     /// Unix seconds.
     pub created_at: i64,
+    /// The submitting user (`None` for jobs from before accounts).
+    pub owner_id: Option<i64>,
+    /// Higher runs first.
+    pub priority: i64,
+    /// Tags an agent must have.
+    pub required_tags: Vec<String>,
+    /// Unix seconds of the first lease.
+    pub started_at: Option<i64>,
+    /// Unix seconds of the final state.
+    pub finished_at: Option<i64>,
+    /// The frame stored most recently.
+    pub latest_frame: Option<i64>,
 }
 
 impl JobRow {
-    /// The API view of the job, with frame counts from its board.
+    /// The API view of the job, with frame counts from its board. The owner's name and the ETA
+    /// are filled in by the caller, which knows users and agents.
     pub fn info(&self, counts: FrameCounts) -> JobInfo {
         JobInfo {
+            owner_id: self.owner_id,
+            owner: None,
+            priority: self.priority,
+            required_tags: self.required_tags.clone(),
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            eta_secs: None,
+            latest_frame: self.latest_frame,
             id: self.id,
             name: self.name.clone(),
             state: self.state,
@@ -69,15 +92,23 @@ impl JobRow {
     }
 }
 
-/// An agent's credentials as stored.
+/// An agent's credentials and the admin's settings for it, as the scheduler needs them.
 #[derive(Debug, Clone)]
 pub struct AgentRow {
     /// Id.
     pub id: i64,
+    /// Display name.
+    pub name: String,
     /// blake3 of its secret, hex.
     pub secret_hash: String,
     /// Renderers it has.
     pub renderers: Vec<RendererInfo>,
+    /// Whether the admin lets it work.
+    pub mode: AgentMode,
+    /// Tags jobs can require.
+    pub tags: Vec<String>,
+    /// Unix millis of the admin's last release; failures before it are forgiven.
+    pub released_at: i64,
 }
 
 fn kind_str(kind: InputKind) -> &'static str {
@@ -173,19 +204,28 @@ impl Store {
         row.try_get(0)
     }
 
-    /// Every agent's credentials.
+    /// Every agent that is not forgotten.
     pub async fn agents(&self) -> Result<Vec<AgentRow>, sqlx::Error> {
-        let rows = sqlx::query("SELECT id, secret_hash, renderers FROM agents")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, secret_hash, renderers, mode, tags, released_at FROM agents
+             WHERE forgotten = 0",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
             .map(|r| {
-                let renderers: String = r.try_get(2)?;
+                let renderers: String = r.try_get(3)?;
+                let mode: String = r.try_get(4)?;
+                let tags: String = r.try_get(5)?;
                 Ok(AgentRow {
                     id: r.try_get(0)?,
-                    secret_hash: r.try_get(1)?,
+                    name: r.try_get(1)?,
+                    secret_hash: r.try_get(2)?,
                     renderers: serde_json::from_str(&renderers)
                         .map_err(|e| decode_err("renderers", e))?,
+                    mode: AgentMode::parse(&mode).ok_or_else(|| decode_err("mode", &mode))?,
+                    tags: serde_json::from_str(&tags).map_err(|e| decode_err("tags", e))?,
+                    released_at: r.try_get(6)?,
                 })
             })
             .collect()
@@ -211,8 +251,9 @@ impl Store {
     pub async fn agent_infos(&self, now: i64) -> Result<Vec<AgentInfo>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT id, name, presence, last_seen, frames_done, renderers,
-                    (SELECT COUNT(*) FROM lease_failures f WHERE f.agent_id = agents.id)
-             FROM agents ORDER BY id",
+                    (SELECT COUNT(*) FROM lease_failures f WHERE f.agent_id = agents.id),
+                    yields, mode, tags, latest_job, latest_frame
+             FROM agents WHERE forgotten = 0 ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -230,6 +271,15 @@ impl Store {
                     frames_done: r.try_get(4)?,
                     failures: r.try_get(6)?,
                     renderers: serde_json::from_str(&renderers).unwrap_or_default(),
+                    yields: r.try_get(7)?,
+                    mode: AgentMode::parse(&r.try_get::<String, _>(8)?).unwrap_or_default(),
+                    tags: serde_json::from_str(&r.try_get::<String, _>(9)?).unwrap_or_default(),
+                    quarantined_until: None,
+                    blocklisted_jobs: Vec::new(),
+                    no_work_reason: None,
+                    latest_frame: r
+                        .try_get::<Option<i64>, _>(10)?
+                        .zip(r.try_get::<Option<i64>, _>(11)?),
                 })
             })
             .collect()
@@ -244,8 +294,8 @@ impl Store {
             serde_json::to_string(&job.warnings).map_err(|e| decode_err("warnings", e))?;
         let id: i64 = sqlx::query(
             "INSERT INTO jobs (name, state, warnings, settings, input_hash, input_kind, input_name,
-                               chunk_size, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                               chunk_size, created_at, owner_id, priority, required_tags)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&job.name)
         .bind(job.state.as_str())
@@ -256,6 +306,9 @@ impl Store {
         .bind(&job.input_name)
         .bind(job.chunk_size.map(i64::from))
         .bind(job.created_at)
+        .bind(job.owner_id)
+        .bind(job.priority)
+        .bind(serde_json::to_string(&job.required_tags).map_err(|e| decode_err("tags", e))?)
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
@@ -277,7 +330,9 @@ impl Store {
     pub async fn jobs(&self) -> Result<Vec<JobRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT id, name, state, error, warnings, settings, input_hash, input_kind, input_name,
-                    chunk_size, has_video, created_at FROM jobs ORDER BY id",
+                    chunk_size, has_video, created_at, owner_id, priority, required_tags,
+                    started_at, finished_at, latest_frame
+             FROM jobs ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -307,24 +362,28 @@ impl Store {
                     chunk_size: chunk.map(|c| c as u32),
                     has_video: r.try_get::<i64, _>(10)? != 0,
                     created_at: r.try_get(11)?,
+                    owner_id: r.try_get(12)?,
+                    priority: r.try_get(13)?,
+                    required_tags: serde_json::from_str(&r.try_get::<String, _>(14)?)
+                        .map_err(|e| decode_err("required_tags", e))?,
+                    started_at: r.try_get(15)?,
+                    finished_at: r.try_get(16)?,
+                    latest_frame: r.try_get(17)?,
                 })
             })
             .collect()
     }
 
-    /// Changes a job's state (and error).
-    pub async fn set_job_state(
-        &self,
-        id: i64,
-        state: JobState,
-        error: Option<&str>,
-        has_video: bool,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE jobs SET state = ?, error = ?, has_video = ? WHERE id = ?")
-            .bind(state.as_str())
-            .bind(error)
-            .bind(has_video)
-            .bind(id)
+    /// Changes a job's state, error, video flag and finish time.
+    pub async fn set_job_state(&self, job: &JobRow) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE jobs SET state = ?, error = ?, has_video = ?, finished_at = ? WHERE id = ?",
+        )
+        .bind(job.state.as_str())
+        .bind(job.error.as_deref())
+        .bind(job.has_video)
+        .bind(job.finished_at)
+        .bind(job.id)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -465,8 +524,19 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if let FrameState::Done(agent) = board.frames[idx].state {
-            sqlx::query("UPDATE agents SET frames_done = frames_done + 1 WHERE id = ?")
-                .bind(agent)
+            let frame = board.frames[idx].frame;
+            sqlx::query(
+                "UPDATE agents SET frames_done = frames_done + 1, latest_job = ?, latest_frame = ?
+                 WHERE id = ?",
+            )
+            .bind(job_id)
+            .bind(frame)
+            .bind(agent)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE jobs SET latest_frame = ? WHERE id = ?")
+                .bind(frame)
+                .bind(job_id)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -476,23 +546,23 @@ impl Store {
     /// Records a failed lease's message and log tail.
     pub async fn record_failure(
         &self,
+        failure: &FailureInfo,
         job_id: i64,
-        agent_id: i64,
-        lease: LeaseId,
-        message: &str,
-        log_tail: Option<&str>,
-        now: i64,
+        at_ms: i64,
     ) -> Result<(), sqlx::Error> {
+        let frames = serde_json::to_string(&failure.frames).map_err(|e| decode_err("frames", e))?;
         sqlx::query(
-            "INSERT INTO lease_failures (job_id, agent_id, lease_id, message, log_tail, at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO lease_failures (job_id, agent_id, lease_id, message, log_tail, at, frames, at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(job_id)
-        .bind(agent_id)
-        .bind(lease)
-        .bind(message)
-        .bind(log_tail)
-        .bind(now)
+        .bind(failure.agent_id)
+        .bind(failure.lease_id)
+        .bind(&failure.message)
+        .bind(failure.log_tail.as_deref())
+        .bind(failure.at)
+        .bind(frames)
+        .bind(at_ms)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -92,6 +92,40 @@ pub fn frame_count(start: i64, end: i64, step: i64) -> i64 {
     }
 }
 
+/// Most frames one list may name (re-rendering chosen frames).
+pub const MAX_LISTED_FRAMES: usize = 100_000;
+
+/// Parses a list of frames and ranges, `7,12-15`, into frame numbers in order without
+/// duplicates. Every item is a single frame or a `START-END` range (no step).
+pub fn parse_frame_list(text: &str) -> Result<Vec<i64>, String> {
+    let mut out: Vec<i64> = Vec::new();
+    for item in text.split(',') {
+        let item = item.trim();
+        if item.is_empty() {
+            return Err(format!(
+                "frames \"{text}\" has an empty item; write e.g. 7,12-15"
+            ));
+        }
+        let range = FrameRange::parse(item)
+            .map_err(|e| format!("{e} (in the list \"{}\")", text.trim()))?;
+        if range.step.is_some() {
+            return Err(format!(
+                "\"{item}\": a frame list takes frames and ranges without a step, e.g. 7,12-15"
+            ));
+        }
+        if range.end < range.start {
+            return Err(format!("\"{item}\": the range ends before it starts"));
+        }
+        if out.len() as i64 + (range.end - range.start + 1) > MAX_LISTED_FRAMES as i64 {
+            return Err(format!("a frame list names at most {MAX_LISTED_FRAMES} frames"));
+        }
+        out.extend(range.start..=range.end);
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|f| seen.insert(*f));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +200,17 @@ mod tests {
         assert_eq!(range(1, 9, Some(2)).to_string(), "1-9:2");
         assert_eq!(frame_count(1, 10, 3), 4);
         assert_eq!(frame_count(5, 5, 1), 1);
+    }
+
+    #[test]
+    fn frame_lists_take_frames_and_ranges() {
+        assert_eq!(parse_frame_list("7,12-15"), Ok(vec![7, 12, 13, 14, 15]));
+        assert_eq!(parse_frame_list(" 3 , 3,1-2"), Ok(vec![3, 1, 2]));
+        assert!(parse_frame_list("").is_err());
+        assert!(parse_frame_list("1,,2").is_err());
+        assert!(parse_frame_list("1-10:2").is_err());
+        assert!(parse_frame_list("five").is_err());
+        assert!(parse_frame_list("9-3").is_err());
+        assert!(parse_frame_list("1-1000000").is_err());
     }
 }
