@@ -24,7 +24,7 @@ pub use board::{
 pub use chunk::{ChunkPolicy, chunk_size};
 pub use health::{FailureRecord, Health, HealthPolicy, all_blocklisted, assess};
 pub use pick::{
-    AgentMode, AgentView, JobStatus, JobView, Misfit, NoWork, Unfit, UnknownAgentMode, misfit,
+    AgentMode, AgentView, JobStatus, JobView, Misfit, NoWork, Unfit, misfit,
     pick_order,
 };
 

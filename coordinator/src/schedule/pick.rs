@@ -45,50 +45,7 @@ pub struct JobView<'a> {
     pub queued: usize,
 }
 
-/// What an admin set an agent to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentMode {
-    /// Takes work.
-    Active,
-    /// Finishes the chunk in hand, takes no more.
-    Draining,
-    /// Takes nothing.
-    Disabled,
-}
-
-/// A mode name that is not one of `active`, `draining`, `disabled`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown agent mode {0:?} (expected active, draining or disabled)")]
-pub struct UnknownAgentMode(pub String);
-
-impl AgentMode {
-    /// The name used in the API and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AgentMode::Active => "active",
-            AgentMode::Draining => "draining",
-            AgentMode::Disabled => "disabled",
-        }
-    }
-
-    /// Reads a name written by [`AgentMode::as_str`].
-    pub fn parse(s: &str) -> Result<AgentMode, UnknownAgentMode> {
-        match s {
-            "active" => Ok(AgentMode::Active),
-            "draining" => Ok(AgentMode::Draining),
-            "disabled" => Ok(AgentMode::Disabled),
-            other => Err(UnknownAgentMode(other.to_owned())),
-        }
-    }
-}
-
-impl std::str::FromStr for AgentMode {
-    type Err = UnknownAgentMode;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AgentMode::parse(s)
-    }
-}
+pub use idlefarm_protocol::AgentMode;
 
 /// What [`pick_order`] needs to know about the asking agent.
 #[derive(Debug, Clone, Copy)]

@@ -392,8 +392,8 @@ impl Store {
     /// Loads a job's board: its frames and live leases.
     pub async fn board(&self, job_id: i64) -> Result<Board, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT frame, state, lease_id, agent_id, failures FROM frames
-             WHERE job_id = ? ORDER BY idx",
+            "SELECT frame, state, lease_id, agent_id, failures, attempts, render_ms, failed_on
+             FROM frames WHERE job_id = ? ORDER BY idx",
         )
         .bind(job_id)
         .fetch_all(&self.pool)
@@ -409,9 +409,14 @@ impl Store {
                 ("rendering", Some(l)) => FrameState::Leased(l),
                 _ => FrameState::Queued,
             };
+            let failed_on: String = r.try_get(7)?;
             frames.push(FrameSlot {
                 state,
                 failures: r.try_get::<i64, _>(4)? as u32,
+                attempts: r.try_get::<i64, _>(5)? as u32,
+                render_ms: r.try_get(6)?,
+                failed_on: serde_json::from_str(&failed_on)
+                    .map_err(|e| decode_err("failed_on", e))?,
                 ..FrameSlot::queued(r.try_get(0)?)
             });
         }
@@ -609,14 +614,20 @@ async fn write_frames(
             FrameState::Done(a) => (None, Some(a)),
             _ => (None, None),
         };
+        let failed_on =
+            serde_json::to_string(&f.failed_on).map_err(|e| decode_err("failed_on", e))?;
         sqlx::query(
             "UPDATE frames SET state = ?, lease_id = ?, agent_id = COALESCE(?, agent_id),
-                               failures = ? WHERE job_id = ? AND idx = ?",
+                               failures = ?, attempts = ?, render_ms = ?, failed_on = ?
+             WHERE job_id = ? AND idx = ?",
         )
         .bind(f.state.as_str())
         .bind(lease)
         .bind(agent)
         .bind(f.failures as i64)
+        .bind(f.attempts as i64)
+        .bind(f.render_ms)
+        .bind(failed_on)
         .bind(job_id)
         .bind(i as i64)
         .execute(&mut **tx)
