@@ -3,6 +3,8 @@
 //! Both sides serialize and deserialize these types with serde (JSON); nothing here does I/O.
 //! Paths are relative to the coordinator's base URL, under [`API_PREFIX`].
 
+pub mod accounts;
+
 use serde::{Deserialize, Serialize};
 
 /// Version of the HTTP API described by this crate. Bumped on incompatible changes.
