@@ -1,7 +1,9 @@
 //! The coordinator's HTTP server: shared state, the router, background tasks (lease expiry,
 //! assembly) and the `run` entry point tests call with a bound listener.
 
+mod accounts;
 mod agents;
+mod caller;
 mod jobs;
 mod state;
 
@@ -17,6 +19,7 @@ use axum::routing::{get, post, put};
 use idlefarm_protocol::API_PREFIX;
 use tokio::net::TcpListener;
 
+pub use caller::{Caller, Login, OptionalCaller};
 pub use state::Coordinator;
 
 /// How the coordinator is set up.
@@ -75,6 +78,7 @@ pub fn router(coord: Arc<Coordinator>) -> Router {
         .route("/jobs/{id}/frames/{file}", get(jobs::frame_file))
         .route("/jobs/{id}/video.mp4", get(jobs::video))
         .route("/jobs/{id}/frames.zip", get(jobs::frames_zip))
+        .merge(accounts::routes())
         .fallback(jobs::api_not_found);
     Router::new()
         .route("/", get(jobs::index_page))
