@@ -1,10 +1,16 @@
-//! A typed HTTP client for the coordinator's job API, used by the CLI (and by tests).
+//! A typed HTTP client for the coordinator's API, used by the CLI (and by tests). It sends an
+//! API token (`Authorization: Bearer …`) when it has one: [`Client::for_cli`] loads the one
+//! `idlefarm login` saved for the server.
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use idlefarm_protocol::accounts::{self as wire, API_TOKEN_ENV};
 use idlefarm_protocol::{API_PREFIX, AgentInfo, ErrorBody, FrameInfo, JobInfo, SubmitResponse};
+use reqwest::Method;
 use reqwest::multipart::{Form, Part};
+
+use crate::accounts::credentials::{self, Credentials};
 
 /// Settings a submitter may give with a scene; `None` means "from the file".
 #[derive(Debug, Clone, Default)]
@@ -32,6 +38,7 @@ pub struct SubmitOptions {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl Client {
@@ -40,6 +47,39 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
+            token: None,
+        }
+    }
+
+    /// The same client, sending `token` as `Authorization: Bearer <token>` (or nothing).
+    pub fn with_token(self, token: Option<String>) -> Client {
+        Client { token, ..self }
+    }
+
+    /// A client for the CLI: with the API token from `IDLEFARM_API_TOKEN`, else the one saved
+    /// by `idlefarm login` for this server, else none.
+    pub fn for_cli(base: &str) -> anyhow::Result<Client> {
+        let token = match std::env::var(API_TOKEN_ENV) {
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+            _ => match credentials::default_path() {
+                Ok(path) => Credentials::load(&path)?.get(base).map(|l| l.token.clone()),
+                Err(_) => None,
+            },
+        };
+        Ok(Client::new(base).with_token(token))
+    }
+
+    /// Whether it sends an API token.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// A request to an API path, with the token if there is one.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, self.url(path));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
         }
     }
 
@@ -48,9 +88,14 @@ impl Client {
         &self.base
     }
 
-    /// Full URL of an API path (under `/api/v1`).
+    /// Full URL of an API path: a route from `idlefarm_protocol::routes` (which starts with
+    /// `/api/v1`), or a path relative to `/api/v1`.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{API_PREFIX}{path}", self.base)
+        if path.starts_with(API_PREFIX) {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{API_PREFIX}{path}", self.base)
+        }
     }
 
     async fn check(
@@ -71,9 +116,46 @@ impl Client {
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let res = self
-            .check(self.http.get(self.url(path)).send().await)
+            .check(self.request(Method::GET, path).send().await)
             .await?;
         Ok(res.json().await?)
+    }
+
+    async fn send_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let res = self
+            .check(self.request(method, path).json(body).send().await)
+            .await?;
+        Ok(res.json().await?)
+    }
+
+    /// `POST`s a JSON body to an API path, ignoring the answer's body.
+    pub async fn post_json<B: serde::Serialize>(&self, path: &str, body: &B) -> anyhow::Result<()> {
+        self.send_json::<_, serde::de::IgnoredAny>(Method::POST, path, body)
+            .await
+            .map(|_| ())
+    }
+
+    /// `PATCH`es a JSON body to an API path, ignoring the answer's body.
+    pub async fn patch_json<B: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<()> {
+        self.send_json::<_, serde::de::IgnoredAny>(Method::PATCH, path, body)
+            .await
+            .map(|_| ())
+    }
+
+    /// `DELETE`s an API path.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
+        self.check(self.request(Method::DELETE, path).send().await)
+            .await?;
+        Ok(())
     }
 
     /// Submits a scene file with options.
@@ -98,8 +180,7 @@ impl Client {
             }
         }
         let res = self
-            .http
-            .post(self.url("/jobs"))
+            .request(Method::POST, "/jobs")
             .multipart(form)
             .send()
             .await;
@@ -131,7 +212,7 @@ impl Client {
     pub async fn download(&self, path: &str, dest: &Path) -> anyhow::Result<u64> {
         use tokio::io::AsyncWriteExt;
         let mut res = self
-            .check(self.http.get(self.url(path)).send().await)
+            .check(self.request(Method::GET, path).send().await)
             .await?;
         let dir = dest.parent().unwrap_or(Path::new("."));
         let tmp = tempfile::Builder::new().prefix(".part-").tempfile_in(dir)?;
@@ -145,6 +226,96 @@ impl Client {
         out.sync_all().await?;
         tmp.persist(dest).map_err(|e| e.error)?;
         Ok(n)
+    }
+}
+
+/// Account calls: logging in and out, users, enrolment tokens, the audit log.
+impl Client {
+    /// Trades a name and password for an API token (what `idlefarm login` saves).
+    pub async fn create_api_token(
+        &self,
+        name: &str,
+        password: &str,
+        label: &str,
+    ) -> anyhow::Result<wire::TokenResponse> {
+        let req = wire::TokenRequest {
+            name: name.to_owned(),
+            password: password.to_owned(),
+            label: label.to_owned(),
+        };
+        self.send_json(Method::POST, wire::TOKENS_PATH, &req).await
+    }
+
+    /// Logs in with a name and password: a client that sends a new API token labelled `label`.
+    pub async fn login(self, name: &str, password: &str, label: &str) -> anyhow::Result<Client> {
+        let token = self.create_api_token(name, password, label).await?.token;
+        Ok(self.with_token(Some(token)))
+    }
+
+    /// Revokes the API token this client sends.
+    pub async fn revoke_api_token(&self) -> anyhow::Result<()> {
+        self.delete(wire::CURRENT_TOKEN_PATH).await
+    }
+
+    /// Who this client is logged in as.
+    pub async fn whoami(&self) -> anyhow::Result<wire::SessionInfo> {
+        self.get_json(wire::SESSION_PATH).await
+    }
+
+    /// Every user (admins only).
+    pub async fn users(&self) -> anyhow::Result<Vec<wire::UserInfo>> {
+        self.get_json(wire::USERS_PATH).await
+    }
+
+    /// Adds a user; the answer holds the generated password when none was given.
+    pub async fn add_user(&self, user: &wire::NewUser) -> anyhow::Result<wire::NewUserResponse> {
+        self.send_json(Method::POST, wire::USERS_PATH, user).await
+    }
+
+    /// Removes a user.
+    pub async fn remove_user(&self, name: &str) -> anyhow::Result<()> {
+        self.delete(&wire::user_path(name)).await
+    }
+
+    /// Sets a user's password; returns the generated one when none was given.
+    pub async fn set_password(
+        &self,
+        name: &str,
+        password: Option<String>,
+    ) -> anyhow::Result<Option<String>> {
+        let res: wire::PasswordResponse = self
+            .send_json(
+                Method::PUT,
+                &wire::user_password_path(name),
+                &wire::PasswordChange { password },
+            )
+            .await?;
+        Ok(res.password)
+    }
+
+    /// Every enrolment token, newest first.
+    pub async fn enrolment_tokens(&self) -> anyhow::Result<Vec<wire::EnrolmentTokenInfo>> {
+        self.get_json(wire::ENROLMENT_TOKENS_PATH).await
+    }
+
+    /// Makes an enrolment token, expiring after `expires_secs` if given.
+    pub async fn create_enrolment_token(
+        &self,
+        expires_secs: Option<u64>,
+    ) -> anyhow::Result<wire::CreatedEnrolmentToken> {
+        let req = wire::NewEnrolmentToken { expires_secs };
+        self.send_json(Method::POST, wire::ENROLMENT_TOKENS_PATH, &req)
+            .await
+    }
+
+    /// Revokes an enrolment token.
+    pub async fn revoke_enrolment_token(&self, id: i64) -> anyhow::Result<()> {
+        self.delete(&wire::enrolment_token_path(id)).await
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    pub async fn audit(&self, limit: u32) -> anyhow::Result<Vec<wire::AuditEntry>> {
+        self.get_json(&wire::audit_path(limit)).await
     }
 }
 

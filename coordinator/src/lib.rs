@@ -1,6 +1,7 @@
 //! The idlefarm coordinator: takes render jobs, leases chunks of frames to agents, stores the
 //! frames they upload and assembles the video. The `idlefarm` binary is a thin wrapper around it.
 
+pub mod accounts;
 pub mod assemble;
 pub mod auth;
 pub mod cli;

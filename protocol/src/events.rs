@@ -8,17 +8,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{API_PREFIX, FrameCounts, JobState, PresenceState};
+use crate::{FrameCounts, JobState, PresenceState};
 
 /// Route of the event stream.
-pub const EVENTS_PATH: &str = "/api/v1/events";
+pub const EVENTS_PATH: &str = crate::routes::EVENTS;
 
 /// SSE event name that tells the client to re-fetch state; its data is `{}`.
 pub const RESET_EVENT: &str = "reset";
 
 /// Route of an agent's presence history (`GET`, answers a list of [`PresenceChange`]).
 pub fn agent_history_path(agent: i64) -> String {
-    format!("{API_PREFIX}/agents/{agent}/history")
+    crate::routes::with_id(crate::routes::AGENT_HISTORY, agent)
 }
 
 /// One change on the farm, numbered by the coordinator.
@@ -47,6 +47,13 @@ pub enum EventKind {
         state: JobState,
         /// Its frames by state now.
         frames: FrameCounts,
+    },
+    /// A job was deleted.
+    JobDeleted {
+        /// The job.
+        job: i64,
+        /// The user who owned it.
+        owner: Option<i64>,
     },
     /// A frame changed state; a frame that was stored is `state: "done"`.
     FrameChanged {
@@ -80,6 +87,7 @@ impl EventKind {
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::JobChanged { .. } => "job-changed",
+            EventKind::JobDeleted { .. } => "job-deleted",
             EventKind::FrameChanged { .. } => "frame-changed",
             EventKind::AgentChanged { .. } => "agent-changed",
             EventKind::Presence { .. } => "presence",
@@ -90,9 +98,9 @@ impl EventKind {
     /// and admins may see them), `None` for farm events everyone signed in may see.
     pub fn owner(&self) -> Option<Option<i64>> {
         match self {
-            EventKind::JobChanged { owner, .. } | EventKind::FrameChanged { owner, .. } => {
-                Some(*owner)
-            }
+            EventKind::JobChanged { owner, .. }
+            | EventKind::JobDeleted { owner, .. }
+            | EventKind::FrameChanged { owner, .. } => Some(*owner),
             EventKind::AgentChanged { .. } | EventKind::Presence { .. } => None,
         }
     }
@@ -182,7 +190,7 @@ mod tests {
 
     #[test]
     fn routes_live_under_the_api_prefix() {
-        assert!(EVENTS_PATH.starts_with(API_PREFIX));
+        assert!(EVENTS_PATH.starts_with(crate::API_PREFIX));
         assert_eq!(agent_history_path(5), "/api/v1/agents/5/history");
     }
 

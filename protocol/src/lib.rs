@@ -5,6 +5,8 @@
 
 pub mod routes;
 
+pub mod accounts;
+
 use serde::{Deserialize, Serialize};
 
 pub use routes::API_PREFIX;
@@ -550,7 +552,10 @@ pub struct AgentUpdate {
 /// digit.
 pub fn valid_tag(tag: &str) -> bool {
     (1..=32).contains(&tag.len())
-        && tag.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && tag
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
         && tag
             .bytes()
             .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.'))

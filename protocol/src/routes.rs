@@ -47,6 +47,10 @@ pub const JOB_PRIORITY: &str = "/api/v1/jobs/{id}/priority";
 pub const JOB_VIDEO: &str = "/api/v1/jobs/{id}/video.mp4";
 /// `GET`: a zip of every frame.
 pub const JOB_FRAMES_ZIP: &str = "/api/v1/jobs/{id}/frames.zip";
+/// `GET`: the live event stream (Server-Sent Events).
+pub const EVENTS: &str = "/api/v1/events";
+/// `GET`: an agent's presence history (`?since_ms=`).
+pub const AGENT_HISTORY: &str = "/api/v1/agents/{id}/history";
 /// `GET`: the farm's agents.
 pub const AGENTS: &str = "/api/v1/agents";
 /// `PATCH` [`crate::AgentUpdate`]: rename or re-tag an agent; `DELETE`: forget it.
@@ -158,7 +162,10 @@ mod tests {
         );
         assert_eq!(job_video(7), fill(JOB_VIDEO, &["7"]));
         assert_eq!(job_frames_zip(7), fill(JOB_FRAMES_ZIP, &["7"]));
-        assert_eq!(job_frame_thumbnail(7, 3), fill(JOB_FRAME_THUMBNAIL, &["7", "3"]));
+        assert_eq!(
+            job_frame_thumbnail(7, 3),
+            fill(JOB_FRAME_THUMBNAIL, &["7", "3"])
+        );
         assert_eq!(with_id(JOB_CANCEL, 9), "/api/v1/jobs/9/cancel");
         assert_eq!(with_id(AGENT, 4), "/api/v1/agents/4");
         assert_eq!(with_id(AGENTS, 4), AGENTS);

@@ -3,9 +3,7 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use idlefarm_protocol::{
-    AgentInfo, AgentUpdate, PriorityRequest, RetryRequest, routes, valid_tag,
-};
+use idlefarm_protocol::{AgentInfo, AgentUpdate, PriorityRequest, RetryRequest, routes, valid_tag};
 
 use super::ServerArg;
 use crate::client::Client;

@@ -127,6 +127,13 @@ struct SubmitArgs {
     server: ServerArg,
 }
 
+impl ServerArg {
+    /// A client for this coordinator that sends the token `idlefarm login` saved for it.
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
+        Client::for_cli(&self.url)
+    }
+}
+
 /// Parses sizes like `4096`, `500K`, `200M`, `4G`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -163,7 +170,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Submit(args) => submit(args).await,
         Command::Status { job, json, server } => status(&server.client()?, job, json).await,
         Command::Control(command) => control::run(command).await,
-        Command::Fetch { job, out, server } => fetch(&Client::new(&server.url), job, &out).await,
+        Command::Fetch { job, out, server } => fetch(&server.client()?, job, &out).await,
         Command::Token { data } => {
             let data = data.unwrap_or_else(default_data_dir);
             let coord = Coordinator::open(ServerConfig::new(data)).await?;
@@ -276,7 +283,7 @@ async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
 }
 
 async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.server.url);
+    let client = args.server.client()?;
     let opts = SubmitOptions {
         ini: args.ini,
         frames: args.frames,

@@ -24,8 +24,7 @@ pub use board::{
 pub use chunk::{ChunkPolicy, chunk_size};
 pub use health::{FailureRecord, Health, HealthPolicy, all_blocklisted, assess};
 pub use pick::{
-    AgentMode, AgentView, JobStatus, JobView, Misfit, NoWork, Unfit, misfit,
-    pick_order,
+    AgentMode, AgentView, JobStatus, JobView, Misfit, NoWork, Unfit, misfit, pick_order,
 };
 
 /// Lease identifier (unique across jobs).

@@ -104,7 +104,14 @@ pub async fn priority(
         ));
     }
     coord.set_job_priority(id, req.priority).await?;
-    job_action(&coord, &caller, id, "job.priority", req.priority.to_string()).await
+    job_action(
+        &coord,
+        &caller,
+        id,
+        "job.priority",
+        req.priority.to_string(),
+    )
+    .await
 }
 
 pub async fn delete(
@@ -178,7 +185,12 @@ pub async fn update(
     let detail = serde_json::to_string(&update).unwrap_or_default();
     coord.update_agent(id, update).await?;
     coord
-        .audit(&caller.name, "agent.update", &format!("agent {id}"), &detail)
+        .audit(
+            &caller.name,
+            "agent.update",
+            &format!("agent {id}"),
+            &detail,
+        )
         .await?;
     Ok(Json(json!({})))
 }

@@ -87,11 +87,16 @@ pub async fn register(
         id,
         crate::store::AgentRow {
             id,
+            name: name.to_owned(),
             secret_hash: hash,
             renderers: req.renderers.clone(),
+            mode: idlefarm_protocol::AgentMode::Active,
+            tags: Vec::new(),
+            released_at: 0,
         },
     );
     coord.touch(id, None);
+    coord.agent_changed(id);
     tracing::info!(agent = id, name, "agent enrolled");
     Ok(Json(RegisterResponse {
         agent_id: id,
@@ -105,6 +110,7 @@ pub async fn heartbeat(
     JsonBody(req): JsonBody<HeartbeatRequest>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     coord.touch(agent, Some(req.presence));
+    coord.presence_seen(agent, req.presence).await?;
     coord
         .store
         .agent_seen(agent, req.presence, now_secs())
@@ -186,10 +192,17 @@ pub async fn upload_frame(
     let expected = settings.frame_size();
     let file_name = frame_file_name(frame, format);
     let dest = coord.data.frames_dir(job).join(&file_name);
-    // Decoding, checking and the durable write happen before the scheduler lock is taken.
+    let thumb = coord.data.thumbnail(job, frame);
+    // Decoding, checking, the thumbnail and the durable writes happen before the scheduler lock
+    // is taken.
     tokio::task::spawn_blocking(move || {
         let dir = dest.parent().unwrap_or(std::path::Path::new("."));
-        check_and_write(&body, format, expected, dir, frame)?.commit(&dest)?;
+        let (pending, img) = check_and_write(&body, format, expected, dir, frame)?;
+        pending.commit(&dest)?;
+        match crate::thumbnail::encode(&img) {
+            Ok(jpeg) => crate::files::write_atomic(&thumb, &jpeg)?,
+            Err(e) => tracing::warn!(job, frame, "no thumbnail: {e}"),
+        }
         Ok::<_, ApiError>(())
     })
     .await
@@ -198,14 +211,15 @@ pub async fn upload_frame(
     Ok(Json(serde_json::json!({})))
 }
 
-/// Decodes the image, checks its size, and writes it durably to a temp file in the frames dir.
+/// Decodes the image, checks its size, and writes it to a temp file in the frames dir; returns
+/// it with the decoded image (for the thumbnail).
 fn check_and_write(
     body: &[u8],
     format: ImageFormat,
     expected: (u32, u32),
     dest_dir: &std::path::Path,
     frame: i64,
-) -> Result<PendingFile, ApiError> {
+) -> Result<(PendingFile, image::DynamicImage), ApiError> {
     use std::io::Write;
     let fmt = match format {
         ImageFormat::Png => image::ImageFormat::Png,
@@ -225,7 +239,7 @@ fn check_and_write(
     }
     let mut pending = PendingFile::create_in(dest_dir)?;
     pending.file().write_all(body)?;
-    Ok(pending)
+    Ok((pending, img))
 }
 
 pub async fn end_lease(

@@ -100,7 +100,10 @@ impl Coordinator {
     pub(crate) async fn pause_job(&self, id: i64) -> Result<(), ApiError> {
         self.change_job(id, |state| match state {
             JobState::Rendering => Ok(JobState::Paused),
-            other => Err(format!("only a rendering job can be paused; job {id} is {}", other.as_str())),
+            other => Err(format!(
+                "only a rendering job can be paused; job {id} is {}",
+                other.as_str()
+            )),
         })
         .await
     }
@@ -142,7 +145,11 @@ impl Coordinator {
     }
 
     /// Retries a job's failed frames (`frames: None`) or renders chosen frames again.
-    pub(crate) async fn retry_job(&self, id: i64, frames: Option<Vec<i64>>) -> Result<(), ApiError> {
+    pub(crate) async fn retry_job(
+        &self,
+        id: i64,
+        frames: Option<Vec<i64>>,
+    ) -> Result<(), ApiError> {
         {
             let mut guard = self.sched.lock().await;
             let entry = guard.jobs.get_mut(&id).ok_or_else(|| no_job(id))?;
@@ -236,11 +243,13 @@ impl Coordinator {
     }
 
     /// Renames and/or re-tags an agent.
-    pub(crate) async fn update_agent(&self, agent: i64, update: AgentUpdate) -> Result<(), ApiError> {
+    pub(crate) async fn update_agent(
+        &self,
+        agent: i64,
+        update: AgentUpdate,
+    ) -> Result<(), ApiError> {
         let mut agents = self.agents.write().await;
-        let row = agents
-            .get_mut(&agent)
-            .ok_or_else(|| no_agent(agent))?;
+        let row = agents.get_mut(&agent).ok_or_else(|| no_agent(agent))?;
         let name = match update.name {
             Some(n) => {
                 let n = n.trim().to_owned();
@@ -337,5 +346,7 @@ pub(crate) fn no_job(id: i64) -> ApiError {
 }
 
 fn no_agent(id: i64) -> ApiError {
-    ApiError::not_found(format!("there is no agent {id}; `idlefarm agent list` shows them"))
+    ApiError::not_found(format!(
+        "there is no agent {id}; `idlefarm agent list` shows them"
+    ))
 }

@@ -170,7 +170,12 @@ pub async fn submit(
     let prepared = submit::prepare(Upload { file, ini, fields }, scratch.path(), &tools).await?;
     let job = coord.add_job(prepared, terms).await?;
     coord
-        .audit(&caller.name, "job.submit", &format!("job {}", job.id), &job.name)
+        .audit(
+            &caller.name,
+            "job.submit",
+            &format!("job {}", job.id),
+            &job.name,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(SubmitResponse { job })))
 }
@@ -209,7 +214,7 @@ pub async fn failures(
     Ok(Json(coord.store.job_failures(id).await?))
 }
 
-async fn send_file(
+pub(crate) async fn send_file(
     path: PathBuf,
     content_type: &str,
     download_name: &str,

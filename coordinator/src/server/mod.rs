@@ -1,11 +1,14 @@
 //! The coordinator's HTTP server: shared state, the router, background tasks (lease expiry,
 //! assembly) and the `run` entry point tests call with a bound listener.
 
+mod accounts;
 mod actions;
 mod agents;
+mod caller;
 mod control;
 pub mod events;
 mod jobs;
+mod publish;
 mod state;
 mod views;
 
@@ -21,6 +24,7 @@ use axum::routing::{any, get, patch, post, put};
 use idlefarm_protocol::routes::{self, API_PREFIX};
 use tokio::net::TcpListener;
 
+pub use caller::{Caller, Login, OptionalCaller};
 pub use state::Coordinator;
 
 use crate::schedule::HealthPolicy;
@@ -42,6 +46,8 @@ pub struct ServerConfig {
     pub chunk_target: Duration,
     /// When failures blocklist an agent for a job or quarantine it.
     pub health: HealthPolicy,
+    /// How often the event stream sends a keep-alive comment.
+    pub events_keepalive: Duration,
 }
 
 impl ServerConfig {
@@ -55,6 +61,7 @@ impl ServerConfig {
             lease_ttl: Duration::from_secs(60),
             chunk_target: Duration::from_secs(120),
             health: HealthPolicy::default(),
+            events_keepalive: events::DEFAULT_KEEPALIVE,
         }
     }
 }
@@ -90,6 +97,9 @@ pub fn router(coord: Arc<Coordinator>) -> Router {
         )
         .route(routes::JOB, get(jobs::get_job).delete(actions::delete))
         .route(routes::JOB_FAILURES, get(jobs::failures))
+        .route(routes::JOB_FRAME_THUMBNAIL, get(publish::thumbnail))
+        .route(routes::EVENTS, get(publish::events))
+        .route(routes::AGENT_HISTORY, get(publish::history))
         .route(routes::JOB_CANCEL, post(actions::cancel))
         .route(routes::JOB_PAUSE, post(actions::pause))
         .route(routes::JOB_RESUME, post(actions::resume))
@@ -99,6 +109,7 @@ pub fn router(coord: Arc<Coordinator>) -> Router {
         .route(routes::JOB_FRAME_FILE, get(jobs::frame_file))
         .route(routes::JOB_VIDEO, get(jobs::video))
         .route(routes::JOB_FRAMES_ZIP, get(jobs::frames_zip))
+        .nest(API_PREFIX, accounts::routes())
         .route(&format!("{API_PREFIX}/{{*rest}}"), any(jobs::api_not_found))
         .with_state(coord)
 }

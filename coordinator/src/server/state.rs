@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use idlefarm_protocol::{FailureInfo, FrameCounts, JobState, Lease, LeaseOutcome, PresenceState, Renderer};
+use idlefarm_protocol::{
+    FailureInfo, FrameCounts, JobState, Lease, LeaseOutcome, PresenceState, Renderer,
+};
 use tokio::sync::{Mutex, RwLock, mpsc};
 use tokio::task::JoinHandle;
 
@@ -106,6 +108,10 @@ pub struct Coordinator {
     assemble_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<i64>>>,
     /// Wakes agents waiting in a long-polled lease request when frames become queued.
     pub(crate) work_queued: tokio::sync::Notify,
+    /// The live event stream's hub.
+    pub(crate) events: crate::events::EventHub,
+    /// Each agent's last reported presence, to record only changes.
+    pub(crate) last_presence: std::sync::Mutex<HashMap<i64, PresenceState>>,
     /// Cancelled when the server shuts down, so long polls end at once.
     pub(crate) closing: tokio_util::sync::CancellationToken,
 }
@@ -166,6 +172,8 @@ impl Coordinator {
             assemble_tx,
             assemble_rx: std::sync::Mutex::new(Some(assemble_rx)),
             work_queued: tokio::sync::Notify::new(),
+            events: crate::events::EventHub::default(),
+            last_presence: std::sync::Mutex::new(HashMap::new()),
             closing: tokio_util::sync::CancellationToken::new(),
         }))
     }
@@ -179,6 +187,11 @@ impl Coordinator {
             .await?)
     }
 
+    /// The database (for account set-up on the coordinator's own machine, and tests).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         self.data.root()
@@ -190,8 +203,15 @@ impl Coordinator {
         tokio::spawn(async move {
             let assembler = rx.map(|rx| tokio::spawn(self.clone().assemble_loop(rx)));
             let mut tick = tokio::time::interval(Duration::from_millis(500));
+            let mut pruned = Instant::now() - Duration::from_secs(3600);
             loop {
                 tick.tick().await;
+                if pruned.elapsed() >= Duration::from_secs(3600) {
+                    pruned = Instant::now();
+                    if let Err(e) = self.prune_history().await {
+                        tracing::warn!("pruning presence history: {}", e.message);
+                    }
+                }
                 if let Err(e) = self.expire_leases().await {
                     tracing::warn!("expiring leases: {}", e.message);
                 }
@@ -241,7 +261,7 @@ impl Coordinator {
     }
 
     /// Ends a lease on a job and persists what changed.
-    async fn finish_lease(
+    pub(crate) async fn finish_lease(
         &self,
         entry: &mut JobEntry,
         lease: LeaseId,
@@ -515,9 +535,16 @@ impl Coordinator {
         let now = now_ms();
         match outcome {
             LeaseOutcome::Failed => {
-                let frames = entry.board.leases.get(&lease).map_or_else(Vec::new, |slot| {
-                    slot.frames.iter().map(|&i| entry.board.frames[i].frame).collect()
-                });
+                let frames = entry
+                    .board
+                    .leases
+                    .get(&lease)
+                    .map_or_else(Vec::new, |slot| {
+                        slot.frames
+                            .iter()
+                            .map(|&i| entry.board.frames[i].frame)
+                            .collect()
+                    });
                 let failure = FailureInfo {
                     at: now / 1000,
                     agent_id: agent,
@@ -557,7 +584,12 @@ impl Coordinator {
 
     /// Fails a job that still has frames to render when every agent able to render it is
     /// blocklisted for it: nobody will ever take it. With no capable agent at all it waits.
-    async fn fail_if_hopeless(&self, sched: &mut Sched, job: i64, now: i64) -> Result<(), ApiError> {
+    async fn fail_if_hopeless(
+        &self,
+        sched: &mut Sched,
+        job: i64,
+        now: i64,
+    ) -> Result<(), ApiError> {
         let Some(entry) = sched.jobs.get(&job) else {
             return Ok(());
         };

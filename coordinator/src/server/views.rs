@@ -32,14 +32,20 @@ impl Coordinator {
         let names = self.store.user_names().await?;
         let available = self.available_agents();
         let sched = self.sched.lock().await;
-        let entry = sched.jobs.get(&id).ok_or_else(|| super::control::no_job(id))?;
+        let entry = sched
+            .jobs
+            .get(&id)
+            .ok_or_else(|| super::control::no_job(id))?;
         Ok(job_info(entry, &names, available))
     }
 
     /// A job's frames with their state, agent, attempts and render time.
     pub(crate) async fn frame_infos(&self, id: i64) -> Result<Vec<FrameInfo>, ApiError> {
         let sched = self.sched.lock().await;
-        let entry = sched.jobs.get(&id).ok_or_else(|| super::control::no_job(id))?;
+        let entry = sched
+            .jobs
+            .get(&id)
+            .ok_or_else(|| super::control::no_job(id))?;
         let format = entry.row.settings.format;
         Ok(entry
             .board

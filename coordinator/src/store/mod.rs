@@ -1,5 +1,11 @@
-//! The coordinator's SQLite database: jobs, frames, leases, agents and enrolment tokens.
+//! The coordinator's SQLite database: jobs, frames, leases, agents and (in `accounts`) users,
+//! sessions, API tokens, enrolment tokens and the audit log.
 //! The only module that knows SQL. WAL mode, migrations embedded in the binary.
+
+mod accounts;
+
+pub use accounts::enrolment::TokenRevocation;
+pub use accounts::{ApiTokenRow, SessionRow, UserRemoval, UserRow};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,8 +14,8 @@ use std::str::FromStr;
 mod control;
 
 use idlefarm_protocol::{
-    AgentInfo, AgentMode, FailureInfo, FrameCounts, InputKind, JobInfo, JobState, PresenceState, RenderSettings,
-    RendererInfo,
+    AgentInfo, AgentMode, FailureInfo, FrameCounts, InputKind, JobInfo, JobState, PresenceState,
+    RenderSettings, RendererInfo,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -145,40 +151,6 @@ impl Store {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store { pool })
-    }
-
-    /// The current enrolment token, creating one with `fresh()` if none exists.
-    pub async fn enrolment_token(
-        &self,
-        fresh: impl FnOnce() -> String,
-        now: i64,
-    ) -> Result<(String, bool), sqlx::Error> {
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT token FROM enrolment_tokens WHERE revoked = 0 ORDER BY created_at DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(token) = existing {
-            return Ok((token, false));
-        }
-        let token = fresh();
-        sqlx::query("INSERT INTO enrolment_tokens (token, created_at) VALUES (?, ?)")
-            .bind(&token)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok((token, true))
-    }
-
-    /// Whether `token` is a live enrolment token.
-    pub async fn token_is_valid(&self, token: &str) -> Result<bool, sqlx::Error> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM enrolment_tokens WHERE token = ? AND revoked = 0",
-        )
-        .bind(token)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n > 0)
     }
 
     /// Adds an agent; returns its id.
@@ -384,8 +356,8 @@ impl Store {
         .bind(job.has_video)
         .bind(job.finished_at)
         .bind(job.id)
-            .execute(&self.pool)
-            .await?;
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -117,7 +117,9 @@ pub fn parse_frame_list(text: &str) -> Result<Vec<i64>, String> {
             return Err(format!("\"{item}\": the range ends before it starts"));
         }
         if out.len() as i64 + (range.end - range.start + 1) > MAX_LISTED_FRAMES as i64 {
-            return Err(format!("a frame list names at most {MAX_LISTED_FRAMES} frames"));
+            return Err(format!(
+                "a frame list names at most {MAX_LISTED_FRAMES} frames"
+            ));
         }
         out.extend(range.start..=range.end);
     }

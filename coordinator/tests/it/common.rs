@@ -7,12 +7,16 @@ use std::time::{Duration, Instant};
 
 use idlefarm_coordinator::client::Client;
 use idlefarm_coordinator::server::{self, Coordinator, ServerConfig};
+use idlefarm_protocol::accounts::{NewUser, Role};
 use idlefarm_protocol::{JobInfo, JobState};
 use tokio::sync::watch;
 
 /// A running coordinator and the agents started for it.
 pub struct Farm {
+    /// Logged in as the first admin (`admin`).
     pub client: Client,
+    /// The first admin's generated password.
+    pub admin_password: String,
     pub url: String,
     pub token: String,
     pub dir: tempfile::TempDir,
@@ -40,12 +44,21 @@ impl Farm {
         configure(&mut config);
         let coord = Coordinator::open(config).await.expect("coordinator opens");
         let token = coord.enrolment_token().await.unwrap().0;
+        let (admin, password) = idlefarm_coordinator::accounts::first_run_admin(coord.store())
+            .await
+            .unwrap()
+            .expect("a new farm has no users");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = watch::channel(false);
         let server = tokio::spawn(server::run(listener, coord, wait_true(rx)));
+        let client = Client::new(&url)
+            .login(&admin, &password, "tests")
+            .await
+            .expect("the first admin logs in");
         Farm {
-            client: Client::new(&url),
+            client,
+            admin_password: password,
             url,
             token,
             dir,
@@ -53,6 +66,23 @@ impl Farm {
             server,
             agents: Vec::new(),
         }
+    }
+
+    /// Adds a user with `role` (as the admin) and returns a client logged in as them.
+    pub async fn user(&self, name: &str, role: Role) -> Client {
+        let password = format!("{name}-password-1");
+        self.client
+            .add_user(&NewUser {
+                name: name.to_owned(),
+                role,
+                password: Some(password.clone()),
+            })
+            .await
+            .expect("the admin adds a user");
+        Client::new(&self.url)
+            .login(name, &password, "tests")
+            .await
+            .expect("the new user logs in")
     }
 
     /// The coordinator's data directory.

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use idlefarm_protocol::Renderer;
 
 use crate::schedule::{
-    AgentMode, AgentView, Health, JobStatus, JobView, Misfit, NoWork, Unfit,
-    misfit, pick_order,
+    AgentMode, AgentView, Health, JobStatus, JobView, Misfit, NoWork, Unfit, misfit, pick_order,
 };
 
 const BOTH: &[Renderer] = &[Renderer::Blender, Renderer::Povray];

@@ -1,0 +1,161 @@
+//! What the coordinator tells the live event stream, and the handlers that read it: the SSE
+//! stream itself, an agent's presence history and frame thumbnails. State changes call
+//! `job_changed`, `frame_changed`, `agent_changed` and `presence_seen` after releasing the
+//! scheduler lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use idlefarm_protocol::events::{EventKind, PresenceChange};
+use idlefarm_protocol::{PresenceState, frame_file_name};
+use serde::Deserialize;
+
+use super::Coordinator;
+use super::actions::authorize_job;
+use super::caller::Caller;
+use super::state::now_ms;
+use crate::error::{ApiError, PathParams};
+use crate::schedule::FrameState;
+
+/// How long presence history is kept.
+pub const HISTORY_KEPT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+impl Coordinator {
+    /// Publishes a job's state and counts (or that it is gone).
+    pub(crate) async fn job_changed(&self, job: i64) {
+        let kind = {
+            let sched = self.sched.lock().await;
+            match sched.jobs.get(&job) {
+                Some(e) => EventKind::JobChanged {
+                    job,
+                    owner: e.row.owner_id,
+                    state: e.row.state,
+                    frames: e.counts(),
+                },
+                None => EventKind::JobDeleted { job, owner: None },
+            }
+        };
+        self.events.publish(kind);
+    }
+
+    /// Publishes a frame's state.
+    pub(crate) async fn frame_changed(&self, job: i64, frame: i64) {
+        let kind = {
+            let sched = self.sched.lock().await;
+            let Some(e) = sched.jobs.get(&job) else {
+                return;
+            };
+            let Some(slot) = e.board.index_of(frame).map(|i| &e.board.frames[i]) else {
+                return;
+            };
+            let agent = match slot.state {
+                FrameState::Done(a) => Some(a),
+                FrameState::Leased(l) => e.board.leases.get(&l).map(|s| s.agent),
+                _ => None,
+            };
+            EventKind::FrameChanged {
+                job,
+                owner: e.row.owner_id,
+                frame,
+                state: slot.state.as_str().to_owned(),
+                agent,
+            }
+        };
+        self.events.publish(kind);
+    }
+
+    /// Publishes that an agent's settings or health changed.
+    pub(crate) fn agent_changed(&self, agent: i64) {
+        self.events.publish(EventKind::AgentChanged { agent });
+    }
+
+    /// Records an agent's presence state when it changed (history kept 30 days) and publishes it.
+    pub(crate) async fn presence_seen(
+        &self,
+        agent: i64,
+        state: PresenceState,
+    ) -> Result<(), ApiError> {
+        let changed = {
+            let mut last = self.last_presence.lock().expect("not poisoned");
+            last.insert(agent, state) != Some(state)
+        };
+        if !changed {
+            return Ok(());
+        }
+        // After a restart the first report may repeat what the history already ends with.
+        if self.store.last_presence(agent).await?.map(|c| c.state) != Some(state) {
+            self.store.record_presence(agent, state, now_ms()).await?;
+        }
+        self.events.publish(EventKind::Presence { agent, state });
+        Ok(())
+    }
+
+    /// Drops presence history older than [`HISTORY_KEPT`].
+    pub(crate) async fn prune_history(&self) -> Result<u64, ApiError> {
+        let cutoff = now_ms() - HISTORY_KEPT.as_millis() as i64;
+        Ok(self.store.prune_presence(cutoff).await?)
+    }
+}
+
+/// `GET /api/v1/events`: job, frame, agent and presence changes as Server-Sent Events; a
+/// submitter sees only their own jobs' events.
+pub async fn events(
+    State(coord): State<Arc<Coordinator>>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Response {
+    let last = super::events::last_event_id(&headers);
+    let visible = move |e: &idlefarm_protocol::events::Event| match e.kind.owner() {
+        Some(owner) => caller.may_see(owner),
+        None => true,
+    };
+    super::events::sse(&coord.events, last, visible, coord.config.events_keepalive).into_response()
+}
+
+/// Query of the history route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Unix millis; default: 24 hours ago.
+    since_ms: Option<i64>,
+}
+
+/// `GET /api/v1/agents/{id}/history`: an agent's presence changes since `since_ms`, starting
+/// with the state it was in at that moment.
+pub async fn history(
+    State(coord): State<Arc<Coordinator>>,
+    _caller: Caller,
+    PathParams(agent): PathParams<i64>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<PresenceChange>>, ApiError> {
+    let Query(q) = query.map_err(|e| {
+        ApiError::bad_request(format!(
+            "malformed query: {}; use ?since_ms=<unix millis>",
+            e.body_text()
+        ))
+    })?;
+    let since = q.since_ms.unwrap_or_else(|| now_ms() - 24 * 3600 * 1000);
+    if !coord.agents.read().await.contains_key(&agent) {
+        return Err(ApiError::not_found(format!("there is no agent {agent}")));
+    }
+    Ok(Json(coord.store.presence_history(agent, since).await?))
+}
+
+/// `GET /api/v1/jobs/{id}/frames/{n}/thumbnail`: the small JPEG made when the frame was stored.
+pub async fn thumbnail(
+    State(coord): State<Arc<Coordinator>>,
+    caller: Caller,
+    PathParams((id, frame)): PathParams<(i64, String)>,
+) -> Result<Response, ApiError> {
+    let frame: i64 = frame
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("`{frame}` is not a frame number")))?;
+    authorize_job(&coord, &caller, id).await?;
+    let path = coord.data.thumbnail(id, frame);
+    let name = frame_file_name(frame, idlefarm_protocol::ImageFormat::Jpeg);
+    super::jobs::send_file(path, "image/jpeg", &name).await
+}
