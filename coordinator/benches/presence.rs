@@ -377,7 +377,7 @@ async fn keep_rendering(
     let env = RenderEnv {
         blender: "blender".into(),
         povray: "povray".into(),
-        user: idlefarm_agent::is_root()
+        user: idlefarm_runtime::is_root()
             .then(|| RenderUser::resolve("nobody"))
             .transpose()?,
     };
@@ -887,7 +887,7 @@ fn current_uid() -> u32 {
 }
 
 fn render_user_name() -> &'static str {
-    if idlefarm_agent::is_root() {
+    if idlefarm_runtime::is_root() {
         "nobody (the bench runs as root)"
     } else {
         "the current user"

@@ -77,10 +77,10 @@ struct ServeArgs {
     #[arg(long, default_value = "4G", value_parser = parse_size)]
     max_upload: u64,
     /// How long a lease lives without a heartbeat from its agent, e.g. `60s`.
-    #[arg(long, default_value = "60s", value_parser = idlefarm_agent::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = idlefarm_runtime::parse_duration)]
     lease_ttl: Duration,
     /// How long an automatically sized chunk should take, e.g. `2m`.
-    #[arg(long, default_value = "2m", value_parser = idlefarm_agent::parse_duration)]
+    #[arg(long, default_value = "2m", value_parser = idlefarm_runtime::parse_duration)]
     chunk_target: Duration,
 }
 
@@ -217,7 +217,7 @@ async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
     let mut agent = if with_agent {
         // As root, renders run as `nobody`, which cannot enter root's home: keep the local
         // agent's files where it can.
-        let work_dir = if idlefarm_agent::is_root() {
+        let work_dir = if idlefarm_runtime::is_root() {
             PathBuf::from("/var/lib/idlefarm-agent")
         } else {
             data.join("agent")
@@ -246,7 +246,7 @@ async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        _ = idlefarm_agent::shutdown_signal() => {}
+        _ = idlefarm_runtime::shutdown_signal() => {}
         ended = agent_ended => {
             let _ = stop_tx.send(true);
             server.await??;
