@@ -16,9 +16,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use idlefarm_runtime::parse_duration;
 use serde::Deserialize;
 
-use crate::duration::parse_duration;
 use crate::presence::policy::Policy;
 use crate::presence::schedule::Schedule;
 

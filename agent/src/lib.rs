@@ -9,7 +9,6 @@
 mod cache;
 mod client;
 pub mod config;
-mod duration;
 mod heartbeat;
 pub mod notify;
 mod passwd;
@@ -26,10 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use idlefarm_runtime::{hostname, is_root};
 use tokio_util::sync::CancellationToken;
 
 pub use client::{CREDENTIALS_FILE, Credentials};
-pub use duration::parse_duration;
 pub use presence::{AlwaysAvailable, Availability, ManualPresence, Presence};
 pub use render::RenderUser;
 
@@ -100,41 +99,6 @@ impl std::fmt::Debug for AgentConfig {
             .field("max_suspend", &self.max_suspend)
             .finish()
     }
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            tracing::warn!("cannot listen for SIGTERM: {err}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-/// This PC's host name, or `agent` when it has none.
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its whole length.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    match std::str::from_utf8(&buf[..end]) {
-        Ok(name) if rc == 0 && !name.is_empty() => name.to_owned(),
-        _ => "agent".to_owned(),
-    }
-}
-
-/// Whether this process runs as root.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// The account renders run as: `None` keeps the agent's own. Renderers never run as root.

@@ -13,7 +13,8 @@ use idlefarm_agent::presence::monitor::{DetectedPresence, PresenceConfig};
 use idlefarm_agent::presence::policy::Policy;
 use idlefarm_agent::presence::schedule::Schedule;
 use idlefarm_agent::status::{self, StatusEvent, StatusHub};
-use idlefarm_agent::{AgentConfig, AlwaysAvailable, Presence, parse_duration};
+use idlefarm_agent::{AgentConfig, AlwaysAvailable, Presence};
+use idlefarm_runtime::{default_agent_work_dir, parse_duration, shutdown_signal};
 
 /// Renders idlefarm jobs on this PC while nobody uses it.
 #[derive(Debug, Parser)]
@@ -89,19 +90,6 @@ fn parse_percent(s: &str) -> Result<f32, String> {
     }
 }
 
-fn default_work_dir() -> PathBuf {
-    if idlefarm_agent::is_root() {
-        return PathBuf::from("/var/lib/idlefarm-agent");
-    }
-    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
-        return PathBuf::from(state).join("idlefarm-agent");
-    }
-    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        Some(home) => PathBuf::from(home).join(".local/state/idlefarm-agent"),
-        None => PathBuf::from("idlefarm-agent"),
-    }
-}
-
 /// The agent's and the presence monitor's settings: flags over file over defaults.
 fn settings(args: Args) -> anyhow::Result<(AgentConfig, PresenceConfig, PathBuf)> {
     let file = match &args.config {
@@ -117,7 +105,7 @@ fn settings(args: Args) -> anyhow::Result<(AgentConfig, PresenceConfig, PathBuf)
     let work_dir = args
         .work_dir
         .or(file.work_dir)
-        .unwrap_or_else(default_work_dir);
+        .unwrap_or_else(default_agent_work_dir);
     let mut agent = AgentConfig::new(coordinator, token, work_dir);
     if let Some(name) = args.name.or(file.name) {
         agent.name = name;
@@ -228,7 +216,7 @@ async fn main() -> anyhow::Result<()> {
         Policy::Always if presence_config.schedule.is_none() => Arc::new(AlwaysAvailable),
         _ => DetectedPresence::start(presence_config, hub),
     };
-    idlefarm_agent::run(config, presence, idlefarm_agent::shutdown_signal()).await
+    idlefarm_agent::run(config, presence, shutdown_signal()).await
 }
 
 #[cfg(test)]

@@ -407,22 +407,15 @@ pub(crate) async fn read_line(
 
 /// Default socket path: [`SYSTEM_SOCKET_PATH`] when root, else
 /// `$XDG_RUNTIME_DIR/idlefarm-agent.sock`, or `status.sock` in the agent's default work dir
-/// (`$XDG_STATE_HOME/idlefarm-agent`, `~/.local/state/idlefarm-agent`) when there is no
-/// runtime dir.
+/// ([`idlefarm_runtime::default_agent_work_dir`]) when there is no runtime dir.
 pub fn default_socket_path() -> PathBuf {
-    if crate::is_root() {
+    if idlefarm_runtime::is_root() {
         return PathBuf::from(SYSTEM_SOCKET_PATH);
     }
-    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(runtime) = var("XDG_RUNTIME_DIR") {
-        return PathBuf::from(runtime).join("idlefarm-agent.sock");
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(runtime) => PathBuf::from(runtime).join("idlefarm-agent.sock"),
+        None => idlefarm_runtime::default_agent_work_dir().join("status.sock"),
     }
-    let work_dir = match (var("XDG_STATE_HOME"), var("HOME")) {
-        (Some(state), _) => PathBuf::from(state).join("idlefarm-agent"),
-        (None, Some(home)) => PathBuf::from(home).join(".local/state/idlefarm-agent"),
-        (None, None) => PathBuf::from("idlefarm-agent"),
-    };
-    work_dir.join("status.sock")
 }
 
 /// Connects to the socket and returns the snapshot (for `idlefarm-agent status`).

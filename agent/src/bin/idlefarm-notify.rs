@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use idlefarm_agent::notify::claim_single_instance;
+use idlefarm_runtime::shutdown_signal;
 
 /// Shows desktop notifications when idlefarm pauses farm work for you, and what this PC
 /// rendered while you were away.
@@ -48,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(idlefarm_agent::notify::run_companion(
         socket,
-        idlefarm_agent::shutdown_signal(),
+        shutdown_signal(),
     ));
     // A notification server that never answers leaves a blocking thread behind; don't wait
     // for it on the way out.

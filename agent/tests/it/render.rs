@@ -211,7 +211,7 @@ async fn suspended_render_stops_the_whole_group_and_continues() {
         assert_eq!(fields[41 - 3], libc_sched_idle(), "policy of {pid}");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-        if idlefarm_agent::is_root() {
+        if idlefarm_runtime::is_root() {
             assert!(!uid.split_whitespace().skip(1).any(|id| id == "0"), "{uid}");
         }
     }

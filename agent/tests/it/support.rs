@@ -26,7 +26,7 @@ pub fn render_env() -> RenderEnv {
     RenderEnv {
         blender: "blender".into(),
         povray: "povray".into(),
-        user: idlefarm_agent::is_root().then(|| RenderUser::resolve("nobody").unwrap()),
+        user: idlefarm_runtime::is_root().then(|| RenderUser::resolve("nobody").unwrap()),
     }
 }
 

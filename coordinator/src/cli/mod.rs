@@ -3,9 +3,10 @@
 
 mod control;
 
+mod local_agent;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -15,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::{Client, SubmitOptions};
 use crate::server::{self, Coordinator, ServerConfig};
+use local_agent::LocalAgent;
 
 /// idlefarm: a render farm made of lab PCs that renders only while nobody uses them.
 #[derive(Debug, Parser)]
@@ -85,10 +87,10 @@ struct ServeArgs {
     #[arg(long, default_value = "4G", value_parser = parse_size)]
     max_upload: u64,
     /// How long a lease lives without a heartbeat from its agent, e.g. `60s`.
-    #[arg(long, default_value = "60s", value_parser = idlefarm_agent::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = idlefarm_runtime::parse_duration)]
     lease_ttl: Duration,
     /// How long an automatically sized chunk should take, e.g. `2m`.
-    #[arg(long, default_value = "2m", value_parser = idlefarm_agent::parse_duration)]
+    #[arg(long, default_value = "2m", value_parser = idlefarm_runtime::parse_duration)]
     chunk_target: Duration,
 }
 
@@ -223,63 +225,60 @@ async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
     println!("  submit a job:     idlefarm submit scene.blend --wait");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let shutdown = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
+    let shutdown = async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|s| *s).await;
     };
-    let server = tokio::spawn(server::run(listener, coord.clone(), shutdown));
+    // Started before the server so a missing agent binary stops `up` before it serves.
     let mut agent = if with_agent {
-        // As root, renders run as `nobody`, which cannot enter root's home: keep the local
-        // agent's files where it can.
-        let work_dir = if idlefarm_agent::is_root() {
-            PathBuf::from("/var/lib/idlefarm-agent")
-        } else {
-            data.join("agent")
-        };
+        let binary = local_agent::find_agent_binary()?;
+        let work_dir = local_agent::work_dir(&data);
         println!(
             "  local agent:      work dir {} (renders whenever asked: policy always)",
             work_dir.display()
         );
-        let config = idlefarm_agent::AgentConfig::new(url.clone(), token, work_dir);
-        let mut rx = stop_rx.clone();
-        let presence = Arc::new(idlefarm_agent::AlwaysAvailable);
-        Some(tokio::spawn(idlefarm_agent::run(
-            config,
-            presence,
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            },
-        )))
+        Some(LocalAgent::start(&binary, &url, &token, &work_dir)?)
     } else {
         None
     };
-    let agent_ended = async {
-        match agent.as_mut() {
-            Some(a) => a.await,
-            None => std::future::pending().await,
-        }
-    };
+    let server = tokio::spawn(server::run(listener, coord.clone(), shutdown));
     tokio::select! {
-        _ = idlefarm_agent::shutdown_signal() => {}
-        ended = agent_ended => {
+        _ = idlefarm_runtime::shutdown_signal() => {}
+        exited = local_agent_exited(&mut agent) => {
             let _ = stop_tx.send(true);
             server.await??;
-            return match ended {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.context("the local agent stopped")),
-                Err(e) => Err(anyhow::anyhow!("the local agent crashed: {e}")),
-            };
+            let status = exited.context("cannot wait for the local agent")?;
+            if !status.success() {
+                bail!("the local agent stopped ({status})");
+            }
+            return Ok(());
         }
     }
     println!("shutting down…");
+    // The agent goes first: it still reports its lease to the coordinator.
+    let agent_stopped = match agent {
+        Some(agent) => Some(agent.stop().await),
+        None => None,
+    };
     let _ = stop_tx.send(true);
-    if let Some(agent) = agent {
-        agent.await??;
-    }
     server.await??;
+    if let Some(stopped) = agent_stopped {
+        let status = stopped.context("cannot stop the local agent")?;
+        if !status.success() {
+            bail!("the local agent did not stop cleanly ({status})");
+        }
+    }
     Ok(())
+}
+
+/// Completes when `up`'s local agent exits on its own; never without one.
+async fn local_agent_exited(
+    agent: &mut Option<LocalAgent>,
+) -> std::io::Result<std::process::ExitStatus> {
+    match agent {
+        Some(agent) => agent.exited().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn submit(args: SubmitArgs) -> anyhow::Result<()> {

@@ -7,3 +7,4 @@ mod common;
 mod farm;
 mod presence;
 mod scenes;
+mod up;

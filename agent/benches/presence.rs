@@ -8,15 +8,15 @@
 //!    coordinator, with a person at the (virtual) desk so it never renders. Target: RSS ≤ 20 MiB
 //!    and CPU ≤ 0.5 % of one core.
 //!
-//! `cargo build --release --bins && cargo bench -p idlefarm-coordinator --bench presence
+//! `cargo build --release --bins && cargo bench -p idlefarm-agent --bench presence
 //! [-- --trials N --idle-secs S]` (defaults: 50 trials, 60 s; 0 skips that part).
 
-#[path = "../../agent/tests/it/x_support.rs"]
+#[path = "../tests/it/x_support.rs"]
 #[allow(dead_code)]
 mod x_support;
 
 // The file allows dead code itself (`#![allow(dead_code)]`); repeating it here is a clippy error.
-#[path = "../../agent/tests/it/dbus_support.rs"]
+#[path = "../tests/it/dbus_support.rs"]
 mod dbus_support;
 
 use std::os::unix::fs::PermissionsExt;
@@ -377,7 +377,7 @@ async fn keep_rendering(
     let env = RenderEnv {
         blender: "blender".into(),
         povray: "povray".into(),
-        user: idlefarm_agent::is_root()
+        user: idlefarm_runtime::is_root()
             .then(|| RenderUser::resolve("nobody"))
             .transpose()?,
     };
@@ -766,7 +766,7 @@ fn agent_binary() -> anyhow::Result<PathBuf> {
 /// A warning when the agent's sources changed after the binary was built.
 fn stale_note(agent_bin: &Path) -> Option<String> {
     let built = std::fs::metadata(agent_bin).ok()?.modified().ok()?;
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/src");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let newest = newest_mtime(&src)?;
     (newest > built).then(|| {
         "agent sources changed after this binary was built: run `cargo build --release --bins`"
@@ -887,7 +887,7 @@ fn current_uid() -> u32 {
 }
 
 fn render_user_name() -> &'static str {
-    if idlefarm_agent::is_root() {
+    if idlefarm_runtime::is_root() {
         "nobody (the bench runs as root)"
     } else {
         "the current user"
