@@ -1,4 +1,7 @@
-//! The `idlefarm` command line: `serve`, `up`, `submit`, `status`, `fetch` and `token`.
+//! The `idlefarm` command line: `serve`, `up`, `submit`, `status`, `fetch`, and the account
+//! commands (`login`, `logout`, `user`, `token`, `audit`) in [`accounts`].
+
+mod accounts;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -46,13 +49,24 @@ enum Command {
         #[command(flatten)]
         server: ServerArg,
     },
-    /// Print the enrolment token agents register with (creates one if there is none).
-    Token {
-        /// The coordinator's data directory.
-        #[arg(long, env = "IDLEFARM_DATA")]
-        data: Option<PathBuf>,
+    /// Log this CLI in to a coordinator (saves an API token in your config directory).
+    Login(accounts::LoginArgs),
+    /// Log this CLI out of a coordinator (revokes and forgets the saved API token).
+    Logout {
+        #[command(flatten)]
+        server: ServerArg,
     },
+    /// Manage users (admins; or on the coordinator's machine with --data DIR).
+    User(accounts::UserArgs),
+    /// Print the enrolment token agents register with (creates one if there is none), or
+    /// create, list and revoke enrolment tokens.
+    Token(accounts::TokenArgs),
+    /// Show the audit log: who did what, when (admins; or with --data DIR).
+    Audit(accounts::AuditArgs),
 }
+
+/// The coordinator the CLI talks to unless told otherwise (where `idlefarm up` listens).
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7870";
 
 #[derive(Debug, Args)]
 struct ServerArg {
@@ -60,7 +74,7 @@ struct ServerArg {
     #[arg(
         long = "server",
         env = "IDLEFARM_SERVER",
-        default_value = "http://127.0.0.1:7870"
+        default_value = DEFAULT_SERVER
     )]
     url: String,
 }
@@ -153,14 +167,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args, false).await,
         Command::Up(args) => serve(args, true).await,
         Command::Submit(args) => submit(args).await,
-        Command::Status { job, server } => status(&Client::new(&server.url), job).await,
-        Command::Fetch { job, out, server } => fetch(&Client::new(&server.url), job, &out).await,
-        Command::Token { data } => {
-            let data = data.unwrap_or_else(default_data_dir);
-            let coord = Coordinator::open(ServerConfig::new(data)).await?;
-            println!("{}", coord.enrolment_token().await?.0);
-            Ok(())
+        Command::Status { job, server } => status(&Client::for_cli(&server.url)?, job).await,
+        Command::Fetch { job, out, server } => {
+            fetch(&Client::for_cli(&server.url)?, job, &out).await
         }
+        Command::Login(args) => accounts::login(args).await,
+        Command::Logout { server } => accounts::logout(&server.url).await,
+        Command::User(args) => accounts::user(args).await,
+        Command::Token(args) => accounts::token(args).await,
+        Command::Audit(args) => accounts::audit(args).await,
     }
 }
 
@@ -205,6 +220,20 @@ async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
         addr.port()
     );
     println!("  submit a job:     idlefarm submit scene.blend --wait");
+    if let Some((name, password)) = crate::accounts::first_run_admin(&coord.store).await? {
+        println!(
+            "  admin login:      {name} / {password}  (shown once; `idlefarm user passwd {name}` changes it)"
+        );
+    }
+    if with_agent {
+        match crate::accounts::login_local_cli(&coord.store, &url).await {
+            Ok(path) => println!(
+                "  CLI:              logged in as admin (token in {})",
+                path.display()
+            ),
+            Err(e) => println!("  CLI:              not logged in ({e}); use `idlefarm login`"),
+        }
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = {
@@ -267,7 +296,7 @@ async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
 }
 
 async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.server.url);
+    let client = Client::for_cli(&args.server.url)?;
     let opts = SubmitOptions {
         ini: args.ini,
         frames: args.frames,
