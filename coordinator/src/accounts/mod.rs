@@ -83,7 +83,7 @@ pub const LOCAL_CLI_LABEL: &str = "local CLI (idlefarm up)";
 pub const SYSTEM_ACTOR: &str = "system";
 
 /// Unix seconds now.
-pub(crate) fn now_secs() -> i64 {
+pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

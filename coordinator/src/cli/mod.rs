@@ -1,8 +1,9 @@
-//! The `idlefarm` command line: `serve`, `up`, `submit`, `status`, `fetch` and `token`; job and
-//! agent control in [`control`].
+//! The `idlefarm` command line: `serve`, `up`, `submit`, `status`, `fetch`; the account
+//! commands (`login`, `logout`, `user`, `token`, `audit`) in [`accounts`]; job and agent control
+//! in [`control`].
 
+mod accounts;
 mod control;
-
 mod local_agent;
 
 use std::net::SocketAddr;
@@ -56,13 +57,24 @@ enum Command {
         #[command(flatten)]
         server: ServerArg,
     },
-    /// Print the enrolment token agents register with (creates one if there is none).
-    Token {
-        /// The coordinator's data directory.
-        #[arg(long, env = "IDLEFARM_DATA")]
-        data: Option<PathBuf>,
+    /// Log this CLI in to a coordinator (saves an API token in your config directory).
+    Login(accounts::LoginArgs),
+    /// Log this CLI out of a coordinator (revokes and forgets the saved API token).
+    Logout {
+        #[command(flatten)]
+        server: ServerArg,
     },
+    /// Manage users (admins; or on the coordinator's machine with --data DIR).
+    User(accounts::UserArgs),
+    /// Print the enrolment token agents register with (creates one if there is none), or
+    /// create, list and revoke enrolment tokens.
+    Token(accounts::TokenArgs),
+    /// Show the audit log: who did what, when (admins; or with --data DIR).
+    Audit(accounts::AuditArgs),
 }
+
+/// The coordinator the CLI talks to unless told otherwise (where `idlefarm up` listens).
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7870";
 
 #[derive(Debug, Args)]
 pub(crate) struct ServerArg {
@@ -70,7 +82,7 @@ pub(crate) struct ServerArg {
     #[arg(
         long = "server",
         env = "IDLEFARM_SERVER",
-        default_value = "http://127.0.0.1:7870"
+        default_value = DEFAULT_SERVER
     )]
     url: String,
 }
@@ -173,12 +185,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { job, json, server } => status(&server.client()?, job, json).await,
         Command::Control(command) => control::run(command).await,
         Command::Fetch { job, out, server } => fetch(&server.client()?, job, &out).await,
-        Command::Token { data } => {
-            let data = data.unwrap_or_else(default_data_dir);
-            let coord = Coordinator::open(ServerConfig::new(data)).await?;
-            println!("{}", coord.enrolment_token().await?.0);
-            Ok(())
-        }
+        Command::Login(args) => accounts::login(args).await,
+        Command::Logout { server } => accounts::logout(&server.url).await,
+        Command::User(args) => accounts::user(args).await,
+        Command::Token(args) => accounts::token(args).await,
+        Command::Audit(args) => accounts::audit(args).await,
     }
 }
 
@@ -223,6 +234,20 @@ async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
         addr.port()
     );
     println!("  submit a job:     idlefarm submit scene.blend --wait");
+    if let Some((name, password)) = crate::accounts::first_run_admin(&coord.store).await? {
+        println!(
+            "  admin login:      {name} / {password}  (shown once; `idlefarm user passwd {name}` changes it)"
+        );
+    }
+    if with_agent {
+        match crate::accounts::login_local_cli(&coord.store, &url).await {
+            Ok(path) => println!(
+                "  CLI:              logged in as admin (token in {})",
+                path.display()
+            ),
+            Err(e) => println!("  CLI:              not logged in ({e}); use `idlefarm login`"),
+        }
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {

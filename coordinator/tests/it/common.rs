@@ -253,3 +253,37 @@ pub fn ffprobe_frames(video: &Path) -> u64 {
     assert_eq!(stream["pix_fmt"], "yuv420p");
     stream["nb_read_frames"].as_str().unwrap().parse().unwrap()
 }
+
+/// Accounts: users and logged-in clients for tests, made directly in the coordinator's store.
+impl Farm {
+    /// A second handle on the coordinator's database (SQLite in WAL mode lets both write).
+    pub async fn store(&self) -> idlefarm_coordinator::store::Store {
+        idlefarm_coordinator::store::Store::open(&self.data())
+            .await
+            .expect("database opens")
+    }
+
+    /// Adds a user with a generated password; returns the password.
+    pub async fn add_user(&self, name: &str, role: idlefarm_protocol::accounts::Role) -> String {
+        let req = idlefarm_protocol::accounts::NewUser {
+            name: name.to_owned(),
+            role,
+            password: None,
+        };
+        let added = idlefarm_coordinator::accounts::add_user(&self.store().await, "test", req)
+            .await
+            .expect("user added");
+        added.password.expect("a generated password")
+    }
+
+    /// A client logged in with an API token as a new user called `name` with `role`.
+    pub async fn client_as(&self, name: &str, role: idlefarm_protocol::accounts::Role) -> Client {
+        let password = self.add_user(name, role).await;
+        let made = self
+            .client
+            .create_api_token(name, &password, "tests")
+            .await
+            .expect("login works");
+        Client::new(&self.url).with_token(Some(made.token))
+    }
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests of the coordinator with real agents, renderers, ffmpeg and SQLite.
 //! One test binary (modules below) so it links once.
 
+mod accounts;
 mod auth;
 mod bad_input;
 mod common;
