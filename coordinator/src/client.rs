@@ -31,6 +31,10 @@ pub struct SubmitOptions {
     pub fps: Option<String>,
     /// Output format.
     pub format: Option<String>,
+    /// Priority (higher runs first).
+    pub priority: Option<String>,
+    /// Tags an agent must have, comma-separated.
+    pub tags: Option<String>,
 }
 
 /// Talks to one coordinator.
@@ -72,6 +76,11 @@ impl Client {
     /// Whether it sends an API token.
     pub fn has_token(&self) -> bool {
         self.token.is_some()
+    }
+
+    /// The API token it sends, if any (for requests made by hand, e.g. an event stream).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// A request to an API path, with the token if there is one.
@@ -173,6 +182,8 @@ impl Client {
             (f::NAME, &opts.name),
             (f::FPS, &opts.fps),
             (f::FORMAT, &opts.format),
+            (f::PRIORITY, &opts.priority),
+            (f::TAGS, &opts.tags),
         ];
         for (name, value) in texts {
             if let Some(v) = value {

@@ -16,6 +16,7 @@ use idlefarm_protocol::{JobInfo, JobState};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::{Client, SubmitOptions};
+use crate::schedule::HealthPolicy;
 use crate::server::{self, Coordinator, ServerConfig};
 use local_agent::LocalAgent;
 
@@ -101,6 +102,9 @@ struct ServeArgs {
     /// How long a lease lives without a heartbeat from its agent, e.g. `60s`.
     #[arg(long, default_value = "60s", value_parser = idlefarm_runtime::parse_duration)]
     lease_ttl: Duration,
+    /// How long an agent that failed on several jobs stays quarantined, e.g. `1h`.
+    #[arg(long, default_value = "1h", value_parser = idlefarm_runtime::parse_duration)]
+    forgive: Duration,
     /// How long an automatically sized chunk should take, e.g. `2m`.
     #[arg(long, default_value = "2m", value_parser = idlefarm_runtime::parse_duration)]
     chunk_target: Duration,
@@ -134,6 +138,12 @@ struct SubmitArgs {
     /// Frame image format: png or jpeg (default: from the scene).
     #[arg(long)]
     format: Option<String>,
+    /// Priority: higher runs first; equal priorities share the farm between users [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    priority: Option<i64>,
+    /// Render only on agents with this tag (repeat for several), e.g. `--require-tag room-2`.
+    #[arg(long = "require-tag")]
+    require_tags: Vec<String>,
     /// Wait for the job to finish, showing progress.
     #[arg(long)]
     wait: bool,
@@ -207,6 +217,10 @@ async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
         max_upload_bytes: args.max_upload,
         lease_ttl: args.lease_ttl,
         chunk_target: args.chunk_target,
+        health: HealthPolicy {
+            forgive_ms: args.forgive.as_millis() as i64,
+            ..HealthPolicy::default()
+        },
         ..ServerConfig::new(data.clone())
     };
     let coord = Coordinator::open(config).await?;
@@ -317,6 +331,8 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         name: args.name,
         fps: args.fps,
         format: args.format,
+        priority: args.priority.map(|p| p.to_string()),
+        tags: (!args.require_tags.is_empty()).then(|| args.require_tags.join(",")),
     };
     let size = std::fs::metadata(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?

@@ -25,10 +25,9 @@ pub(crate) async fn authorize_job(
     if caller.may_see(owner) {
         Ok(())
     } else {
-        Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            format!("job {id} belongs to another user"),
-        ))
+        Err(ApiError::forbidden(format!(
+            "job {id} belongs to another user"
+        )))
     }
 }
 

@@ -37,9 +37,8 @@ pub struct Caller {
     pub login: Login,
 }
 
-/// 403 with a message.
-pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, message)
+fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::forbidden(message)
 }
 
 impl Caller {
@@ -195,7 +194,6 @@ impl Coordinator {
     /// what (e.g. `job 7`), and anything more worth knowing.
     // Account actions audit inside `crate::accounts` (shared with the CLI's `--data` mode); the
     // job and agent handlers call this.
-    #[allow(dead_code)]
     pub(crate) async fn audit(
         &self,
         actor: &str,

@@ -12,6 +12,7 @@ use crate::scenes::{make_blend, make_zip, pov_scene};
 async fn post(farm: &Farm, form: Form) -> (u16, String) {
     let res = reqwest::Client::new()
         .post(farm.client.url("/jobs"))
+        .bearer_auth(farm.client.token().expect("logged in"))
         .multipart(form)
         .send()
         .await

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use idlefarm_coordinator::client::Client;
 use idlefarm_coordinator::server::{self, Coordinator, ServerConfig};
-use idlefarm_protocol::accounts::{NewUser, Role};
 use idlefarm_protocol::{JobInfo, JobState};
 use tokio::sync::watch;
 
@@ -15,8 +14,6 @@ use tokio::sync::watch;
 pub struct Farm {
     /// Logged in as the first admin (`admin`).
     pub client: Client,
-    /// The first admin's generated password.
-    pub admin_password: String,
     pub url: String,
     pub token: String,
     pub dir: tempfile::TempDir,
@@ -37,28 +34,42 @@ pub fn shared_tempdir() -> tempfile::TempDir {
 }
 
 impl Farm {
-    /// Starts a coordinator with `configure` applied to its defaults.
+    /// Starts a coordinator with `configure` applied to its defaults, its first admin created
+    /// and `client` logged in as them.
     pub async fn start(configure: impl FnOnce(&mut ServerConfig)) -> Farm {
+        Self::start_with(configure, true).await
+    }
+
+    /// Starts a coordinator without any user; `client` is not logged in.
+    pub async fn start_bare(configure: impl FnOnce(&mut ServerConfig)) -> Farm {
+        Self::start_with(configure, false).await
+    }
+
+    async fn start_with(configure: impl FnOnce(&mut ServerConfig), with_admin: bool) -> Farm {
         let dir = shared_tempdir();
         let mut config = ServerConfig::new(dir.path().join("data"));
         configure(&mut config);
         let coord = Coordinator::open(config).await.expect("coordinator opens");
         let token = coord.enrolment_token().await.unwrap().0;
-        let (admin, password) = idlefarm_coordinator::accounts::first_run_admin(coord.store())
-            .await
-            .unwrap()
-            .expect("a new farm has no users");
+        let admin = match with_admin {
+            true => idlefarm_coordinator::accounts::first_run_admin(coord.store())
+                .await
+                .unwrap(),
+            false => None,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = watch::channel(false);
         let server = tokio::spawn(server::run(listener, coord, wait_true(rx)));
-        let client = Client::new(&url)
-            .login(&admin, &password, "tests")
-            .await
-            .expect("the first admin logs in");
+        let client = match &admin {
+            Some((name, password)) => Client::new(&url)
+                .login(name, password, "tests")
+                .await
+                .expect("the first admin logs in"),
+            None => Client::new(&url),
+        };
         Farm {
             client,
-            admin_password: password,
             url,
             token,
             dir,
@@ -66,23 +77,6 @@ impl Farm {
             server,
             agents: Vec::new(),
         }
-    }
-
-    /// Adds a user with `role` (as the admin) and returns a client logged in as them.
-    pub async fn user(&self, name: &str, role: Role) -> Client {
-        let password = format!("{name}-password-1");
-        self.client
-            .add_user(&NewUser {
-                name: name.to_owned(),
-                role,
-                password: Some(password.clone()),
-            })
-            .await
-            .expect("the admin adds a user");
-        Client::new(&self.url)
-            .login(name, &password, "tests")
-            .await
-            .expect("the new user logs in")
     }
 
     /// The coordinator's data directory.

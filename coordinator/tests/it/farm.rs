@@ -168,7 +168,7 @@ async fn a_scene_the_renderer_rejects_fails_the_job_with_the_log() {
     let job = wait_for_job(&farm.client, job.id, LIMIT).await;
     assert_eq!(job.state, JobState::Failed);
     let error = job.error.unwrap();
-    assert!(error.contains("failed 3 times"), "{error}");
+    assert!(error.contains("failed on it 3 times"), "{error}");
     assert!(error.contains("povray"), "{error}");
     farm.stop().await;
 }

@@ -62,6 +62,7 @@ async fn up_runs_an_agent_child_that_registers_and_stops_with_up() {
         .args(["up", "--listen", "127.0.0.1:0", "--data"])
         .arg(&data)
         .env("RUST_LOG", "info")
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env_remove("IDLEFARM_DATA")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -104,8 +105,23 @@ async fn up_runs_an_agent_child_that_registers_and_stops_with_up() {
         "the local agent works in the data dir: {agent_line}"
     );
 
+    // `up` logged the local CLI in, in the config dir it was given.
+    let saved = idlefarm_coordinator::accounts::credentials::Credentials::load(
+        &dir.path().join("config/idlefarm/credentials.toml"),
+    )
+    .unwrap();
+    let token = saved
+        .get(&url)
+        .expect("up saved a login for its URL")
+        .token
+        .clone();
+    assert!(
+        log().contains("admin login:"),
+        "the first admin is shown: {}",
+        log()
+    );
+    let client = Client::new(&url).with_token(Some(token));
     // Registration waits for the agent to detect its renderers.
-    let client = Client::new(&url);
     let start = Instant::now();
     let agents = loop {
         let agents = client.agents().await.unwrap();

@@ -44,7 +44,7 @@ fn stderr(out: &Output) -> String {
 
 #[tokio::test]
 async fn the_cli_logs_in_with_a_private_credentials_file_and_out_again() {
-    let farm = Farm::start(|_| {}).await;
+    let farm = Farm::start_bare(|_| {}).await;
     let password = farm.add_user("ada", Role::Admin).await;
     let home = tempfile::tempdir().unwrap();
     let h = home.path();

@@ -43,7 +43,7 @@ async fn heartbeat(farm: &Farm, agent: &RegisterResponse) -> StatusCode {
 
 #[tokio::test]
 async fn revoked_and_expired_enrolment_tokens_enrol_nothing() {
-    let farm = Farm::start(|_| {}).await;
+    let farm = Farm::start_bare(|_| {}).await;
     let admin = farm.client_as("root", Role::Admin).await;
 
     let made = admin.create_enrolment_token(None).await.unwrap();

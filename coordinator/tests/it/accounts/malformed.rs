@@ -30,7 +30,7 @@ async fn send_raw(
 
 #[tokio::test]
 async fn malformed_account_requests_get_4xx_and_change_nothing() {
-    let farm = Farm::start(|_| {}).await;
+    let farm = Farm::start_bare(|_| {}).await;
     let password = farm.add_user("root", Role::Admin).await;
     let token = api_token(&farm, "root", &password).await;
     let tokens_before = farm.store().await.enrolment_tokens().await.unwrap().len();

@@ -10,7 +10,7 @@ use crate::common::Farm;
 
 #[tokio::test]
 async fn a_login_cookie_works_until_logout() {
-    let farm = Farm::start(|_| {}).await;
+    let farm = Farm::start_bare(|_| {}).await;
     let password = farm.add_user("ada", Role::Admin).await;
 
     let res = reqwest::Client::new()
@@ -104,7 +104,7 @@ async fn a_login_cookie_works_until_logout() {
 
 #[tokio::test]
 async fn wrong_passwords_and_unknown_names_get_the_same_401() {
-    let farm = Farm::start(|_| {}).await;
+    let farm = Farm::start_bare(|_| {}).await;
     let password = farm.add_user("ada", Role::Submitter).await;
     let before = audit(&farm).await.len();
     let mut messages = Vec::new();
@@ -141,7 +141,7 @@ async fn wrong_passwords_and_unknown_names_get_the_same_401() {
 
 #[tokio::test]
 async fn expired_and_forged_cookies_are_refused() {
-    let farm = Farm::start(|_| {}).await;
+    let farm = Farm::start_bare(|_| {}).await;
     let password = farm.add_user("ada", Role::Admin).await;
     let expired = browser_login(&farm, "ada", &password).await;
     let store = farm.store().await;
@@ -191,7 +191,7 @@ async fn expired_and_forged_cookies_are_refused() {
 
 #[tokio::test]
 async fn cookie_requests_that_change_state_need_the_csrf_token() {
-    let farm = Farm::start(|_| {}).await;
+    let farm = Farm::start_bare(|_| {}).await;
     let password = farm.add_user("ada", Role::Admin).await;
     let b = browser_login(&farm, "ada", &password).await;
     let eve = || Some(json!({ "name": "eve", "role": "submitter" }));

@@ -10,7 +10,7 @@ use crate::common::Farm;
 
 #[tokio::test]
 async fn logins_of_a_removed_user_stop_working() {
-    let farm = Farm::start(|_| {}).await;
+    let farm = Farm::start_bare(|_| {}).await;
     let admin = farm.client_as("root", Role::Admin).await;
     let password = farm.add_user("bob", Role::Submitter).await;
     let token = api_token(&farm, "bob", &password).await;
@@ -57,7 +57,7 @@ async fn logins_of_a_removed_user_stop_working() {
 
 #[tokio::test]
 async fn submitters_cannot_manage_accounts_but_can_change_their_password() {
-    let farm = Farm::start(|_| {}).await;
+    let farm = Farm::start_bare(|_| {}).await;
     let admin = farm.client_as("root", Role::Admin).await;
     let password = farm.add_user("sub", Role::Submitter).await;
     let token = api_token(&farm, "sub", &password).await;
@@ -133,7 +133,7 @@ async fn submitters_cannot_manage_accounts_but_can_change_their_password() {
 
 #[tokio::test]
 async fn the_last_admin_cannot_be_removed() {
-    let farm = Farm::start(|_| {}).await;
+    let farm = Farm::start_bare(|_| {}).await;
     let root = farm.client_as("root", Role::Admin).await;
     let err = root.remove_user("root").await.unwrap_err().to_string();
     assert!(err.contains("409") && err.contains("last admin"), "{err}");
@@ -161,7 +161,7 @@ async fn the_last_admin_cannot_be_removed() {
 
 #[tokio::test]
 async fn the_audit_log_is_newest_first_and_says_who() {
-    let farm = Farm::start(|_| {}).await;
+    let farm = Farm::start_bare(|_| {}).await;
     let root = farm.client_as("root", Role::Admin).await;
     let sub = idlefarm_protocol::accounts::NewUser {
         name: "sub".into(),
@@ -193,7 +193,7 @@ async fn the_audit_log_is_newest_first_and_says_who() {
 
 #[tokio::test]
 async fn first_start_makes_one_admin_and_logs_the_local_cli_in() {
-    let farm = Farm::start(|_| {}).await;
+    let farm = Farm::start_bare(|_| {}).await;
     let store = farm.store().await;
     let (name, password) = idlefarm_coordinator::accounts::first_run_admin(&store)
         .await
