@@ -129,7 +129,11 @@ async fn agent_mode(coord: &Coordinator, caller: &Caller, id: i64, mode: AgentMo
     coord
         .audit(
             &caller.name,
-            &format!("agent.{}", mode.as_str()),
+            match mode {
+                AgentMode::Active => "agent.enable",
+                AgentMode::Draining => "agent.drain",
+                AgentMode::Disabled => "agent.disable",
+            },
             &format!("agent {id}"),
             "",
         )
