@@ -132,7 +132,7 @@ impl Coordinator {
                 let (leases, changed) = entry.board.revoke_all_changed();
                 if !leases.is_empty() {
                     self.store
-                        .revoke_leases(id, &leases, &entry.board, &changed)
+                        .end_leases(id, &leases, &entry.board, &changed)
                         .await?;
                     tracing::info!(job = id, ?leases, "leases revoked");
                 }

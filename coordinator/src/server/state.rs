@@ -271,7 +271,7 @@ impl Coordinator {
             return Ok(());
         };
         self.store
-            .end_lease(entry.row.id, lease, &entry.board, &changed)
+            .end_leases(entry.row.id, &[lease], &entry.board, &changed)
             .await?;
         if !changed.is_empty() {
             self.work_queued.notify_waiters();
@@ -626,7 +626,7 @@ impl Coordinator {
         let (leases, changed) = entry.board.revoke_all_changed();
         if !leases.is_empty() {
             self.store
-                .revoke_leases(job, &leases, &entry.board, &changed)
+                .end_leases(job, &leases, &entry.board, &changed)
                 .await?;
         }
         self.set_state(entry, JobState::Failed, Some(error)).await

@@ -143,8 +143,9 @@ impl Store {
             .collect()
     }
 
-    /// Persists revoked leases and the frames they released, in one transaction.
-    pub async fn revoke_leases(
+    /// Persists the end of leases (ended, expired or revoked) and the frames they released, in
+    /// one transaction.
+    pub async fn end_leases(
         &self,
         job_id: i64,
         leases: &[LeaseId],

@@ -467,23 +467,6 @@ impl Store {
         Ok(())
     }
 
-    /// Persists the end of a lease and the frames it released, in one transaction.
-    pub async fn end_lease(
-        &self,
-        job_id: i64,
-        lease: LeaseId,
-        board: &Board,
-        changed: &[usize],
-    ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM leases WHERE id = ?")
-            .bind(lease)
-            .execute(&mut *tx)
-            .await?;
-        write_frames(&mut tx, job_id, board, changed).await?;
-        tx.commit().await
-    }
-
     /// Persists a done frame and credits its agent.
     pub async fn frame_done(
         &self,
