@@ -3,8 +3,9 @@
 # Usage: installer/deps.sh [run|test]   (test adds what the test suite needs)
 set -euo pipefail
 
-want=(blender povray ffmpeg)
-declare -A cmd_of=([blender]=blender [povray]=povray [ffmpeg]=ffmpeg)
+# povray-includes is only a Recommends of povray, but nearly every scene includes colors.inc.
+want=(blender povray povray-includes ffmpeg)
+declare -A cmd_of=([blender]=blender [povray]=povray [povray-includes]=povray-includes [ffmpeg]=ffmpeg)
 if [ "${1:-run}" = test ]; then
     # Xvfb + xdotool for X11 input, python-dbusmock on a private D-Bus for logind and notifications.
     want+=(python3 xvfb xauth xdotool dbus-daemon python3-dbusmock)
@@ -20,6 +21,7 @@ missing=()
 have() {
     case "$1" in
         python3-dbusmock) /usr/bin/python3 -c 'import dbusmock' >/dev/null 2>&1 ;;
+        povray-includes) [ -f /usr/share/povray-3.7/include/colors.inc ] ;;
         *) command -v "$1" >/dev/null 2>&1 ;;
     esac
 }

@@ -54,7 +54,9 @@ bpy.ops.wm.save_as_mainfile(filepath=r'{}')
     path
 }
 
-/// A POV-Ray scene: a sphere moving with `clock`, optionally `#include`-ing `colors.inc`-like file.
+/// A POV-Ray scene: a sphere moving with `clock`, optionally `#include`-ing a file of the project.
+/// It always includes POV-Ray's own `colors.inc`, as nearly every real scene does (it comes with
+/// Debian's `povray-includes`, only a Recommends of `povray`).
 pub fn pov_scene(include: Option<&str>) -> String {
     let inc = include
         .map(|f| format!("#include \"{f}\"\n"))
@@ -65,9 +67,10 @@ pub fn pov_scene(include: Option<&str>) -> String {
         "rgb <1, 0.4, 0.1>"
     };
     format!(
-        "{inc}camera {{ location <0, 1, -4> look_at <0, 0, 0> }}
-light_source {{ <4, 6, -6> color rgb 1 }}
-plane {{ y, -1 pigment {{ checker rgb 0.9 rgb 0.2 }} }}
+        "#include \"colors.inc\"
+{inc}camera {{ location <0, 1, -4> look_at <0, 0, 0> }}
+light_source {{ <4, 6, -6> color White }}
+plane {{ y, -1 pigment {{ checker color White color Gray20 }} }}
 sphere {{ <-1.5 + 3 * clock, 0, 0>, 0.7 pigment {{ color {pigment} }} }}
 "
     )
