@@ -9,6 +9,7 @@
 
 mod access;
 mod agents;
+mod health;
 mod input;
 mod jobs;
 mod stream;
@@ -20,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use idlefarm_agent::AlwaysAvailable;
 use idlefarm_coordinator::client::Client;
-use idlefarm_protocol::{ErrorBody, JobInfo, SubmitResponse, submit_fields};
+use idlefarm_protocol::{
+    ErrorBody, JobInfo, RegisterRequest, RegisterResponse, SubmitResponse, submit_fields,
+};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 
@@ -173,6 +176,24 @@ pub async fn submit(client: &Client, name: &str, scene: &Scene) -> JobInfo {
 /// Starts an always-available in-process agent; returns its work directory.
 pub fn add_agent(farm: &mut Farm, name: &str) -> PathBuf {
     farm.add_agent_with(name, Arc::new(AlwaysAvailable), |_| {})
+}
+
+/// Enrols an agent named `name` by hand, without renderers (it never runs); returns its id
+/// and secret.
+pub async fn enrol(farm: &Farm, name: &str) -> RegisterResponse {
+    let req = RegisterRequest {
+        token: farm.token.clone(),
+        name: name.to_owned(),
+        renderers: vec![],
+    };
+    let res = reqwest::Client::new()
+        .post(farm.client.url(idlefarm_protocol::routes::AGENT_REGISTER))
+        .json(&req)
+        .send()
+        .await
+        .expect("the coordinator answers");
+    assert_eq!(res.status(), 200, "enrolment of {name}");
+    res.json().await.expect("credentials")
 }
 
 /// Pids of the renderers of the agent working in `work_dir`: every process whose command line

@@ -157,5 +157,16 @@ async fn a_submitter_sees_and_controls_only_their_own_jobs() {
         audit.iter().any(|e| e.action == "job.cancel"),
         "the admin's cancel is audited: {audit:?}"
     );
+
+    // Deleting removes the job and its files from disk.
+    let job_dir = farm.data().join("jobs").join(done.id.to_string());
+    assert!(job_dir.join("video.mp4").exists(), "the video is stored");
+    alice.delete(&routes::job(done.id)).await.unwrap();
+    assert!(!job_dir.exists(), "{} is removed", job_dir.display());
+    call(&alice, Method::GET, &routes::job(done.id), None)
+        .await
+        .assert_error(404, "no job", "a deleted job");
+    let left: Vec<i64> = alice.jobs().await.unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(left, vec![waiting.id]);
     farm.stop().await;
 }

@@ -1,24 +1,21 @@
-//! Steering agents: draining one and enabling it again, and a PC whose POV-Ray always fails
-//! being blocklisted, then quarantined, while a healthy PC finishes every job; releasing it
-//! brings it back.
+//! Steering agents: draining and disabling one and enabling it again, tags that decide which
+//! PC takes a job, and forgetting a PC.
 
-use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-use idlefarm_agent::{AlwaysAvailable, Availability, ManualPresence};
 use idlefarm_protocol::routes::{self, with_id};
-use idlefarm_protocol::{AgentInfo, AgentMode, FailureInfo, JobState, PresenceState, Renderer};
-use reqwest::Method;
+use idlefarm_protocol::{AgentInfo, AgentMode, HeartbeatRequest, JobInfo, PresenceState};
 use serde_json::json;
 
 use super::{
-    HEARTBEAT, JOB_LIMIT, SOON, Scene, add_agent, assert_no_failures, call, eventually,
+    HEARTBEAT, JOB_LIMIT, SOON, Scene, add_agent, assert_no_failures, enrol, eventually,
     frames_delivered, renderers, submit, throughout, wait_rendering,
 };
-use crate::common::{Farm, assert_complete, shared_tempdir, wait_for_job};
+use crate::common::{Farm, assert_complete, wait_for_job};
 
 /// The agent called `name`, as the coordinator lists it.
-async fn agent(farm: &Farm, name: &str) -> AgentInfo {
+pub async fn agent(farm: &Farm, name: &str) -> AgentInfo {
     let agents = farm.client.agents().await.unwrap();
     agents
         .into_iter()
@@ -27,7 +24,7 @@ async fn agent(farm: &Farm, name: &str) -> AgentInfo {
 }
 
 /// Waits until the agent called `name` satisfies `accept`; returns what was seen then.
-async fn wait_agent(
+pub async fn wait_agent(
     farm: &Farm,
     name: &str,
     what: &str,
@@ -110,138 +107,155 @@ async fn a_drained_agent_finishes_its_chunk_and_takes_no_more_until_enabled() {
     farm.stop().await;
 }
 
-/// A `povray` that enrols fine (it answers `--version`) but fails every render.
-fn broken_povray(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("povray");
-    std::fs::write(
-        &path,
-        "#!/bin/sh\n\
-         if [ \"$1\" = --version ]; then echo 'POV-Ray 3.7.0.10'; exit 0; fi\n\
-         echo 'this PC has a broken POV-Ray' >&2\n\
-         exit 1\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
+/// Waits until the agent in `work_dir` renders a chunk of `job` (without waiting for a frame).
+async fn wait_leased(farm: &Farm, job: i64, work_dir: &Path) -> JobInfo {
+    eventually("the agent renders a chunk", JOB_LIMIT, || async {
+        let j = farm.client.job(job).await.unwrap();
+        assert!(!j.state.is_final(), "job {job} ended too soon: {j:?}");
+        let procs = renderers(work_dir);
+        if j.frames.rendering > 0 && !procs.is_empty() {
+            Ok(j)
+        } else {
+            Err(format!("{:?}, renderers {procs:?}", j.frames))
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_pc_whose_renders_always_fail_is_blocklisted_and_quarantined_until_released() {
-    let scripts = shared_tempdir();
-    let povray = broken_povray(scripts.path());
+async fn a_disabled_agent_drops_its_chunk_at_once_and_works_again_when_enabled() {
     let mut farm = Farm::start(|_| {}).await;
-    // The healthy PC is enrolled but in use at first, so the broken one meets the work alone.
-    let person = Arc::new(ManualPresence::new(Availability::Unavailable(
-        PresenceState::UserPresent,
-    )));
-    farm.add_agent_with("healthy", person.clone(), |_| {});
-    farm.add_agent_with("broken", Arc::new(AlwaysAvailable), |c| c.povray = povray);
-    for name in ["healthy", "broken"] {
-        wait_agent(&farm, name, "the agent enrols with POV-Ray", |a| {
-            a.renderers.iter().any(|r| r.renderer == Renderer::Povray)
-        })
-        .await;
-    }
-    let healthy = agent(&farm, "healthy").await.id;
-    let broken = agent(&farm, "broken").await.id;
+    let work = add_agent(&mut farm, "a");
+    let scene = Scene {
+        frames: 12,
+        width: 160,
+        height: 120,
+        chunk: Some(12),
+        ..Scene::tiny(12)
+    };
+    let job = submit(&farm.client, "disabled", &scene).await;
+    wait_leased(&farm, job.id, &work).await;
+    let id = agent(&farm, "a").await.id;
 
-    // Three jobs: the broken PC fails each chunk it takes; three failures on one job blocklist
-    // it for that job, failures on three jobs quarantine it.
-    let mut jobs = Vec::new();
-    for name in ["one", "two", "three"] {
-        let scene = Scene {
-            chunk: Some(2),
-            ..Scene::tiny(4)
-        };
-        jobs.push(submit(&farm.client, name, &scene).await.id);
-    }
-    let sick = wait_agent(&farm, "broken", "the broken PC is quarantined", |a| {
-        a.quarantined_until.is_some()
-    })
-    .await;
-    assert_eq!(sick.blocklisted_jobs, jobs[..2].to_vec(), "{sick:?}");
-    for (i, &job) in jobs.iter().enumerate() {
-        let j = farm.client.job(job).await.unwrap();
-        assert_eq!(j.state, JobState::Rendering, "job {job} goes on: {j:?}");
-        assert_eq!(j.frames.failed, 0, "no frame failed for good: {j:?}");
-        let frames = farm.client.frames(job).await.unwrap();
-        assert!(
-            frames
-                .iter()
-                .all(|f| f.failed_on.iter().all(|&a| a == broken)),
-            "{frames:?}"
-        );
-        let answer = call(
-            &farm.client,
-            Method::GET,
-            &with_id(routes::JOB_FAILURES, job),
-            None,
-        )
-        .await;
-        let failed: Vec<FailureInfo> = serde_json::from_str(&answer.body).unwrap();
-        let want = if i < 2 { 3 } else { 1 };
-        assert_eq!(failed.len(), want, "failed leases of job {job}: {failed:?}");
-        for f in &failed {
-            assert_eq!(f.agent_id, broken);
-            let said = format!(
-                "{} {}",
-                f.message,
-                f.log_tail.as_deref().unwrap_or_default()
-            );
-            assert!(
-                said.contains("broken POV-Ray"),
-                "the failure says what the renderer said: {f:?}"
-            );
-        }
-    }
-    let why = wait_agent(&farm, "broken", "the broken PC says why", |a| {
-        a.no_work_reason
-            .as_deref()
-            .is_some_and(|r| r.contains("quarantined"))
-    })
-    .await;
-    eprintln!("broken PC: {:?}", why.no_work_reason);
-
-    // The healthy PC comes free and finishes every job; none ever fails.
-    person.set(Availability::Available);
-    for &job in &jobs {
-        let done = eventually("the job completes", JOB_LIMIT, || async {
-            let j = farm.client.job(job).await.unwrap();
-            assert_ne!(j.state, JobState::Failed, "job {job} failed: {j:?}");
-            if j.state.is_final() {
-                Ok(j)
-            } else {
-                Err(format!("{:?}", j.frames))
-            }
-        })
-        .await;
-        assert_complete(&farm, &done).await;
-        let frames = farm.client.frames(job).await.unwrap();
-        assert!(
-            frames.iter().all(|f| f.agent_id == Some(healthy)),
-            "{frames:?}"
-        );
-    }
-    assert_eq!(agent(&farm, "broken").await.frames_done, 0);
-    assert_eq!(agent(&farm, "healthy").await.frames_done, 12);
-
-    // Released, the broken PC is trusted again: it takes (and fails) the next job's chunks.
     farm.client
-        .post_json(&with_id(routes::AGENT_RELEASE, broken), &json!({}))
+        .post_json(&with_id(routes::AGENT_DISABLE, id), &json!({}))
         .await
         .unwrap();
-    let released = agent(&farm, "broken").await;
-    assert!(released.blocklisted_jobs.is_empty(), "{released:?}");
-    assert_eq!(released.quarantined_until, None, "{released:?}");
-    person.set(Availability::Unavailable(PresenceState::UserPresent));
-    let next = submit(&farm.client, "four", &Scene::tiny(2)).await;
-    let failed_before = released.failures;
-    wait_agent(&farm, "broken", "the released PC takes work again", |a| {
-        a.failures > failed_before
+    let disabled = Instant::now();
+    let at_disable = farm.client.job(job.id).await.unwrap();
+    assert_eq!(
+        at_disable.frames.rendering, 0,
+        "its lease is revoked at once"
+    );
+    assert!(at_disable.frames.queued > 0, "{at_disable:?}");
+    let gone = eventually("the renderer ends", SOON, || async {
+        let procs = renderers(&work);
+        if procs.is_empty() {
+            Ok(disabled.elapsed())
+        } else {
+            Err(format!("renderers {procs:?}"))
+        }
     })
     .await;
-    person.set(Availability::Available);
-    let next = wait_for_job(&farm.client, next.id, JOB_LIMIT).await;
-    assert_complete(&farm, &next).await;
+    assert!(
+        gone <= HEARTBEAT + Duration::from_secs(1),
+        "the renderer outlived the disable by {gone:?}"
+    );
+    let why = wait_agent(&farm, "a", "the agent says it is disabled", |a| {
+        a.mode == AgentMode::Disabled
+            && a.no_work_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("disabled"))
+    })
+    .await;
+    eprintln!("disabled agent: {:?}", why.no_work_reason);
+    let idle = farm.client.job(job.id).await.unwrap();
+    throughout(HEARTBEAT * 3, async || {
+        let j = farm.client.job(job.id).await.unwrap();
+        assert_eq!(j.frames, idle.frames, "a disabled agent took work");
+    })
+    .await;
+
+    farm.client
+        .post_json(&with_id(routes::AGENT_ENABLE, id), &json!({}))
+        .await
+        .unwrap();
+    let job = wait_for_job(&farm.client, job.id, JOB_LIMIT).await;
+    assert_complete(&farm, &job).await;
+    assert_no_failures(&farm, job.id).await;
+    farm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_that_requires_a_tag_goes_only_to_agents_with_it() {
+    let mut farm = Farm::start(|_| {}).await;
+    add_agent(&mut farm, "a");
+    add_agent(&mut farm, "b");
+    let scene = Scene {
+        tags: Some("Room-2"),
+        ..Scene::tiny(4)
+    };
+    let job = submit(&farm.client, "tagged", &scene).await;
+    assert_eq!(job.required_tags, vec!["room-2".to_owned()]);
+    for name in ["a", "b"] {
+        wait_agent(&farm, name, "the agent says which tag it lacks", |a| {
+            a.no_work_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("tag room-2"))
+        })
+        .await;
+    }
+    assert_eq!(farm.client.job(job.id).await.unwrap().frames.queued, 4);
+
+    let a = agent(&farm, "a").await.id;
+    farm.client
+        .patch_json(&with_id(routes::AGENT, a), &json!({ "tags": ["room-2"] }))
+        .await
+        .unwrap();
+    let job = wait_for_job(&farm.client, job.id, JOB_LIMIT).await;
+    assert_complete(&farm, &job).await;
+    let frames = farm.client.frames(job.id).await.unwrap();
+    assert!(
+        frames.iter().all(|f| f.agent_id == Some(a)),
+        "only the tagged agent rendered: {frames:?}"
+    );
+    assert_eq!(agent(&farm, "b").await.frames_done, 0);
+    farm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forgotten_agent_leaves_the_list_and_its_secret_stops_working() {
+    let farm = Farm::start(|_| {}).await;
+    let pc = enrol(&farm, "pc").await;
+    let heartbeat = || async {
+        let beat = HeartbeatRequest {
+            presence: PresenceState::Idle,
+            leases: vec![],
+        };
+        reqwest::Client::new()
+            .post(farm.client.url(routes::AGENT_HEARTBEAT))
+            .bearer_auth(format!("{}.{}", pc.agent_id, pc.secret))
+            .json(&beat)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(heartbeat().await, 200, "the agent's secret works");
+    farm.client
+        .delete(&with_id(routes::AGENT, pc.agent_id))
+        .await
+        .unwrap();
+    assert_eq!(
+        heartbeat().await,
+        401,
+        "a forgotten agent's secret is refused"
+    );
+    assert!(farm.client.agents().await.unwrap().is_empty());
+    let audit = farm.client.audit(10).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "agent.forget"),
+        "{audit:?}"
+    );
     farm.stop().await;
 }

@@ -2,31 +2,15 @@
 //! wrong, and none changes a job, an agent or the audit log.
 
 use idlefarm_protocol::routes::{self, with_id};
-use idlefarm_protocol::{AgentMode, JobState, RegisterRequest, RegisterResponse};
+use idlefarm_protocol::{AgentMode, JobState};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Scene, call, call_raw, post_form, submit};
+use super::{Scene, call, call_raw, enrol, post_form, submit};
 use crate::common::Farm;
 
 /// No job or agent has this id.
 const UNKNOWN: i64 = 999_999;
-
-/// Enrols an agent named `name` by hand (it never runs); returns its id.
-async fn enrol(farm: &Farm, name: &str) -> i64 {
-    let req = RegisterRequest {
-        token: farm.token.clone(),
-        name: name.to_owned(),
-        renderers: vec![],
-    };
-    let res = reqwest::Client::new()
-        .post(farm.client.url(routes::AGENT_REGISTER))
-        .json(&req)
-        .send()
-        .await
-        .unwrap();
-    res.json::<RegisterResponse>().await.unwrap().agent_id
-}
 
 /// Everything the bad requests must leave alone.
 async fn state_of(farm: &Farm, job: i64) -> Value {
@@ -46,7 +30,7 @@ async fn state_of(farm: &Farm, job: i64) -> Value {
 async fn malformed_control_requests_get_a_clear_4xx_and_change_nothing() {
     let farm = Farm::start(|_| {}).await;
     let c = &farm.client;
-    let pc = enrol(&farm, "pc").await;
+    let pc = enrol(&farm, "pc").await.agent_id;
     // Nobody renders here: the job's three frames stay queued.
     let job = submit(c, "steady", &Scene::tiny(3)).await.id;
     let before = state_of(&farm, job).await;
