@@ -4,11 +4,13 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use idlefarm_coordinator::client::Client;
 use idlefarm_protocol::JobState;
+use idlefarm_protocol::accounts::Role;
 use idlefarm_protocol::events::{Event, EventKind};
 use idlefarm_protocol::routes;
 
-use super::{JOB_LIMIT, Scene, add_agent, submit};
+use super::{JOB_LIMIT, SOON, Scene, add_agent, submit};
 use crate::common::{Farm, assert_complete, wait_for_job};
 
 /// One Server-Sent Events message: its `event:` name, `id:` and `data:`.
@@ -158,5 +160,56 @@ async fn done_frames_have_small_jpeg_thumbnails() {
             );
         }
     }
+    farm.stop().await;
+}
+
+/// Opens the event stream as `client`.
+async fn open_stream(client: &Client) -> Sse {
+    let response = reqwest::Client::new()
+        .get(client.url(routes::EVENTS))
+        .bearer_auth(client.token().expect("a logged-in client"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    Sse {
+        response,
+        buffer: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_submitter_hears_of_her_own_jobs_only_and_of_their_deletion() {
+    let farm = Farm::start(|_| {}).await;
+    let alice = farm.client_as("alice", Role::Submitter).await;
+    let mut stream = open_stream(&alice).await;
+    // Nobody renders here; the admin's job is published first, so were it visible to Alice it
+    // would reach her stream before anything about her own job.
+    let theirs = submit(&farm.client, "admins", &Scene::tiny(1)).await;
+    let mine = submit(&alice, "alices", &Scene::tiny(1)).await;
+    alice.delete(&routes::job(mine.id)).await.unwrap();
+
+    let mut seen = Vec::new();
+    let read = async {
+        loop {
+            let message = stream.next().await.expect("the stream stays open");
+            let event: Event = serde_json::from_str(&message.data)
+                .unwrap_or_else(|e| panic!("{message:?} holds an event: {e}"));
+            if let Some(owner) = event.kind.owner() {
+                assert_eq!(owner, mine.owner_id, "Alice sees only her own: {event:?}");
+            }
+            seen.push(event.kind.name());
+            if let EventKind::JobDeleted { job, .. } = event.kind {
+                assert_eq!(job, mine.id);
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(SOON, read)
+        .await
+        .expect("the deletion of her job reaches Alice");
+    assert!(seen.contains(&"job-changed"), "{seen:?}");
+    assert_ne!(theirs.owner_id, mine.owner_id);
+    drop(stream);
     farm.stop().await;
 }
