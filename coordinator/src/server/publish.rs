@@ -118,7 +118,15 @@ pub async fn events(
         Some(owner) => caller.may_see(owner),
         None => true,
     };
-    super::events::sse(&coord.events, last, visible, coord.config.events_keepalive).into_response()
+    let keepalive = coord.config.events_keepalive;
+    super::events::sse(
+        &coord.events,
+        last,
+        visible,
+        keepalive,
+        coord.closing.clone(),
+    )
+    .into_response()
 }
 
 /// Query of the history route.

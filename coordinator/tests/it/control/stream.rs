@@ -210,6 +210,14 @@ async fn a_submitter_hears_of_her_own_jobs_only_and_of_their_deletion() {
         .expect("the deletion of her job reaches Alice");
     assert!(seen.contains(&"job-changed"), "{seen:?}");
     assert_ne!(theirs.owner_id, mine.owner_id);
-    drop(stream);
-    farm.stop().await;
+
+    // A coordinator shutting down ends open streams instead of waiting for their clients.
+    tokio::time::timeout(SOON, farm.stop())
+        .await
+        .expect("the coordinator stops while an event stream is open");
+    let after = tokio::time::timeout(SOON, stream.next()).await;
+    assert!(
+        matches!(after, Ok(None)),
+        "the stream ends at shutdown: {after:?}"
+    );
 }
