@@ -205,15 +205,19 @@ impl Coordinator {
     /// Deletes a job: leases revoked, rows removed, then its files (outside the lock). The input
     /// blob stays: another job may share it.
     pub(crate) async fn delete_job(&self, id: i64) -> Result<(), ApiError> {
-        {
+        let owner = {
             let mut guard = self.sched.lock().await;
             let sched = &mut *guard;
             let entry = sched.jobs.get_mut(&id).ok_or_else(|| no_job(id))?;
             entry.board.revoke_all();
+            let owner = entry.row.owner_id;
             self.store.delete_job(id).await?;
             sched.jobs.remove(&id);
             sched.lease_owner.retain(|_, (job, _)| *job != id);
-        }
+            owner
+        };
+        // With its owner, so the owner's event stream (not only admins') hears of it.
+        self.job_deleted(id, owner);
         let dir = self.data.job_dir(id);
         tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -222,7 +226,6 @@ impl Coordinator {
         .await
         .map_err(ApiError::internal)??;
         tracing::info!(job = id, "job deleted");
-        self.job_changed(id).await;
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{self, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use idlefarm_protocol::events::{Event, RESET_EVENT};
+use tokio_util::sync::CancellationToken;
 
 use crate::events::{Delivery, EventHub};
 
@@ -19,14 +20,16 @@ pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
 pub const KEEPALIVE_COMMENT: &str = "keep-alive";
 
 /// The SSE response for one client: events after `last_event_id` (or a reset), then live ones,
-/// keeping only those `visible` accepts.
+/// keeping only those `visible` accepts, until `closing` is cancelled.
 ///
-/// The stream borrows nothing from `hub`: it lives as long as the client stays connected.
+/// The stream borrows nothing from `hub`: it lives as long as the client stays connected, or
+/// until `closing` (the server shutting down, which would otherwise wait for every client).
 pub fn sse<V>(
     hub: &EventHub,
     last_event_id: Option<u64>,
     visible: V,
     keepalive: Duration,
+    closing: CancellationToken,
 ) -> Sse<impl Stream<Item = Result<sse::Event, Infallible>> + use<V>>
 where
     V: Fn(&Event) -> bool + Send + 'static,
@@ -34,6 +37,7 @@ where
     let stream = hub
         .subscribe(last_event_id)
         .into_stream()
+        .take_until(closing.cancelled_owned())
         .filter_map(move |delivery| {
             let message = match delivery {
                 Delivery::Event(event) if visible(&event) => message(&event),
@@ -92,7 +96,13 @@ mod tests {
         let app = Router::new().route(
             "/events",
             get(move |headers: HeaderMap| async move {
-                sse(&hub, last_event_id(&headers), visible, keepalive)
+                sse(
+                    &hub,
+                    last_event_id(&headers),
+                    visible,
+                    keepalive,
+                    CancellationToken::new(),
+                )
             }),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,7 +1,7 @@
 //! What the coordinator tells the live event stream, and the handlers that read it: the SSE
 //! stream itself, an agent's presence history and frame thumbnails. State changes call
-//! `job_changed`, `frame_changed`, `agent_changed` and `presence_seen` after releasing the
-//! scheduler lock.
+//! `job_changed`, `job_deleted`, `frame_changed`, `agent_changed` and `presence_seen` after
+//! releasing the scheduler lock.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +40,11 @@ impl Coordinator {
             }
         };
         self.events.publish(kind);
+    }
+
+    /// Publishes that a job owned by `owner` was deleted.
+    pub(crate) fn job_deleted(&self, job: i64, owner: Option<i64>) {
+        self.events.publish(EventKind::JobDeleted { job, owner });
     }
 
     /// Publishes a frame's state.
@@ -113,7 +118,15 @@ pub async fn events(
         Some(owner) => caller.may_see(owner),
         None => true,
     };
-    super::events::sse(&coord.events, last, visible, coord.config.events_keepalive).into_response()
+    let keepalive = coord.config.events_keepalive;
+    super::events::sse(
+        &coord.events,
+        last,
+        visible,
+        keepalive,
+        coord.closing.clone(),
+    )
+    .into_response()
 }
 
 /// Query of the history route.

@@ -5,6 +5,7 @@ mod accounts;
 mod auth;
 mod bad_input;
 mod common;
+mod control;
 mod farm;
 mod presence;
 mod scenes;
