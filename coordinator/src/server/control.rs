@@ -234,8 +234,13 @@ impl Coordinator {
     pub(crate) async fn set_agent_mode(&self, agent: i64, mode: AgentMode) -> Result<(), ApiError> {
         self.agent_exists(agent).await?;
         self.store.set_agent_mode(agent, mode).await?;
-        if let Some(a) = self.agents.write().await.get_mut(&agent) {
-            a.mode = mode;
+        {
+            // Under the scheduler lock, so no lease request in flight misses the change.
+            let mut sched = self.sched.lock().await;
+            if let Some(a) = self.agents.write().await.get_mut(&agent) {
+                a.mode = mode;
+            }
+            sched.no_work.remove(&agent);
         }
         if mode == AgentMode::Disabled {
             self.revoke_agent_leases(agent).await?;
@@ -284,7 +289,10 @@ impl Coordinator {
         if let Some(a) = self.agents.write().await.get_mut(&agent) {
             a.released_at = now;
         }
-        self.sched.lock().await.failures.remove(&agent);
+        let mut sched = self.sched.lock().await;
+        sched.failures.remove(&agent);
+        sched.no_work.remove(&agent);
+        drop(sched);
         self.agent_changed(agent);
         self.work_queued.notify_waiters();
         Ok(())

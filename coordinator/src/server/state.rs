@@ -325,15 +325,16 @@ impl Coordinator {
         agent: i64,
         presence: PresenceState,
     ) -> Result<Option<Lease>, ApiError> {
-        let Some(row) = self.agents.read().await.get(&agent).cloned() else {
-            return Err(ApiError::unauthorized("unknown agent"));
-        };
-        let renderers: Vec<Renderer> = row.renderers.iter().map(|r| r.renderer).collect();
         let agents = self.available_agents().max(1);
         let ttl = self.config.lease_ttl.as_millis() as i64;
         let now = now_ms();
         let mut guard = self.sched.lock().await;
         let sched = &mut *guard;
+        // Read under the scheduler lock: a drain or disable (which takes it too) is never missed.
+        let Some(row) = self.agents.read().await.get(&agent).cloned() else {
+            return Err(ApiError::unauthorized("unknown agent"));
+        };
+        let renderers: Vec<Renderer> = row.renderers.iter().map(|r| r.renderer).collect();
         let health = self.health_of(sched, agent, now);
         let mut running: HashMap<Option<i64>, usize> = HashMap::new();
         for entry in sched.jobs.values() {
