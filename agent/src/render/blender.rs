@@ -123,6 +123,7 @@ mod tests {
             engine: Some("CYCLES".into()),
             format: ImageFormat::Jpeg,
             povray: None,
+            sequence: None,
         }
     }
 

@@ -176,6 +176,7 @@ mod tests {
                 antialias_threshold: Some(0.3),
                 antialias_depth: Some(3),
             }),
+            sequence: None,
         }
     }
 
