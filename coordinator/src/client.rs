@@ -25,6 +25,8 @@ pub struct SubmitOptions {
     pub scene: Option<String>,
     /// Main file inside a zip.
     pub main: Option<String>,
+    /// Render a zip's scene files as a sequence, one file per frame.
+    pub sequence: bool,
     /// Job name.
     pub name: Option<String>,
     /// Video frame rate.
@@ -189,6 +191,9 @@ impl Client {
             if let Some(v) = value {
                 form = form.text(name, v.clone());
             }
+        }
+        if opts.sequence {
+            form = form.text(f::SEQUENCE, "true");
         }
         let res = self
             .request(Method::POST, "/jobs")
