@@ -219,6 +219,11 @@ impl Client {
         self.get_json(&format!("/jobs/{id}/frames")).await
     }
 
+    /// A job's failed leases, with the renderer's log tails.
+    pub async fn failures(&self, id: i64) -> anyhow::Result<Vec<idlefarm_protocol::FailureInfo>> {
+        self.get_json(&format!("/jobs/{id}/failures")).await
+    }
+
     /// All agents.
     pub async fn agents(&self) -> anyhow::Result<Vec<AgentInfo>> {
         self.get_json("/agents").await

@@ -8,4 +8,5 @@ mod common;
 mod farm;
 mod presence;
 mod scenes;
+mod sequence;
 mod up;
