@@ -270,3 +270,99 @@ async fn a_yielded_chunk_resumes_at_the_right_file() {
     assert_frames_are_their_files(&farm, &job, &dir.path().join("project"));
     farm.stop().await;
 }
+
+/// Writes a `.blend` whose cube moves over frames 1-10 and whose current frame is `current`.
+fn make_blend_at(path: &Path, current: u32) {
+    let script = format!(
+        "import bpy\n\
+         s = bpy.context.scene\n\
+         s.render.engine = 'CYCLES'\n\
+         s.cycles.samples = 2\n\
+         s.cycles.use_denoising = False\n\
+         s.render.resolution_x = 32\n\
+         s.render.resolution_y = 18\n\
+         s.render.resolution_percentage = 100\n\
+         s.frame_start = 1\n\
+         s.frame_end = 10\n\
+         cube = bpy.data.objects['Cube']\n\
+         cube.location = (-3, 0, 0)\n\
+         cube.keyframe_insert(data_path='location', frame=1)\n\
+         cube.location = (3, 0, 0)\n\
+         cube.keyframe_insert(data_path='location', frame=10)\n\
+         s.frame_set({current})\n\
+         bpy.ops.wm.save_as_mainfile(filepath={:?})\n",
+        path.to_str().unwrap()
+    );
+    let out = std::process::Command::new("blender")
+        .args(["-b", "--factory-startup", "--python-expr", &script])
+        .output()
+        .expect("blender runs");
+    assert!(
+        out.status.success() && path.exists(),
+        "cannot write {}",
+        path.display()
+    );
+}
+
+/// Blender run by hand on `file` for frame `frame`.
+fn direct_blender(file: &Path, frame: u32, out: &Path) -> image::RgbaImage {
+    let pattern = out.join("direct_#####");
+    let output = std::process::Command::new("blender")
+        .args(["-b", "--factory-startup", "--disable-autoexec"])
+        .arg(file)
+        .arg("-o")
+        .arg(&pattern)
+        .args(["-F", "PNG", "-x", "1", "-f", &frame.to_string()])
+        .output()
+        .expect("blender runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    image::open(out.join(format!("direct_{frame:05}.png")))
+        .unwrap()
+        .to_rgba8()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sequence_of_blends_renders_each_files_current_frame() {
+    let dir = shared_tempdir();
+    // (file, its current frame), named so that natural order differs from plain order.
+    let shots = [("shot2.blend", 9), ("shot10.blend", 2), ("shot9.blend", 5)];
+    let mut entries = Vec::new();
+    for (name, current) in shots {
+        let path = dir.path().join(name);
+        make_blend_at(&path, current);
+        entries.push((name, std::fs::read(&path).unwrap()));
+    }
+    let zip = dir.path().join("shots.zip");
+    let files: Vec<(&str, &[u8])> = entries.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    make_zip(&zip, &files);
+
+    let mut farm = Farm::start(|_| {}).await;
+    farm.add_agent("a");
+    let job = farm.client.submit(&zip, &sequence_options()).await.unwrap();
+    let order = ["shot2.blend", "shot9.blend", "shot10.blend"].map(String::from);
+    assert_eq!(job.settings.sequence.as_deref(), Some(order.as_slice()));
+    let job = wait_for_job(&farm.client, job.id, LIMIT).await;
+    assert_complete(&farm, &job).await;
+
+    let out = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for (n, (name, current)) in [("shot2.blend", 9), ("shot9.blend", 5), ("shot10.blend", 2)]
+        .into_iter()
+        .enumerate()
+    {
+        let stored = stored_frame(&farm, &job, n as i64 + 1);
+        let direct = direct_blender(&dir.path().join(name), current, out.path());
+        assert!(
+            stored == direct,
+            "frame {} is not {name} at frame {current}",
+            n + 1
+        );
+        assert!(!seen.contains(&stored), "frame {} repeats another", n + 1);
+        seen.push(stored);
+    }
+    farm.stop().await;
+}
