@@ -543,6 +543,7 @@ fn povray_settings(frames: i64) -> RenderSettings {
             antialias_threshold: Some(0.1),
             antialias_depth: Some(3),
         }),
+        sequence: None,
     }
 }
 

@@ -175,6 +175,13 @@ impl InputCache {
                         name: name.to_owned(),
                     });
                 }
+                let sequence = lease.settings.sequence.iter().flatten();
+                if let Some(bad) = sequence.into_iter().find(|f| !is_plain_relative(f)) {
+                    return Err(CacheError::BadName {
+                        what: "sequence file",
+                        name: bad.clone(),
+                    });
+                }
                 PathBuf::from(name)
             }
         };
@@ -295,7 +302,7 @@ fn sync_dir(dir: &Path) {
 }
 
 /// A relative path of plain components (no root, `..`, `.`-only or empty names).
-fn is_plain_relative(name: &str) -> bool {
+pub(crate) fn is_plain_relative(name: &str) -> bool {
     !name.is_empty()
         && !name.contains('\0')
         && !name.contains('\\')

@@ -25,6 +25,8 @@ pub struct SubmitOptions {
     pub scene: Option<String>,
     /// Main file inside a zip.
     pub main: Option<String>,
+    /// Render a zip's scene files as a sequence, one file per frame.
+    pub sequence: bool,
     /// Job name.
     pub name: Option<String>,
     /// Video frame rate.
@@ -190,6 +192,9 @@ impl Client {
                 form = form.text(name, v.clone());
             }
         }
+        if opts.sequence {
+            form = form.text(f::SEQUENCE, "true");
+        }
         let res = self
             .request(Method::POST, "/jobs")
             .multipart(form)
@@ -212,6 +217,11 @@ impl Client {
     /// A job's frames.
     pub async fn frames(&self, id: i64) -> anyhow::Result<Vec<FrameInfo>> {
         self.get_json(&format!("/jobs/{id}/frames")).await
+    }
+
+    /// A job's failed leases, with the renderer's log tails.
+    pub async fn failures(&self, id: i64) -> anyhow::Result<Vec<idlefarm_protocol::FailureInfo>> {
+        self.get_json(&format!("/jobs/{id}/failures")).await
     }
 
     /// All agents.

@@ -97,6 +97,10 @@ pub struct RenderSettings {
     pub format: ImageFormat,
     /// POV-Ray animation settings (POV-Ray only).
     pub povray: Option<PovraySettings>,
+    /// A scene sequence: the scene files inside the zip, in natural name order; frame N (from
+    /// 1) is file N rendered once, at its own clock or current frame. `None` for one scene.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<Vec<String>>,
 }
 
 impl RenderSettings {
@@ -110,6 +114,12 @@ impl RenderSettings {
     pub fn frames(&self) -> Vec<i64> {
         let step = self.frame_step.max(1) as usize;
         (self.frame_start..=self.frame_end).step_by(step).collect()
+    }
+
+    /// The scene file frame `frame` of a sequence job is rendered from; `None` for other jobs.
+    pub fn source_of(&self, frame: i64) -> Option<&str> {
+        let index = usize::try_from(frame.checked_sub(1)?).ok()?;
+        self.sequence.as_ref()?.get(index).map(String::as_str)
     }
 }
 
@@ -426,6 +436,9 @@ pub struct FrameInfo {
     /// Agents on which it failed, in order.
     #[serde(default)]
     pub failed_on: Vec<i64>,
+    /// The scene file it is rendered from, for a scene sequence (a path inside the zip).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// A failed lease of a job: who, when, which frames and what the renderer said.
@@ -582,6 +595,8 @@ pub mod submit_fields {
     pub const SCENE: &str = "scene";
     /// Main scene file inside a zip project when it holds several.
     pub const MAIN: &str = "main";
+    /// `1`/`true`: render the zip's scene files as a sequence, one file per frame.
+    pub const SEQUENCE: &str = "sequence";
     /// Job name.
     pub const NAME: &str = "name";
     /// Frames-per-second override.
@@ -619,11 +634,27 @@ mod tests {
             engine: None,
             format: ImageFormat::Png,
             povray: None,
+            sequence: None,
         };
         assert_eq!(s.frame_size(), (960, 540));
         assert_eq!(s.frames(), vec![1, 4, 7, 10]);
         s.percentage = 0;
         assert_eq!(s.frame_size(), (1, 1));
+    }
+
+    #[test]
+    fn sequence_frames_map_to_their_files_and_old_settings_still_load() {
+        let json = r#"{"renderer":"povray","main_file":"a.pov","scene":null,"frame_start":1,
+            "frame_end":2,"frame_step":1,"fps":24.0,"resolution_x":8,"resolution_y":8,
+            "percentage":100,"engine":null,"format":"png","povray":null}"#;
+        let mut s: RenderSettings = serde_json::from_str(json).unwrap();
+        assert_eq!(s.sequence, None);
+        assert_eq!(s.source_of(1), None);
+        s.sequence = Some(vec!["f1.pov".into(), "f2.pov".into()]);
+        assert_eq!(s.source_of(2), Some("f2.pov"));
+        assert_eq!(s.source_of(0), None);
+        assert_eq!(s.source_of(3), None);
+        assert_eq!(s.source_of(i64::MIN), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! resolution (and Cycles to the CPU, since lab PCs have no configured GPU devices).
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use idlefarm_protocol::{ImageFormat, RenderSettings};
 
@@ -74,9 +74,41 @@ pub fn args(
     args
 }
 
-/// The frame a `Saved: '<dir>/frame_00007.png'` line reports, if the file is in `out_dir` and
-/// named as we asked (anything else is ignored: the name comes from the renderer's output).
-pub fn saved_frame(line: &str, out_dir: &Path, format: ImageFormat) -> Option<i64> {
+/// Appended to [`python_expr`] for a scene sequence: render only the scene's current frame.
+/// Setting the start first keeps start <= end whichever way the range moves.
+const CURRENT_FRAME_ONLY: &str = "s.frame_start = s.frame_current\n\
+     s.frame_end = s.frame_current\n\
+     s.frame_step = 1\n";
+
+/// The arguments that render one file of a scene sequence: the current frame of its active
+/// scene, into `out_dir/source_#####.<ext>` (numbered by that scene's frame, renamed after).
+pub fn sequence_args(
+    settings: &RenderSettings,
+    scene_file: &Path,
+    out_dir: &Path,
+) -> Vec<OsString> {
+    let mut output = out_dir.as_os_str().to_owned();
+    output.push("/source_#####");
+    vec![
+        "-b".into(),
+        "--factory-startup".into(),
+        "--disable-autoexec".into(),
+        scene_file.into(),
+        "--python-expr".into(),
+        format!("{}{CURRENT_FRAME_ONLY}", python_expr(settings)).into(),
+        "-o".into(),
+        output,
+        "-F".into(),
+        format_name(settings.format).into(),
+        "-x".into(),
+        "1".into(),
+        "-a".into(),
+    ]
+}
+
+/// The image a `Saved: '<dir>/<name>.png'` line reports, if it is in `out_dir` and has the
+/// job's format (anything else is ignored: the name comes from the renderer's output).
+pub fn saved_file(line: &str, out_dir: &Path, format: ImageFormat) -> Option<PathBuf> {
     let rest = line.trim().strip_prefix("Saved:")?.trim();
     let path = rest
         .strip_prefix('\'')
@@ -86,11 +118,19 @@ pub fn saved_frame(line: &str, out_dir: &Path, format: ImageFormat) -> Option<i6
     if path.parent()? != out_dir {
         return None;
     }
-    let name = path.file_name()?.to_str()?;
-    let (stem, ext) = name.rsplit_once('.')?;
+    let (_, ext) = path.file_name()?.to_str()?.rsplit_once('.')?;
     if ImageFormat::from_extension(ext)? != format {
         return None;
     }
+    Some(path.to_path_buf())
+}
+
+/// The frame a `Saved: '<dir>/frame_00007.png'` line reports, if the file is in `out_dir` and
+/// named as we asked.
+pub fn saved_frame(line: &str, out_dir: &Path, format: ImageFormat) -> Option<i64> {
+    let path = saved_file(line, out_dir, format)?;
+    let name = path.file_name()?.to_str()?;
+    let (stem, _) = name.rsplit_once('.')?;
     let digits = stem.strip_prefix("frame_")?;
     if digits.is_empty()
         || !digits
@@ -123,6 +163,7 @@ mod tests {
             engine: Some("CYCLES".into()),
             format: ImageFormat::Jpeg,
             povray: None,
+            sequence: None,
         }
     }
 
@@ -160,6 +201,51 @@ mod tests {
             "-a",
         ];
         assert_eq!(args, expected);
+    }
+
+    #[test]
+    fn a_sequence_file_renders_its_own_current_frame() {
+        let mut s = settings();
+        s.scene = None;
+        s.sequence = Some(vec!["a.blend".into(), "b.blend".into()]);
+        let args: Vec<String> = sequence_args(&s, Path::new("/c/b.blend"), Path::new("/l/7"))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            &args[..5],
+            [
+                "-b",
+                "--factory-startup",
+                "--disable-autoexec",
+                "/c/b.blend",
+                "--python-expr"
+            ]
+        );
+        assert!(args[5].starts_with(&python_expr(&s)));
+        assert!(args[5].ends_with(
+            "s.frame_start = s.frame_current\ns.frame_end = s.frame_current\ns.frame_step = 1\n"
+        ));
+        assert_eq!(
+            &args[6..],
+            ["-o", "/l/7/source_#####", "-F", "JPEG", "-x", "1", "-a"]
+        );
+        assert_eq!(
+            saved_file(
+                "Saved: '/l/7/source_00042.jpg'",
+                Path::new("/l/7"),
+                ImageFormat::Jpeg
+            ),
+            Some(PathBuf::from("/l/7/source_00042.jpg"))
+        );
+        assert_eq!(
+            saved_file(
+                "Saved: '/l/7/source_00042.png'",
+                Path::new("/l/7"),
+                ImageFormat::Jpeg
+            ),
+            None
+        );
     }
 
     #[test]

@@ -11,8 +11,9 @@ mod detect;
 mod output;
 pub mod povray;
 pub mod process;
+mod sequence;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -105,6 +106,16 @@ pub enum RenderOutcome {
     },
 }
 
+/// One renderer process: a scene file and the frames it renders.
+pub(crate) struct Run<'a> {
+    /// The scene file.
+    main_file: &'a Path,
+    /// Its frames, in order.
+    frames: &'a [i64],
+    /// A scene-sequence file: rendered once, as the one frame in `frames`.
+    still: bool,
+}
+
 /// Renders `job`, sending each frame to `frames` as soon as its file is complete.
 pub async fn render(
     job: &RenderJob,
@@ -112,10 +123,29 @@ pub async fn render(
     frames: mpsc::UnboundedSender<RenderedFrame>,
     mut control: RenderControl,
 ) -> RenderOutcome {
+    if job.settings.sequence.is_some() {
+        return sequence::render(job, env, &frames, &mut control).await;
+    }
+    let whole = Run {
+        main_file: &job.main_file,
+        frames: &job.frames,
+        still: false,
+    };
+    run(job, &whole, env, &frames, &mut control).await
+}
+
+/// Runs the renderer once for `run`, applying the presence policy while it runs.
+async fn run(
+    job: &RenderJob,
+    run: &Run<'_>,
+    env: &RenderEnv,
+    frames: &mpsc::UnboundedSender<RenderedFrame>,
+    control: &mut RenderControl,
+) -> RenderOutcome {
     let renderer = job.settings.renderer;
     let name = renderer.as_str();
-    let range = frame_range(&job.frames);
-    let command = match prepare(job, env) {
+    let range = frame_range(run.frames);
+    let command = match prepare(job, run, env) {
         Ok(command) => command,
         Err(err) => {
             return RenderOutcome::Failed {
@@ -135,7 +165,7 @@ pub async fn render(
     };
     tracing::debug!(pid = child.pid(), renderer = name, frames = %range, "renderer started");
 
-    let mut tracker = FrameTracker::new(job, frames);
+    let mut tracker = FrameTracker::new(job, run, frames.clone());
     let mut tail = LogTail::default();
     let mut stop: Option<RenderOutcome> = None;
     let mut suspend_deadline: Option<Instant> = None;
@@ -147,7 +177,7 @@ pub async fn render(
 
     // The PC may have become unavailable between the lease and the start of the renderer.
     if *control.presence.borrow_and_update() != Availability::Available {
-        suspend_deadline = set_suspended(&child, true, &control);
+        suspend_deadline = set_suspended(&child, true, control);
     }
 
     let status: std::io::Result<ExitStatus> = loop {
@@ -168,7 +198,7 @@ pub async fn render(
                 let available = *control.presence.borrow_and_update() == Availability::Available;
                 let stopped = suspend_deadline.is_some();
                 if available == stopped {
-                    suspend_deadline = set_suspended(&child, !available, &control);
+                    suspend_deadline = set_suspended(&child, !available, control);
                 }
             }
             _ = sleep_until(suspend_deadline.unwrap_or_else(Instant::now)), if suspend_deadline.is_some() => {
@@ -261,12 +291,16 @@ fn set_suspended(
 }
 
 /// Builds the renderer's command line, environment and working directory.
-fn prepare(job: &RenderJob, env: &RenderEnv) -> std::io::Result<Command> {
+fn prepare(job: &RenderJob, run: &Run<'_>, env: &RenderEnv) -> std::io::Result<Command> {
     let s = &job.settings;
+    let (main_file, out_dir) = (run.main_file, job.out_dir.as_path());
     let (program, args) = match s.renderer {
+        Renderer::Blender if run.still => {
+            (&env.blender, blender::sequence_args(s, main_file, out_dir))
+        }
         Renderer::Blender => (
             &env.blender,
-            blender::args(s, &job.main_file, &job.out_dir, &job.frames),
+            blender::args(s, main_file, out_dir, run.frames),
         ),
         Renderer::Povray => {
             let created = povray::write_conf(&job.out_dir, &job.input_root)?;
@@ -275,10 +309,11 @@ fn prepare(job: &RenderJob, env: &RenderEnv) -> std::io::Result<Command> {
                     user.chown(&dir)?;
                 }
             }
-            (
-                &env.povray,
-                povray::args(s, &job.main_file, &job.out_dir, &job.frames),
-            )
+            let args = match run.still {
+                true => povray::still_args(s, main_file, out_dir),
+                false => povray::args(s, main_file, out_dir, run.frames),
+            };
+            (&env.povray, args)
         }
     };
     if let Some(user) = &env.user {
@@ -287,7 +322,7 @@ fn prepare(job: &RenderJob, env: &RenderEnv) -> std::io::Result<Command> {
     let mut command = Command::new(program);
     command.args(args);
     // Includes and textures resolve relative to the scene file's directory.
-    command.current_dir(job.main_file.parent().unwrap_or(&job.input_root));
+    command.current_dir(main_file.parent().unwrap_or(&job.input_root));
     // Renderers get a clean environment: the agent's may hold its enrolment token.
     command.env_clear();
     if let Some(path) = std::env::var_os("PATH") {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use idlefarm_protocol::{ImageFormat, Renderer};
 use tokio::sync::mpsc;
 
-use super::{LOG_TAIL_LINES, RenderJob, RenderedFrame, blender, povray};
+use super::{LOG_TAIL_LINES, RenderJob, RenderedFrame, Run, blender, povray};
 
 /// Keeps track of which frames are complete and hands each over once.
 pub(super) struct FrameTracker {
@@ -15,25 +15,38 @@ pub(super) struct FrameTracker {
     format: ImageFormat,
     out_dir: PathBuf,
     wanted: BTreeSet<i64>,
+    /// A scene-sequence run: whatever image the renderer saves is this one frame.
+    still: Option<i64>,
     sent: BTreeSet<i64>,
     frames: mpsc::UnboundedSender<RenderedFrame>,
 }
 
 impl FrameTracker {
-    pub(super) fn new(job: &RenderJob, frames: mpsc::UnboundedSender<RenderedFrame>) -> Self {
+    pub(super) fn new(
+        job: &RenderJob,
+        run: &Run<'_>,
+        frames: mpsc::UnboundedSender<RenderedFrame>,
+    ) -> Self {
         FrameTracker {
             renderer: job.settings.renderer,
             format: job.settings.format,
             out_dir: job.out_dir.clone(),
-            wanted: job.frames.iter().copied().collect(),
+            wanted: run.frames.iter().copied().collect(),
+            still: run.still.then(|| run.frames.first().copied()).flatten(),
             sent: BTreeSet::new(),
             frames,
         }
     }
 
     pub(super) fn on_line(&mut self, line: &str) {
-        match self.renderer {
-            Renderer::Blender => {
+        match (self.renderer, self.still) {
+            (Renderer::Blender, Some(frame)) => {
+                // The file is named for the scene's own frame number: give it the job's.
+                if let Some(path) = blender::saved_file(line, &self.out_dir, self.format) {
+                    self.rename_finished(frame, &path);
+                }
+            }
+            (Renderer::Blender, None) => {
                 if let Some(frame) = blender::saved_frame(line, &self.out_dir, self.format) {
                     let path = self
                         .out_dir
@@ -42,7 +55,7 @@ impl FrameTracker {
                 }
             }
             // POV-Ray prints a line or two per frame: a good moment to look for files.
-            Renderer::Povray => self.scan(false),
+            (Renderer::Povray, _) => self.scan(false),
         }
     }
 
@@ -67,13 +80,18 @@ impl FrameTracker {
             found.extend(self.wanted.iter().map(|&frame| (frame, still.clone())));
         }
         for (frame, path) in found {
-            let ours = self
-                .out_dir
-                .join(idlefarm_protocol::frame_file_name(frame, self.format));
-            match std::fs::rename(&path, &ours) {
-                Ok(()) => self.finished(frame, ours),
-                Err(err) => tracing::warn!("cannot rename {}: {err}", path.display()),
-            }
+            self.rename_finished(frame, &path);
+        }
+    }
+
+    /// Renames a complete image to our naming and hands it over.
+    fn rename_finished(&mut self, frame: i64, path: &std::path::Path) {
+        let ours = self
+            .out_dir
+            .join(idlefarm_protocol::frame_file_name(frame, self.format));
+        match std::fs::rename(path, &ours) {
+            Ok(()) => self.finished(frame, ours),
+            Err(err) => tracing::warn!("cannot rename {}: {err}", path.display()),
         }
     }
 

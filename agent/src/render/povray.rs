@@ -38,6 +38,31 @@ pub fn args(
     let anim = animation(settings);
     let first = frames.first().copied().unwrap_or(settings.frame_start);
     let last = frames.last().copied().unwrap_or(first);
+    let animation: [OsString; 6] = [
+        format!("+KFI{}", anim.initial_frame).into(),
+        format!("+KFF{}", anim.final_frame).into(),
+        format!("+KI{}", anim.initial_clock).into(),
+        format!("+KF{}", anim.final_clock).into(),
+        format!("+SF{first}").into(),
+        format!("+EF{last}").into(),
+    ];
+    with_quality(settings, &anim, main_file, out_dir, animation)
+}
+
+/// The arguments that render one file of a scene sequence as a still image, with the job's
+/// size and quality and no animation keys (its `clock` stays 0), into `out_dir/frame.<ext>`.
+pub fn still_args(settings: &RenderSettings, scene_file: &Path, out_dir: &Path) -> Vec<OsString> {
+    with_quality(settings, &animation(settings), scene_file, out_dir, [])
+}
+
+/// Input, output, size and antialiasing around `animation`'s switches.
+fn with_quality(
+    settings: &RenderSettings,
+    anim: &PovraySettings,
+    main_file: &Path,
+    out_dir: &Path,
+    animation: impl IntoIterator<Item = OsString>,
+) -> Vec<OsString> {
     let (width, height) = settings.frame_size();
     let scene_dir = main_file.parent().unwrap_or(Path::new("."));
     let (file_type, ext) = match settings.format {
@@ -58,15 +83,9 @@ pub fn args(
         file_type.into(),
         format!("+W{width}").into(),
         format!("+H{height}").into(),
-        format!("+KFI{}", anim.initial_frame).into(),
-        format!("+KFF{}", anim.final_frame).into(),
-        format!("+KI{}", anim.initial_clock).into(),
-        format!("+KF{}", anim.final_clock).into(),
-        format!("+SF{first}").into(),
-        format!("+EF{last}").into(),
-        "-D".into(),
-        "-V".into(),
     ];
+    args.extend(animation);
+    args.extend(["-D".into(), "-V".into()]);
     if anim.antialias {
         args.push(match anim.antialias_threshold {
             Some(threshold) => format!("+A{threshold}").into(),
@@ -176,6 +195,7 @@ mod tests {
                 antialias_threshold: Some(0.3),
                 antialias_depth: Some(3),
             }),
+            sequence: None,
         }
     }
 
@@ -209,6 +229,32 @@ mod tests {
                 "+A0.3",
                 "+R3",
                 "+L/cache/h/scene",
+                "+WT1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sequence_file_is_a_still_without_animation_keys() {
+        let mut s = settings();
+        s.sequence = Some(vec!["f1.pov".into(), "f2.pov".into()]);
+        let args: Vec<String> = still_args(&s, Path::new("/c/h/f2.pov"), Path::new("/l/3"))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "+I/c/h/f2.pov",
+                "+O/l/3/frame.png",
+                "+FN",
+                "+W320",
+                "+H240",
+                "-D",
+                "-V",
+                "+A0.3",
+                "+R3",
+                "+L/c/h",
                 "+WT1",
             ]
         );

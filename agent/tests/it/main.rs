@@ -8,6 +8,7 @@ mod logind;
 mod monitor;
 mod notify;
 mod render;
+mod sequence;
 mod support;
 mod x11;
 mod x_support;

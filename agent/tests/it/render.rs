@@ -364,6 +364,7 @@ pub fn blender_settings(main: &str) -> RenderSettings {
         engine: Some("CYCLES".into()),
         format: ImageFormat::Png,
         povray: None,
+        sequence: None,
     }
 }
 

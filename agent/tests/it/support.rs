@@ -77,6 +77,7 @@ pub fn povray_settings(main: &str, width: u32, height: u32, frames: i64) -> Rend
             antialias_threshold: None,
             antialias_depth: None,
         }),
+        sequence: None,
     }
 }
 

@@ -129,10 +129,13 @@ struct SubmitArgs {
     /// Main scene file inside a .zip that holds several.
     #[arg(long)]
     main: Option<String>,
+    /// Render a .zip's scene files as one animation, one file per frame in name order.
+    #[arg(long, conflicts_with = "main")]
+    sequence: bool,
     /// Job name (default: the file name).
     #[arg(long)]
     name: Option<String>,
-    /// Frame rate of the video (default: from the scene).
+    /// Frame rate of the video (default: from the scene; 24 for POV-Ray).
     #[arg(long)]
     fps: Option<String>,
     /// Frame image format: png or jpeg (default: from the scene).
@@ -328,6 +331,7 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         chunk: args.chunk,
         scene: args.scene,
         main: args.main,
+        sequence: args.sequence,
         name: args.name,
         fps: args.fps,
         format: args.format,

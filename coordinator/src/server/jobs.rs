@@ -111,6 +111,7 @@ pub async fn submit(
                     submit_fields::CHUNK,
                     submit_fields::SCENE,
                     submit_fields::MAIN,
+                    submit_fields::SEQUENCE,
                     submit_fields::NAME,
                     submit_fields::FPS,
                     submit_fields::FORMAT,
@@ -162,6 +163,7 @@ pub async fn submit(
         name: field(submit_fields::NAME),
         fps: field(submit_fields::FPS),
         format: field(submit_fields::FORMAT),
+        sequence: field(submit_fields::SEQUENCE),
     };
     let tools = submit::Tools {
         blender: coord.config.blender.clone(),

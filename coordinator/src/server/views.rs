@@ -46,7 +46,8 @@ impl Coordinator {
             .jobs
             .get(&id)
             .ok_or_else(|| super::control::no_job(id))?;
-        let format = entry.row.settings.format;
+        let settings = &entry.row.settings;
+        let format = settings.format;
         Ok(entry
             .board
             .frames
@@ -65,6 +66,7 @@ impl Coordinator {
                     attempts: f.attempts,
                     render_ms: f.render_ms,
                     failed_on: f.failed_on.clone(),
+                    source: settings.source_of(f.frame).map(str::to_owned),
                 }
             })
             .collect())

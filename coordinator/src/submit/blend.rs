@@ -285,6 +285,7 @@ pub(super) fn settings(
         engine: Some(scene.engine.clone()),
         format,
         povray: None,
+        sequence: None,
     };
     Ok((settings, warnings))
 }

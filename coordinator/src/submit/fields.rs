@@ -21,6 +21,8 @@ pub(super) struct Overrides {
     pub main: Option<String>,
     pub fps: Option<f64>,
     pub format: Option<ImageFormat>,
+    /// Render a zip's scene files as a sequence, one file per frame.
+    pub sequence: bool,
 }
 
 impl Overrides {
@@ -37,6 +39,10 @@ impl Overrides {
             main: given(&fields.main).map(normalize_main),
             fps: given(&fields.fps).map(parse_fps).transpose()?,
             format: given(&fields.format).map(parse_format).transpose()?,
+            sequence: given(&fields.sequence)
+                .map(parse_switch)
+                .transpose()?
+                .unwrap_or(false),
         })
     }
 }
@@ -73,6 +79,17 @@ fn parse_format(text: &str) -> Result<ImageFormat, ApiError> {
         "jpeg" | "jpg" => Ok(ImageFormat::Jpeg),
         _ => Err(ApiError::bad_request(format!(
             "format \"{text}\" is not supported; use png or jpeg"
+        ))),
+    }
+}
+
+/// A yes/no field such as `sequence`: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`.
+fn parse_switch(text: &str) -> Result<bool, ApiError> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ApiError::bad_request(format!(
+            "sequence \"{text}\" is not a yes or no; use 1 or true to render one scene file per frame"
         ))),
     }
 }
@@ -137,6 +154,7 @@ mod tests {
             name: Some(" ".into()),
             fps: Some("".into()),
             format: Some(" ".into()),
+            sequence: Some(" ".into()),
         };
         assert_eq!(Overrides::parse(&all_blank).unwrap(), Overrides::default());
     }
@@ -178,6 +196,19 @@ mod tests {
             err.message,
             "format \"exr\" is not supported; use png or jpeg"
         );
+    }
+
+    #[test]
+    fn sequence_is_a_yes_or_no() {
+        let sequence = |v: &str| {
+            Overrides::parse(&fields(|f| f.sequence = Some(v.into()))).map(|o| o.sequence)
+        };
+        assert!(sequence("1").unwrap());
+        assert!(sequence("TRUE").unwrap());
+        assert!(!sequence("0").unwrap());
+        assert!(!sequence("false").unwrap());
+        assert!(!Overrides::parse(&SubmitFields::default()).unwrap().sequence);
+        assert_eq!(sequence("maybe").unwrap_err().status, 400);
     }
 
     #[test]

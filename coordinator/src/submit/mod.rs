@@ -12,6 +12,9 @@ pub mod frames;
 mod pov;
 pub mod povray_ini;
 mod project;
+mod sequence;
+#[cfg(test)]
+mod sequence_tests;
 #[cfg(test)]
 mod tests;
 
@@ -67,6 +70,8 @@ pub struct SubmitFields {
     pub fps: Option<String>,
     /// `png` or `jpeg`.
     pub format: Option<String>,
+    /// `1`/`true`: a zip's scene files are a sequence, one file per frame.
+    pub sequence: Option<String>,
 }
 
 /// A file the server has already streamed to disk in the scratch folder.
@@ -149,6 +154,12 @@ pub async fn prepare(upload: Upload, scratch: &Path, tools: &Tools) -> Result<Pr
     let mut warnings = Vec::new();
     if kind != Kind::Zip && overrides.main.is_some() {
         warnings.push("the main field was ignored: it only applies to zip projects".to_string());
+    }
+    if kind != Kind::Zip && overrides.sequence {
+        warnings.push(
+            "the sequence field was ignored: it only applies to zip projects holding several scene files"
+                .to_string(),
+        );
     }
 
     let (input_kind, settings) = match kind {

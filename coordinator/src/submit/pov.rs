@@ -107,6 +107,7 @@ pub(super) fn settings(
             antialias_threshold: values.antialias_threshold,
             antialias_depth: values.antialias_depth,
         }),
+        sequence: None,
     })
 }
 

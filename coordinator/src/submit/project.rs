@@ -2,7 +2,8 @@
 //!
 //! The archive is checked entry by entry ([`idlefarm_archive::list`]), then extracted into the
 //! scratch folder (which also measures its real unpacked size), and the main scene file is
-//! chosen: the `main` field, else the only candidate, else the submitter is asked to say.
+//! chosen: the `main` field, else the only candidate, else the submitter is asked to say. With
+//! the `sequence` field every scene file becomes one frame instead ([`super::sequence`]).
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,7 @@ use idlefarm_protocol::RenderSettings;
 
 use super::fields::Overrides;
 use super::povray_ini::PovIni;
-use super::{Tools, blend, pov};
+use super::{Tools, blend, pov, sequence};
 use crate::error::ApiError;
 
 /// Names listed in a message before "and N more".
@@ -45,7 +46,41 @@ pub(super) async fn prepare(
         .collect();
     let blends = with_extension(&files, "blend");
     let povs = with_extension(&files, "pov");
+    if overrides.sequence && overrides.main.is_some() {
+        return Err(ApiError::bad_request(
+            "give either `main` (one scene's animation) or `sequence` (one scene file per frame), not both",
+        ));
+    }
 
+    if !blends.is_empty() && overrides.sequence {
+        let files = sequence::in_natural_order(&blends);
+        let mut warnings = Vec::new();
+        if uploaded_ini.is_some() {
+            warnings.push("the .ini file was ignored: it only applies to POV-Ray scenes".into());
+        }
+        if overrides.scene.is_some() {
+            warnings.push(
+                "the scene field was ignored: a sequence renders each file's active scene".into(),
+            );
+        }
+        let project = extract(zip, display, scratch, limits).await?;
+        for file in &files {
+            blend::check_magic(&project.join(file), file).await?;
+        }
+        // The first file sets the size, engine, fps and format every frame is rendered with.
+        let first = files.first().cloned().unwrap_or_default();
+        let inspection =
+            blend::inspect(&tools.blender, &project.join(&first), &first, scratch).await?;
+        let plain = Overrides {
+            frames: None,
+            scene: None,
+            ..overrides.clone()
+        };
+        let (settings, more) =
+            blend::settings(&inspection, &first, first.clone(), &plain, Some(&project))?;
+        warnings.extend(more);
+        return Ok((sequence::blender(settings, files, overrides)?, warnings));
+    }
     if !blends.is_empty() {
         // Chosen before extracting, so an ambiguous project is refused at once.
         let main = choose_main(&blends, overrides.main.as_deref(), display, "blend")?;
@@ -71,6 +106,30 @@ pub(super) async fn prepare(
     let project = extract(zip, display, scratch, limits).await?;
     let inis = with_extension(&files, "ini");
     let mut warnings = Vec::new();
+    if overrides.sequence {
+        let files = sequence::in_natural_order(&povs);
+        for file in &files {
+            pov::check_text(&project.join(file), file).await?;
+        }
+        let ini = match (uploaded_ini, inis.as_slice()) {
+            (Some((ini, name)), _) => Some((ini.clone(), name.to_string())),
+            (None, [only]) => Some((
+                pov::read_ini(&project.join(only), only).await?,
+                only.to_string(),
+            )),
+            (None, []) => None,
+            (None, _) => {
+                warnings.push(format!(
+                    "{display} holds several .ini files; POV-Ray's defaults were used (upload the one that applies as `ini`)"
+                ));
+                None
+            }
+        };
+        let ini = ini.as_ref().map(|(ini, name)| (ini, name.as_str()));
+        let (settings, more) = sequence::povray(files, ini, overrides)?;
+        warnings.extend(more);
+        return Ok((settings, warnings));
+    }
     // An ini that is the only one in the zip may name the main file.
     let only_ini = match (&uploaded_ini, inis.as_slice()) {
         (None, [only]) => Some((pov::read_ini(&project.join(only), only).await?, *only)),
@@ -164,7 +223,7 @@ fn choose_main(
         ))),
         (None, [only]) => Ok(only.to_string()),
         (None, _) => Err(ApiError::unprocessable(format!(
-            "the zip holds several .{ext} files ({}); say which with the `main` field",
+            "the zip holds several .{ext} files ({}); choose one scene to render its animation with `main` (--main PATH), or render them as a sequence, one file per frame in name order, with `sequence` (--sequence)",
             name_list(candidates)
         ))),
     }
@@ -272,7 +331,7 @@ mod tests {
         assert_eq!(err.status, 422);
         assert_eq!(
             err.message,
-            "the zip holds several .blend files (a.blend, b/c.blend); say which with the `main` field"
+            "the zip holds several .blend files (a.blend, b/c.blend); choose one scene to render its animation with `main` (--main PATH), or render them as a sequence, one file per frame in name order, with `sequence` (--sequence)"
         );
         assert_eq!(
             choose_main(

@@ -12,7 +12,7 @@ use super::*;
 
 /// Asks Blender to save its default scene at 64×36, frames 1-24, after running `extra`
 /// (Python, at column 0, with `bpy` and `scene` in scope).
-async fn make_blend(path: &Path, extra: &str) {
+pub(super) async fn make_blend(path: &Path, extra: &str) {
     let target = serde_json::to_string(path.to_str().unwrap()).unwrap();
     let script = [
         "import bpy",
@@ -44,14 +44,14 @@ async fn make_blend(path: &Path, extra: &str) {
 }
 
 /// A scratch folder holding one upload, stored under a server-chosen name.
-struct Scratch {
+pub(super) struct Scratch {
     _dir: tempfile::TempDir,
-    path: PathBuf,
+    pub(super) path: PathBuf,
     uploads: std::cell::Cell<usize>,
 }
 
 impl Scratch {
-    fn new() -> Scratch {
+    pub(super) fn new() -> Scratch {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
         Scratch {
@@ -62,7 +62,7 @@ impl Scratch {
     }
 
     /// Stores `bytes` as an upload the browser called `file_name`.
-    fn file(&self, file_name: &str, bytes: &[u8]) -> UploadedFile {
+    pub(super) fn file(&self, file_name: &str, bytes: &[u8]) -> UploadedFile {
         self.uploads.set(self.uploads.get() + 1);
         let path = self.path.join(format!("upload-{}", self.uploads.get()));
         std::fs::write(&path, bytes).unwrap();
@@ -72,7 +72,7 @@ impl Scratch {
         }
     }
 
-    async fn prepare(
+    pub(super) async fn prepare(
         &self,
         file: UploadedFile,
         fields: SubmitFields,
@@ -86,7 +86,7 @@ impl Scratch {
     }
 }
 
-fn zip_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
+pub(super) fn zip_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut zip = ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, data) in files {
         zip.start_file(*name, SimpleFileOptions::default()).unwrap();
@@ -299,7 +299,7 @@ async fn a_zip_with_several_blends_needs_the_main_field() {
     assert_eq!(err.status, 422);
     assert_eq!(
         err.message,
-        "the zip holds several .blend files (a.blend, b/c.blend); say which with the `main` field"
+        "the zip holds several .blend files (a.blend, b/c.blend); choose one scene to render its animation with `main` (--main PATH), or render them as a sequence, one file per frame in name order, with `sequence` (--sequence)"
     );
 
     let fields = SubmitFields {

@@ -9,4 +9,5 @@ mod control;
 mod farm;
 mod presence;
 mod scenes;
+mod sequence;
 mod up;
