@@ -1,0 +1,171 @@
+//! `idlefarm serve` and `idlefarm up`: a coordinator (and, for `up`, a local agent process),
+//! the first-run admin and the printed banner.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use super::default_data_dir;
+use super::local_agent::{self, LocalAgent};
+use crate::schedule::HealthPolicy;
+use crate::server::{self, Coordinator, ServerConfig};
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// Address to listen on. `serve` listens on all interfaces so lab PCs can reach it.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory (database, inputs, frames, videos).
+    #[arg(long, env = "IDLEFARM_DATA")]
+    data: Option<PathBuf>,
+    /// Largest accepted upload, e.g. `500M`, `4G`.
+    #[arg(long, default_value = "4G", value_parser = parse_size)]
+    max_upload: u64,
+    /// How long a lease lives without a heartbeat from its agent, e.g. `60s`.
+    #[arg(long, default_value = "60s", value_parser = idlefarm_runtime::parse_duration)]
+    lease_ttl: Duration,
+    /// How long an agent that failed on several jobs stays quarantined, e.g. `1h`.
+    #[arg(long, default_value = "1h", value_parser = idlefarm_runtime::parse_duration)]
+    forgive: Duration,
+    /// How long an automatically sized chunk should take, e.g. `2m`.
+    #[arg(long, default_value = "2m", value_parser = idlefarm_runtime::parse_duration)]
+    chunk_target: Duration,
+}
+
+/// Parses sizes like `4096`, `500K`, `200M`, `4G`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; use e.g. 4096, 500K, 200M or 4G"))?;
+    n.checked_mul(mult)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("`{s}` must be between 1 byte and 16 EiB"))
+}
+
+/// Runs a coordinator until Ctrl-C or SIGTERM; `with_agent` (`up`) also runs a local agent.
+pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
+    let data = args.data.unwrap_or_else(default_data_dir);
+    let default_listen = if with_agent {
+        "127.0.0.1:7870"
+    } else {
+        "0.0.0.0:7870"
+    };
+    let listen = args
+        .listen
+        .unwrap_or_else(|| default_listen.parse().expect("valid address"));
+    let config = ServerConfig {
+        max_upload_bytes: args.max_upload,
+        lease_ttl: args.lease_ttl,
+        chunk_target: args.chunk_target,
+        health: HealthPolicy {
+            forgive_ms: args.forgive.as_millis() as i64,
+            ..HealthPolicy::default()
+        },
+        ..ServerConfig::new(data.clone())
+    };
+    let coord = Coordinator::open(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (is another idlefarm running?)"))?;
+    let addr = listener.local_addr()?;
+    let (token, created) = coord.enrolment_token().await?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let url = format!("http://{host}:{}", addr.port());
+    println!("idlefarm coordinator running");
+    println!("  dashboard:        {url}/");
+    println!("  data directory:   {}", data.display());
+    if created {
+        println!("  enrolment token:  {token}   (new; `idlefarm token` prints it again)");
+    } else {
+        println!("  enrolment token:  {token}");
+    }
+    println!(
+        "  add a lab PC:     idlefarm-agent --coordinator http://<this-pc>:{} --token {token}",
+        addr.port()
+    );
+    println!("  submit a job:     idlefarm submit scene.blend --wait");
+    if let Some((name, password)) = crate::accounts::first_run_admin(&coord.store).await? {
+        println!(
+            "  admin login:      {name} / {password}  (shown once; `idlefarm user passwd {name}` changes it)"
+        );
+    }
+    if with_agent {
+        match crate::accounts::login_local_cli(&coord.store, &url).await {
+            Ok(path) => println!(
+                "  CLI:              logged in as admin (token in {})",
+                path.display()
+            ),
+            Err(e) => println!("  CLI:              not logged in ({e}); use `idlefarm login`"),
+        }
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    // Started before the server so a missing agent binary stops `up` before it serves.
+    let mut agent = if with_agent {
+        let binary = local_agent::find_agent_binary()?;
+        let work_dir = local_agent::work_dir(&data);
+        println!(
+            "  local agent:      work dir {} (renders whenever asked: policy always)",
+            work_dir.display()
+        );
+        Some(LocalAgent::start(&binary, &url, &token, &work_dir)?)
+    } else {
+        None
+    };
+    let server = tokio::spawn(server::run(listener, coord.clone(), shutdown));
+    tokio::select! {
+        _ = idlefarm_runtime::shutdown_signal() => {}
+        exited = local_agent_exited(&mut agent) => {
+            let _ = stop_tx.send(true);
+            server.await??;
+            let status = exited.context("cannot wait for the local agent")?;
+            if !status.success() {
+                bail!("the local agent stopped ({status})");
+            }
+            return Ok(());
+        }
+    }
+    println!("shutting down…");
+    // The agent goes first: it still reports its lease to the coordinator.
+    let agent_stopped = match agent {
+        Some(agent) => Some(agent.stop().await),
+        None => None,
+    };
+    let _ = stop_tx.send(true);
+    server.await??;
+    if let Some(stopped) = agent_stopped {
+        let status = stopped.context("cannot stop the local agent")?;
+        if !status.success() {
+            bail!("the local agent did not stop cleanly ({status})");
+        }
+    }
+    Ok(())
+}
+
+/// Completes when `up`'s local agent exits on its own; never without one.
+async fn local_agent_exited(
+    agent: &mut Option<LocalAgent>,
+) -> std::io::Result<std::process::ExitStatus> {
+    match agent {
+        Some(agent) => agent.exited().await,
+        None => std::future::pending().await,
+    }
+}
