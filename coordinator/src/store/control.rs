@@ -4,7 +4,8 @@
 use idlefarm_protocol::{AgentMode, FailureInfo};
 use sqlx::Row;
 
-use super::{Store, decode_err, write_frames};
+use super::jobs::write_frames;
+use super::{Store, decode_err};
 use crate::schedule::{Board, FailureRecord, LeaseId};
 
 impl Store {
