@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use idlefarm_protocol::{InputKind, RenderSettings, Renderer};
 
 use crate::error::ApiError;
-use fields::{Overrides, base_name, sanitize_file_name};
+use fields::{Overrides, display_name, sanitize_file_name};
 use frames::frame_count;
 
 pub use frames::FrameRange;
@@ -33,7 +33,7 @@ pub use povray_ini::{PovIni, parse_ini};
 pub const MAX_JOB_FRAMES: i64 = 100_000;
 
 /// Longest job name kept, in characters.
-const MAX_NAME_CHARS: usize = 200;
+const MAX_NAME_CHARS: usize = fields::MAX_DISPLAY_CHARS;
 
 /// External programs and limits used to check uploads.
 #[derive(Debug, Clone)]
@@ -141,14 +141,19 @@ impl Kind {
 /// written while checking (an extracted project, Blender's inspection script) goes there too.
 pub async fn prepare(upload: Upload, scratch: &Path, tools: &Tools) -> Result<Prepared, ApiError> {
     let Upload { file, ini, fields } = upload;
-    let display = base_name(&file.file_name).to_string();
+    let display = display_name(&file.file_name);
     let kind = Kind::of(&display)?;
     let overrides = Overrides::parse(&fields)?;
     check_not_empty(&file.path, &display).await?;
 
     let input_name = sanitize_file_name(&file.file_name);
     let name = match fields.name.as_deref().map(str::trim) {
-        Some(name) if !name.is_empty() => name.chars().take(MAX_NAME_CHARS).collect(),
+        Some(name) if !name.is_empty() => name
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(MAX_NAME_CHARS)
+            .collect(),
+        // The display name is already cut to the same length.
         _ => display.clone(),
     };
     let mut warnings = Vec::new();
@@ -222,12 +227,9 @@ async fn read_uploaded_ini(
     ini: Option<&UploadedFile>,
 ) -> Result<Option<(PovIni, String)>, ApiError> {
     let Some(ini) = ini else { return Ok(None) };
-    let display = base_name(&ini.file_name);
-    check_not_empty(&ini.path, display).await?;
-    Ok(Some((
-        pov::read_ini(&ini.path, display).await?,
-        display.to_string(),
-    )))
+    let display = display_name(&ini.file_name);
+    check_not_empty(&ini.path, &display).await?;
+    Ok(Some((pov::read_ini(&ini.path, &display).await?, display)))
 }
 
 fn check_frame_count(settings: &RenderSettings) -> Result<(), ApiError> {
