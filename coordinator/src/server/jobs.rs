@@ -27,6 +27,9 @@ use crate::submit::{self, SubmitFields, Upload, UploadedFile};
 
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
 
+/// Longest value a submission's text field may have, in bytes.
+const MAX_TEXT_FIELD_BYTES: usize = 1000;
+
 pub async fn index_page() -> Html<&'static str> {
     Html(INDEX_HTML)
 }
@@ -64,6 +67,22 @@ async fn save_field(
         file_name,
         path: dest,
     })
+}
+
+/// Reads a text field chunk by chunk, refusing it as soon as it passes
+/// [`MAX_TEXT_FIELD_BYTES`]: a field is never held in memory whole before its size is known.
+async fn read_text_field(mut field: Field<'_>, key: &str, limit: u64) -> Result<String, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+        if bytes.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "field `{key}` is too long; it may hold at most {MAX_TEXT_FIELD_BYTES} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request(format!("field `{key}` is not UTF-8 text")))
 }
 
 /// `POST /api/v1/jobs`: a multipart form with the scene file and settings.
@@ -121,10 +140,7 @@ pub async fn submit(
                 .into_iter()
                 .find(|k| *k == other)
                 .ok_or_else(|| ApiError::bad_request(format!("unknown form field `{other}`")))?;
-                let value = field.text().await.map_err(|e| multipart_error(e, limit))?;
-                if value.len() > 1000 {
-                    return Err(ApiError::bad_request(format!("field `{key}` is too long")));
-                }
+                let value = read_text_field(field, key, limit).await?;
                 let value = value.trim().to_owned();
                 if !value.is_empty() {
                     text.insert(key, value);

@@ -1,9 +1,10 @@
 //! Hostile submissions (issue 11): each reproducer gets a 4xx a person can act on and leaves
 //! nothing stored, or becomes a job the farm can actually render.
 
+use std::path::Path;
 use std::time::Duration;
 
-use idlefarm_protocol::JobState;
+use idlefarm_protocol::{ErrorBody, JobState};
 use reqwest::multipart::{Form, Part};
 
 use crate::common::{Farm, wait_for_job};
@@ -23,6 +24,53 @@ async fn post(farm: &Farm, form: Form) -> (u16, String) {
 
 fn file(name: &str, bytes: impl Into<Vec<u8>>) -> Part {
     Part::bytes(bytes.into()).file_name(name.to_owned())
+}
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}
+
+/// Posts `form` and checks it is refused with `status`, a JSON message containing every one
+/// of `needles` and no path of the coordinator's, and that no job, blob or scratch file is left.
+async fn assert_refused(farm: &Farm, form: Form, status: u16, needles: &[&str]) -> String {
+    let (got, body) = post(farm, form).await;
+    let message = serde_json::from_str::<ErrorBody>(&body)
+        .unwrap_or_else(|_| panic!("error answer is JSON {{error}}: {body:.300}"))
+        .error;
+    assert_eq!(got, status, "status; message: {message:.300}");
+    for needle in needles {
+        assert!(
+            message.contains(needle),
+            "message {message:.300} should mention {needle:?}"
+        );
+    }
+    let data = farm.data().display().to_string();
+    assert!(
+        !message.contains(&data) && !message.contains("/tmp/"),
+        "no internal path in {message:.300}"
+    );
+    assert!(farm.client.jobs().await.unwrap().is_empty(), "no job");
+    let stored: Vec<String> = ["blobs", "tmp", "jobs"]
+        .iter()
+        .flat_map(|d| files_under(&farm.data().join(d)))
+        .collect();
+    assert!(stored.is_empty(), "nothing was stored: {stored:?}");
+    message
+}
+
+fn pov_form(ini: &str) -> Form {
+    Form::new()
+        .part("file", file("s.pov", pov_scene(None)))
+        .part("ini", file("s.ini", ini.to_owned()))
 }
 
 /// Item 1: a 10,000-character file name becomes a short, valid input name that an agent can
@@ -49,5 +97,43 @@ async fn a_ten_thousand_character_file_name_becomes_a_job_an_agent_renders() {
     let done = wait_for_job(&farm.client, job.id, Duration::from_secs(120)).await;
     assert_eq!(done.state, JobState::Done, "{:?}", done.error);
     assert_eq!(done.frames.done, 2);
+    farm.stop().await;
+}
+
+/// This process's peak resident memory in KiB (the coordinator under test runs in it).
+fn peak_rss_kib() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
+}
+
+/// Item 4: a 256 MiB `name` field is refused while it streams in, naming the field, and the
+/// coordinator's peak memory does not grow by anything like the field's size.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_text_field_is_refused_while_it_streams_in() {
+    let farm = Farm::start(|_| {}).await;
+    // Resets the peak so only this upload counts.
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let before = peak_rss_kib();
+    let chunks = (0..4096).map(|_| Ok::<Vec<u8>, std::io::Error>(vec![b'a'; 64 << 10]));
+    let name = Part::stream(reqwest::Body::wrap_stream(futures::stream::iter(chunks)));
+    let form = Form::new()
+        .part("name", name)
+        .part("file", file("s.pov", pov_scene(None)));
+    assert_refused(
+        &farm,
+        form,
+        400,
+        &["field `name` is too long", "1000 bytes"],
+    )
+    .await;
+    let grown = peak_rss_kib() - before;
+    assert!(grown < 64 << 10, "peak memory grew by {grown} KiB");
+
+    let form = pov_form(&pov_ini(1, 2, 32, 24)).text("frames", "1".repeat(1001));
+    assert_refused(&farm, form, 400, &["field `frames` is too long"]).await;
     farm.stop().await;
 }
