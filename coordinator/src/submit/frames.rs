@@ -55,7 +55,7 @@ impl FrameRange {
             }
         };
         for frame in [start, end] {
-            if frame.abs() > MAX_FRAME_NUMBER {
+            if frame.unsigned_abs() > MAX_FRAME_NUMBER.unsigned_abs() {
                 return Err(format!(
                     "frame {frame} is out of bounds; frames go from -{MAX_FRAME_NUMBER} to {MAX_FRAME_NUMBER}"
                 ));
@@ -83,13 +83,15 @@ impl fmt::Display for FrameRange {
     }
 }
 
-/// How many frames `start..=end` with `step` holds.
-pub fn frame_count(start: i64, end: i64, step: i64) -> i64 {
+/// How many frames `start..=end` with `step` holds, or `None` when the count does not fit an
+/// `i64` (only possible for numbers outside [`MAX_FRAME_NUMBER`], which nothing should accept).
+pub fn frame_count(start: i64, end: i64, step: i64) -> Option<i64> {
     if end < start {
-        0
-    } else {
-        (end - start) / step.max(1) + 1
+        return Some(0);
     }
+    end.checked_sub(start)?
+        .checked_div(step.max(1))?
+        .checked_add(1)
 }
 
 /// Most frames one list may name (re-rendering chosen frames).
@@ -186,11 +188,18 @@ mod tests {
                 .unwrap_err()
                 .contains("at least 1")
         );
-        assert!(
-            FrameRange::parse("1-99999999")
-                .unwrap_err()
-                .contains("out of bounds")
-        );
+        for text in [
+            "1-99999999",
+            "-9223372036854775808",
+            "-9223372036854775808-0",
+        ] {
+            assert!(
+                FrameRange::parse(text)
+                    .unwrap_err()
+                    .contains("out of bounds"),
+                "{text}"
+            );
+        }
     }
 
     #[test]
@@ -200,8 +209,12 @@ mod tests {
         assert!(range(10, 20, None).within(1, 250));
         assert_eq!(r.to_string(), "1-400");
         assert_eq!(range(1, 9, Some(2)).to_string(), "1-9:2");
-        assert_eq!(frame_count(1, 10, 3), 4);
-        assert_eq!(frame_count(5, 5, 1), 1);
+        assert_eq!(frame_count(1, 10, 3), Some(4));
+        assert_eq!(frame_count(5, 5, 1), Some(1));
+        assert_eq!(frame_count(9, 5, 1), Some(0));
+        assert_eq!(frame_count(i64::MIN, 0, 1), None);
+        assert_eq!(frame_count(i64::MIN, i64::MAX, 2), None);
+        assert_eq!(frame_count(0, i64::MAX, 1), None);
     }
 
     #[test]

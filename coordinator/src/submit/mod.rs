@@ -24,7 +24,7 @@ use idlefarm_protocol::{InputKind, RenderSettings, Renderer};
 
 use crate::error::ApiError;
 use fields::{Overrides, display_name, sanitize_file_name};
-use frames::frame_count;
+use frames::{MAX_FRAME_NUMBER, frame_count};
 
 pub use frames::FrameRange;
 pub use povray_ini::{PovIni, parse_ini};
@@ -201,7 +201,7 @@ pub async fn prepare(upload: Upload, scratch: &Path, tools: &Tools) -> Result<Pr
     if settings.renderer == Renderer::Povray && overrides.scene.is_some() {
         warnings.push("the scene field was ignored: it only applies to Blender files".into());
     }
-    check_frame_count(&settings)?;
+    check_frames(&settings)?;
 
     Ok(Prepared {
         input: file.path,
@@ -232,16 +232,23 @@ async fn read_uploaded_ini(
     Ok(Some((pov::read_ini(&ini.path, &display).await?, display)))
 }
 
-fn check_frame_count(settings: &RenderSettings) -> Result<(), ApiError> {
-    let count = frame_count(
-        settings.frame_start,
-        settings.frame_end,
-        settings.frame_step,
-    );
-    if count > MAX_JOB_FRAMES {
+/// The job's frames, wherever they came from (the form, an ini, a scene): within the bounds
+/// the `frames` field has, and few enough, counted without overflow.
+fn check_frames(settings: &RenderSettings) -> Result<(), ApiError> {
+    let (start, end) = (settings.frame_start, settings.frame_end);
+    if start.unsigned_abs() > MAX_FRAME_NUMBER.unsigned_abs()
+        || end.unsigned_abs() > MAX_FRAME_NUMBER.unsigned_abs()
+    {
         return Err(ApiError::unprocessable(format!(
-            "the job would have {count} frames; at most {MAX_JOB_FRAMES} are allowed, so choose fewer with the frames field"
+            "the job's frames {start}-{end} are out of bounds; frames go from -{MAX_FRAME_NUMBER} to {MAX_FRAME_NUMBER}, so choose others with the frames field"
         )));
     }
-    Ok(())
+    let count = frame_count(start, end, settings.frame_step);
+    match count {
+        Some(count) if count <= MAX_JOB_FRAMES => Ok(()),
+        _ => Err(ApiError::unprocessable(format!(
+            "the job would have {} frames; at most {MAX_JOB_FRAMES} are allowed, so choose fewer with the frames field",
+            count.map_or("too many".to_string(), |c| c.to_string())
+        ))),
+    }
 }

@@ -137,3 +137,20 @@ async fn a_huge_text_field_is_refused_while_it_streams_in() {
     assert_refused(&farm, form, 400, &["field `frames` is too long"]).await;
     farm.stop().await;
 }
+
+/// Item 5: ini frame numbers beyond the `frames` field's bounds (here one whose frame count
+/// wrapped around and panicked) are a 400 naming the key and the bounds, and leave no blob.
+#[tokio::test(flavor = "multi_thread")]
+async fn ini_frame_numbers_out_of_bounds_are_refused_and_leave_no_blob() {
+    let farm = Farm::start(|_| {}).await;
+    let bounds = "frames go from -1048574 to 1048574";
+    let wrap = pov_form("Initial_Frame=-9223372036854775808\nFinal_Frame=0\n");
+    assert_refused(&farm, wrap, 400, &["Initial_Frame", bounds]).await;
+    let switches = pov_form("+KFI1 +KFF9223372036854775807\n");
+    assert_refused(&farm, switches, 400, &["+KFF", bounds]).await;
+    let subset = pov_form("Initial_Frame=1\nFinal_Frame=10\nSubset_End_Frame=2000000\n");
+    assert_refused(&farm, subset, 400, &["Subset_End_Frame", bounds]).await;
+    let field = pov_form(&pov_ini(1, 2, 32, 24)).text("frames", "-9223372036854775808-0");
+    assert_refused(&farm, field, 400, &["-9223372036854775808", bounds]).await;
+    farm.stop().await;
+}
