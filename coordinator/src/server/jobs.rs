@@ -252,18 +252,23 @@ pub(crate) async fn send_file(
         .map_err(ApiError::internal)
 }
 
+/// Whether `file` may name a stored frame: every name [`idlefarm_protocol::frame_file_name`]
+/// gives a job's frames (which are never negative) passes, and nothing that leaves the folder.
+fn is_frame_file(file: &str) -> bool {
+    file.starts_with("frame_")
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        && !file.contains("..")
+}
+
 pub async fn frame_file(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
     PathParams((id, file)): PathParams<(i64, String)>,
 ) -> Result<Response, ApiError> {
     authorize_job(&coord, &caller, id).await?;
-    let valid = file.starts_with("frame_")
-        && file
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-        && !file.contains("..");
-    if !valid {
+    if !is_frame_file(&file) {
         return Err(ApiError::bad_request(
             "frame files are named like frame_00001.png",
         ));
@@ -304,4 +309,30 @@ pub async fn list_agents(
     _caller: Caller,
 ) -> Result<Json<Vec<AgentInfo>>, ApiError> {
     Ok(Json(coord.agent_infos().await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use idlefarm_protocol::{ImageFormat, frame_file_name};
+
+    use super::is_frame_file;
+    use crate::submit::frames::MAX_FRAME_NUMBER;
+
+    #[test]
+    fn every_listed_frame_name_is_downloadable() {
+        for frame in [0, 1, 99_999, 100_000, MAX_FRAME_NUMBER] {
+            for format in [ImageFormat::Png, ImageFormat::Jpeg] {
+                let name = frame_file_name(frame, format);
+                assert!(is_frame_file(&name), "{name}");
+            }
+        }
+        for bad in [
+            "frame_../x.png",
+            "frame_a/b.png",
+            "x.png",
+            "frame_%2e%2e.png",
+        ] {
+            assert!(!is_frame_file(bad), "{bad}");
+        }
+    }
 }

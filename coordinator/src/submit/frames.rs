@@ -5,6 +5,12 @@ use std::fmt;
 /// Blender's largest frame number (`MAXFRAME`); POV-Ray frames are kept to the same bounds.
 pub const MAX_FRAME_NUMBER: i64 = 1_048_574;
 
+/// Why a job's frames must not be negative, for messages: agents pass frame numbers on the
+/// renderers' command lines, where Blender reads `-s -5` as "5 before the end", and frame file
+/// names (`frame_00007.png`) have no sign.
+pub const NEGATIVE_FRAMES: &str =
+    "negative frame numbers cannot be rendered; idlefarm renders frames 0 and up";
+
 /// The accepted forms, for error messages.
 const FORMS: &str = "use START-END, START-END:STEP or a single frame, e.g. 1-250, 1-250:2 or 17";
 
@@ -20,8 +26,9 @@ pub struct FrameRange {
 }
 
 impl FrameRange {
-    /// Parses `A-B`, `A-B:STEP` or `A`, tolerating whitespace; negative frames are allowed
-    /// (`-10--1`). The error says what is wrong and which forms are accepted.
+    /// Parses `A-B`, `A-B:STEP` or `A`, tolerating whitespace. Negative frames are recognised
+    /// (`-10--1`) to be refused with [`NEGATIVE_FRAMES`]. The error says what is wrong and
+    /// which forms are accepted.
     pub fn parse(text: &str) -> Result<FrameRange, String> {
         let malformed = || format!("frames \"{}\" is not a frame range; {FORMS}", text.trim());
         let trimmed = text.trim();
@@ -60,6 +67,9 @@ impl FrameRange {
                     "frame {frame} is out of bounds; frames go from -{MAX_FRAME_NUMBER} to {MAX_FRAME_NUMBER}"
                 ));
             }
+        }
+        if start < 0 || end < 0 {
+            return Err(format!("frames \"{trimmed}\": {NEGATIVE_FRAMES}"));
         }
         if end < start {
             return Err(format!("frame range {start}-{end} ends before it starts"));
@@ -155,10 +165,13 @@ mod tests {
     }
 
     #[test]
-    fn allows_negative_frames() {
-        assert_eq!(FrameRange::parse("-10--1"), Ok(range(-10, -1, None)));
-        assert_eq!(FrameRange::parse("-5-5"), Ok(range(-5, 5, None)));
-        assert_eq!(FrameRange::parse("-3"), Ok(range(-3, -3, None)));
+    fn refuses_negative_frames_saying_why() {
+        for text in ["-10--1", "-5-5", "-3", " -5 "] {
+            let err = FrameRange::parse(text).unwrap_err();
+            assert!(err.ends_with(NEGATIVE_FRAMES), "{text:?}: {err}");
+        }
+        assert_eq!(FrameRange::parse("0-3"), Ok(range(0, 3, None)));
+        assert!(parse_frame_list("1,-2").is_err());
     }
 
     #[test]

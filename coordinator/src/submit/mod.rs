@@ -24,7 +24,7 @@ use idlefarm_protocol::{InputKind, RenderSettings, Renderer};
 
 use crate::error::ApiError;
 use fields::{Overrides, display_name, sanitize_file_name};
-use frames::{MAX_FRAME_NUMBER, frame_count};
+use frames::{MAX_FRAME_NUMBER, NEGATIVE_FRAMES, frame_count};
 
 pub use frames::FrameRange;
 pub use povray_ini::{PovIni, parse_ini};
@@ -233,7 +233,7 @@ async fn read_uploaded_ini(
 }
 
 /// The job's frames, wherever they came from (the form, an ini, a scene): within the bounds
-/// the `frames` field has, and few enough, counted without overflow.
+/// the `frames` field has, not negative, and few enough, counted without overflow.
 fn check_frames(settings: &RenderSettings) -> Result<(), ApiError> {
     let (start, end) = (settings.frame_start, settings.frame_end);
     if start.unsigned_abs() > MAX_FRAME_NUMBER.unsigned_abs()
@@ -241,6 +241,11 @@ fn check_frames(settings: &RenderSettings) -> Result<(), ApiError> {
     {
         return Err(ApiError::unprocessable(format!(
             "the job's frames {start}-{end} are out of bounds; frames go from -{MAX_FRAME_NUMBER} to {MAX_FRAME_NUMBER}, so choose others with the frames field"
+        )));
+    }
+    if start < 0 {
+        return Err(ApiError::unprocessable(format!(
+            "the job's frames {start}-{end} include negative ones: {NEGATIVE_FRAMES}; choose frames from 0 with the frames field"
         )));
     }
     let count = frame_count(start, end, settings.frame_step);

@@ -154,3 +154,36 @@ async fn ini_frame_numbers_out_of_bounds_are_refused_and_leave_no_blob() {
     assert_refused(&farm, field, 400, &["-9223372036854775808", bounds]).await;
     farm.stop().await;
 }
+
+/// Item 9: negative frames are refused at submission, from the form or from an ini, and
+/// every frame name `/frames` lists (frame 0 included) downloads.
+#[tokio::test(flavor = "multi_thread")]
+async fn negative_frames_are_refused_and_listed_frames_download() {
+    let mut farm = Farm::start(|_| {}).await;
+    let why = "negative frame numbers cannot be rendered";
+    let field = pov_form(&pov_ini(-10, 10, 32, 24)).text("frames", "-5");
+    assert_refused(&farm, field, 400, &["\"-5\"", why]).await;
+    let ini = pov_form(&pov_ini(-5, -1, 32, 24));
+    assert_refused(&farm, ini, 422, &["-5--1", why, "frames field"]).await;
+
+    let (status, body) = post(&farm, pov_form(&pov_ini(0, 1, 32, 24))).await;
+    assert_eq!(status, 201, "{body:.300}");
+    let id = farm.client.jobs().await.unwrap()[0].id;
+    farm.add_agent("pc1");
+    let job = wait_for_job(&farm.client, id, Duration::from_secs(120)).await;
+    assert_eq!(job.state, JobState::Done, "{:?}", job.error);
+    let frames = farm.client.frames(id).await.unwrap();
+    assert_eq!(frames.iter().map(|f| f.frame).collect::<Vec<_>>(), [0, 1]);
+    for frame in frames {
+        let name = frame.file.expect("a done frame has a file");
+        let res = reqwest::Client::new()
+            .get(farm.client.url(&format!("/jobs/{id}/frames/{name}")))
+            .bearer_auth(farm.client.token().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{name}");
+        assert!(image::load_from_memory(&res.bytes().await.unwrap()).is_ok());
+    }
+    farm.stop().await;
+}
