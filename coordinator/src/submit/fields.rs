@@ -9,6 +9,9 @@ use crate::error::ApiError;
 /// Largest fixed chunk size accepted.
 const MAX_CHUNK: u32 = 100_000;
 
+/// Lowest frame rate accepted: ffmpeg cannot assemble a video much slower than this.
+const MIN_FPS: f64 = 0.01;
+
 /// Highest frame rate accepted.
 const MAX_FPS: f64 = 1000.0;
 
@@ -77,11 +80,19 @@ fn parse_chunk(text: &str) -> Result<Option<u32>, ApiError> {
 
 fn parse_fps(text: &str) -> Result<f64, ApiError> {
     match text.parse::<f64>() {
-        Ok(fps) if fps.is_finite() && fps > 0.0 && fps <= MAX_FPS => Ok(fps),
+        Ok(fps) if fps_in_bounds(fps) => Ok(fps),
         _ => Err(ApiError::bad_request(format!(
-            "fps \"{text}\" is not a frame rate; use a number above 0 and at most {MAX_FPS}, e.g. 24 or 29.97"
+            "fps \"{text}\" is not a frame rate idlefarm can make a video with; {FPS_BOUNDS}"
         ))),
     }
+}
+
+/// The accepted frame rates, for messages.
+pub(super) const FPS_BOUNDS: &str = "use a number from 0.01 to 1000, e.g. 24 or 29.97";
+
+/// Whether a frame rate, from the form or from a scene, is one a video can be assembled at.
+pub(super) fn fps_in_bounds(fps: f64) -> bool {
+    (MIN_FPS..=MAX_FPS).contains(&fps)
 }
 
 fn parse_format(text: &str) -> Result<ImageFormat, ApiError> {
@@ -225,12 +236,15 @@ mod tests {
     }
 
     #[test]
-    fn fps_is_a_positive_number_up_to_1000() {
+    fn fps_is_a_number_from_a_hundredth_to_1000() {
         let fps = |v: &str| Overrides::parse(&fields(|f| f.fps = Some(v.into()))).map(|o| o.fps);
         assert_eq!(fps("29.97").unwrap(), Some(29.97));
         assert_eq!(fps("1000").unwrap(), Some(1000.0));
-        for bad in ["0", "-24", "1000.5", "inf", "NaN", "fast"] {
-            assert_eq!(fps(bad).unwrap_err().status, 400, "{bad}");
+        assert_eq!(fps("0.01").unwrap(), Some(0.01));
+        for bad in ["0", "-24", "1000.5", "inf", "NaN", "fast", "1e-7", "0.0099"] {
+            let err = fps(bad).unwrap_err();
+            assert_eq!(err.status, 400, "{bad}");
+            assert!(err.message.contains("from 0.01 to 1000"), "{}", err.message);
         }
     }
 

@@ -187,3 +187,15 @@ async fn negative_frames_are_refused_and_listed_frames_download() {
     }
     farm.stop().await;
 }
+
+/// Item 10: a frame rate no video can be assembled at is refused at submission, not when the
+/// job is already rendered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tiny_or_huge_fps_is_refused_at_submission() {
+    let farm = Farm::start(|_| {}).await;
+    for fps in ["1e-7", "0.001", "5000"] {
+        let form = pov_form(&pov_ini(1, 2, 32, 24)).text("fps", fps);
+        assert_refused(&farm, form, 400, &[fps, "from 0.01 to 1000"]).await;
+    }
+    farm.stop().await;
+}
