@@ -110,9 +110,17 @@ impl RenderSettings {
         (scale(self.resolution_x), scale(self.resolution_y))
     }
 
-    /// Every frame number of the job, in order.
+    /// Every frame number of the job, in order. Empty when the range is backwards or too wide
+    /// to count in an `i64` (submission refuses such jobs; hostile numbers never panic here).
     pub fn frames(&self) -> Vec<i64> {
-        let step = self.frame_step.max(1) as usize;
+        let countable = self
+            .frame_end
+            .checked_sub(self.frame_start)
+            .is_some_and(|span| span >= 0);
+        if !countable {
+            return Vec::new();
+        }
+        let step = usize::try_from(self.frame_step.max(1)).unwrap_or(usize::MAX);
         (self.frame_start..=self.frame_end).step_by(step).collect()
     }
 
@@ -640,6 +648,12 @@ mod tests {
         assert_eq!(s.frames(), vec![1, 4, 7, 10]);
         s.percentage = 0;
         assert_eq!(s.frame_size(), (1, 1));
+        s.frame_step = i64::MAX;
+        assert_eq!(s.frames(), vec![1]);
+        (s.frame_start, s.frame_end) = (i64::MIN, 0);
+        assert_eq!(s.frames(), Vec::<i64>::new(), "too wide to count: no panic");
+        (s.frame_start, s.frame_end) = (5, 4);
+        assert_eq!(s.frames(), Vec::<i64>::new());
     }
 
     #[test]

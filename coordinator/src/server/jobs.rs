@@ -27,6 +27,9 @@ use crate::submit::{self, SubmitFields, Upload, UploadedFile};
 
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
 
+/// Longest value a submission's text field may have, in bytes.
+const MAX_TEXT_FIELD_BYTES: usize = 1000;
+
 pub async fn index_page() -> Html<&'static str> {
     Html(INDEX_HTML)
 }
@@ -64,6 +67,22 @@ async fn save_field(
         file_name,
         path: dest,
     })
+}
+
+/// Reads a text field chunk by chunk, refusing it as soon as it passes
+/// [`MAX_TEXT_FIELD_BYTES`]: a field is never held in memory whole before its size is known.
+async fn read_text_field(mut field: Field<'_>, key: &str, limit: u64) -> Result<String, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+        if bytes.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "field `{key}` is too long; it may hold at most {MAX_TEXT_FIELD_BYTES} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request(format!("field `{key}` is not UTF-8 text")))
 }
 
 /// `POST /api/v1/jobs`: a multipart form with the scene file and settings.
@@ -121,10 +140,7 @@ pub async fn submit(
                 .into_iter()
                 .find(|k| *k == other)
                 .ok_or_else(|| ApiError::bad_request(format!("unknown form field `{other}`")))?;
-                let value = field.text().await.map_err(|e| multipart_error(e, limit))?;
-                if value.len() > 1000 {
-                    return Err(ApiError::bad_request(format!("field `{key}` is too long")));
-                }
+                let value = read_text_field(field, key, limit).await?;
                 let value = value.trim().to_owned();
                 if !value.is_empty() {
                     text.insert(key, value);
@@ -236,18 +252,23 @@ pub(crate) async fn send_file(
         .map_err(ApiError::internal)
 }
 
+/// Whether `file` may name a stored frame: every name [`idlefarm_protocol::frame_file_name`]
+/// gives a job's frames (which are never negative) passes, and nothing that leaves the folder.
+fn is_frame_file(file: &str) -> bool {
+    file.starts_with("frame_")
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        && !file.contains("..")
+}
+
 pub async fn frame_file(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
     PathParams((id, file)): PathParams<(i64, String)>,
 ) -> Result<Response, ApiError> {
     authorize_job(&coord, &caller, id).await?;
-    let valid = file.starts_with("frame_")
-        && file
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-        && !file.contains("..");
-    if !valid {
+    if !is_frame_file(&file) {
         return Err(ApiError::bad_request(
             "frame files are named like frame_00001.png",
         ));
@@ -288,4 +309,30 @@ pub async fn list_agents(
     _caller: Caller,
 ) -> Result<Json<Vec<AgentInfo>>, ApiError> {
     Ok(Json(coord.agent_infos().await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use idlefarm_protocol::{ImageFormat, frame_file_name};
+
+    use super::is_frame_file;
+    use crate::submit::frames::MAX_FRAME_NUMBER;
+
+    #[test]
+    fn every_listed_frame_name_is_downloadable() {
+        for frame in [0, 1, 99_999, 100_000, MAX_FRAME_NUMBER] {
+            for format in [ImageFormat::Png, ImageFormat::Jpeg] {
+                let name = frame_file_name(frame, format);
+                assert!(is_frame_file(&name), "{name}");
+            }
+        }
+        for bad in [
+            "frame_../x.png",
+            "frame_a/b.png",
+            "x.png",
+            "frame_%2e%2e.png",
+        ] {
+            assert!(!is_frame_file(bad), "{bad}");
+        }
+    }
 }

@@ -12,7 +12,7 @@ use idlefarm_protocol::{ImageFormat, RenderSettings, Renderer};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
-use super::fields::Overrides;
+use super::fields::{FPS_BOUNDS, Overrides, fps_in_bounds};
 use crate::error::ApiError;
 
 /// How long Blender may take to open a file and run the inspection script.
@@ -264,13 +264,16 @@ pub(super) fn settings(
     };
     warnings.extend(missing_files(&inspection.external_files, project));
 
-    let fps = overrides
-        .fps
-        .unwrap_or(if scene.fps.is_finite() && scene.fps > 0.0 {
-            scene.fps
-        } else {
-            24.0
-        });
+    let fps = match overrides.fps {
+        Some(fps) => fps,
+        None if fps_in_bounds(scene.fps) => scene.fps,
+        None => {
+            return Err(ApiError::unprocessable(format!(
+                "scene \"{}\" in {display} runs at {} fps, which no video can be made at; give the video's frame rate with the fps field ({FPS_BOUNDS})",
+                scene.name, scene.fps
+            )));
+        }
+    };
     let settings = RenderSettings {
         renderer: Renderer::Blender,
         main_file,
@@ -346,6 +349,52 @@ mod tests {
             Path::new("/data/scratch/1"),
         );
         assert_eq!(in_project, "Error: 'project/a.blend'");
+    }
+
+    #[test]
+    fn a_scenes_frame_rate_must_suit_a_video_unless_the_form_gives_one() {
+        let scene = |fps: f64| SceneInfo {
+            name: "Scene".into(),
+            frame_start: 1,
+            frame_end: 2,
+            frame_step: 1,
+            fps,
+            resolution_x: 8,
+            resolution_y: 8,
+            resolution_percentage: 100,
+            engine: "CYCLES".into(),
+            file_format: "PNG".into(),
+        };
+        let inspection = |fps: f64| Inspection {
+            scenes: vec![scene(fps)],
+            active_scene: None,
+            external_files: vec![],
+        };
+        let run = |fps: f64, overrides: &Overrides| {
+            settings(
+                &inspection(fps),
+                "s.blend",
+                "s.blend".into(),
+                overrides,
+                None,
+            )
+        };
+        let none = Overrides::default();
+        assert_eq!(run(23.976, &none).unwrap().0.fps, 23.976);
+        for bad in [0.001, 1e-7, 32767.0 / 1e-5] {
+            let err = run(bad, &none).unwrap_err();
+            assert_eq!(err.status, 422, "{bad}");
+            assert!(
+                err.message.contains("fps field") && err.message.contains("0.01 to 1000"),
+                "{}",
+                err.message
+            );
+        }
+        let given = Overrides {
+            fps: Some(12.0),
+            ..Overrides::default()
+        };
+        assert_eq!(run(0.001, &given).unwrap().0.fps, 12.0);
     }
 
     #[test]

@@ -9,8 +9,22 @@ use crate::error::ApiError;
 /// Largest fixed chunk size accepted.
 const MAX_CHUNK: u32 = 100_000;
 
+/// Lowest frame rate accepted: ffmpeg cannot assemble a video much slower than this.
+const MIN_FPS: f64 = 0.01;
+
 /// Highest frame rate accepted.
 const MAX_FPS: f64 = 1000.0;
+
+/// Longest stored input file name, in characters. Agents create files named after it inside
+/// their cache, and POV-Ray 3.7 aborts ("stack smashing detected") on an input path longer than
+/// about 200 characters, so the name leaves room for the agent's folders in front of it.
+pub(super) const MAX_FILE_NAME_CHARS: usize = 64;
+
+/// Longest upload name quoted in messages and used as a job name, in characters.
+pub(super) const MAX_DISPLAY_CHARS: usize = 200;
+
+/// Characters kept from the end of a shortened name, so its extension survives.
+const KEPT_TAIL_CHARS: usize = 24;
 
 /// The submitter's overrides of what the scene file says, parsed and checked.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -66,11 +80,19 @@ fn parse_chunk(text: &str) -> Result<Option<u32>, ApiError> {
 
 fn parse_fps(text: &str) -> Result<f64, ApiError> {
     match text.parse::<f64>() {
-        Ok(fps) if fps.is_finite() && fps > 0.0 && fps <= MAX_FPS => Ok(fps),
+        Ok(fps) if fps_in_bounds(fps) => Ok(fps),
         _ => Err(ApiError::bad_request(format!(
-            "fps \"{text}\" is not a frame rate; use a number above 0 and at most {MAX_FPS}, e.g. 24 or 29.97"
+            "fps \"{text}\" is not a frame rate idlefarm can make a video with; {FPS_BOUNDS}"
         ))),
     }
+}
+
+/// The accepted frame rates, for messages.
+pub(super) const FPS_BOUNDS: &str = "use a number from 0.01 to 1000, e.g. 24 or 29.97";
+
+/// Whether a frame rate, from the form or from a scene, is one a video can be assembled at.
+pub(super) fn fps_in_bounds(fps: f64) -> bool {
+    (MIN_FPS..=MAX_FPS).contains(&fps)
 }
 
 fn parse_format(text: &str) -> Result<ImageFormat, ApiError> {
@@ -104,7 +126,7 @@ fn normalize_main(text: &str) -> String {
 }
 
 /// The last component of a file name as a browser sent it (some send a whole Windows path).
-pub(super) fn base_name(file_name: &str) -> &str {
+fn base_name(file_name: &str) -> &str {
     file_name
         .rsplit(['/', '\\'])
         .next()
@@ -112,8 +134,34 @@ pub(super) fn base_name(file_name: &str) -> &str {
         .trim()
 }
 
+/// The upload's base name as shown to people: at most [`MAX_DISPLAY_CHARS`], control
+/// characters replaced, a long middle cut out so the extension still shows.
+pub(super) fn display_name(file_name: &str) -> String {
+    let clean: String = base_name(file_name)
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
+    shorten(&clean, MAX_DISPLAY_CHARS)
+}
+
+/// `text` itself when it has at most `max` characters, else its start and its last
+/// [`KEPT_TAIL_CHARS`] characters joined by `…`, `max` characters in all.
+fn shorten(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    let tail = KEPT_TAIL_CHARS.min(max / 2);
+    let head = max.saturating_sub(tail + 1);
+    let mut out: String = text.chars().take(head).collect();
+    out.push('…');
+    out.extend(text.chars().skip(count - tail));
+    out
+}
+
 /// A file name safe to store and to hand to a renderer: the base name with only
-/// `[A-Za-z0-9._-]` kept (others become `_`), and never starting with `-` or `.`.
+/// `[A-Za-z0-9._-]` kept (others become `_`), never starting with `-` or `.`, and at most
+/// [`MAX_FILE_NAME_CHARS`] long with its extension kept.
 pub(super) fn sanitize_file_name(file_name: &str) -> String {
     let mut name: String = base_name(file_name)
         .chars()
@@ -130,6 +178,19 @@ pub(super) fn sanitize_file_name(file_name: &str) -> String {
     }
     if !name.chars().any(|c| c.is_ascii_alphanumeric()) {
         return "input".into();
+    }
+    if name.len() > MAX_FILE_NAME_CHARS {
+        // Only ASCII is left, so bytes are characters; a short extension is kept.
+        let ext = name
+            .rsplit_once('.')
+            .map(|(_, ext)| ext)
+            .filter(|ext| ext.len() <= 16)
+            .unwrap_or("");
+        let keep = MAX_FILE_NAME_CHARS - ext.len() - usize::from(!ext.is_empty());
+        name = match ext {
+            "" => name[..MAX_FILE_NAME_CHARS].to_string(),
+            ext => format!("{}.{ext}", &name[..keep]),
+        };
     }
     name
 }
@@ -175,12 +236,15 @@ mod tests {
     }
 
     #[test]
-    fn fps_is_a_positive_number_up_to_1000() {
+    fn fps_is_a_number_from_a_hundredth_to_1000() {
         let fps = |v: &str| Overrides::parse(&fields(|f| f.fps = Some(v.into()))).map(|o| o.fps);
         assert_eq!(fps("29.97").unwrap(), Some(29.97));
         assert_eq!(fps("1000").unwrap(), Some(1000.0));
-        for bad in ["0", "-24", "1000.5", "inf", "NaN", "fast"] {
-            assert_eq!(fps(bad).unwrap_err().status, 400, "{bad}");
+        assert_eq!(fps("0.01").unwrap(), Some(0.01));
+        for bad in ["0", "-24", "1000.5", "inf", "NaN", "fast", "1e-7", "0.0099"] {
+            let err = fps(bad).unwrap_err();
+            assert_eq!(err.status, 400, "{bad}");
+            assert!(err.message.contains("from 0.01 to 1000"), "{}", err.message);
         }
     }
 
@@ -252,5 +316,22 @@ mod tests {
         assert_eq!(sanitize_file_name("€"), "input");
         assert_eq!(sanitize_file_name(".."), "input");
         assert_eq!(sanitize_file_name(""), "input");
+    }
+
+    #[test]
+    fn long_file_names_are_cut_and_keep_their_extension() {
+        let long = format!("{}.pov", "a".repeat(10_000));
+        let name = sanitize_file_name(&long);
+        assert_eq!(name.len(), MAX_FILE_NAME_CHARS);
+        assert!(name.ends_with("aaa.pov"), "{name}");
+        let no_ext = sanitize_file_name(&"b".repeat(500));
+        assert_eq!(no_ext, "b".repeat(MAX_FILE_NAME_CHARS));
+        let odd_ext = sanitize_file_name(&format!("a.{}", "c".repeat(300)));
+        assert_eq!(odd_ext.len(), MAX_FILE_NAME_CHARS);
+
+        let shown = display_name(&format!("{}é\n.pov", "a".repeat(10_000)));
+        assert_eq!(shown.chars().count(), MAX_DISPLAY_CHARS);
+        assert!(shown.ends_with("aé_.pov"), "{shown}");
+        assert_eq!(display_name("dir/x\ty.blend"), "x_y.blend");
     }
 }

@@ -5,6 +5,12 @@ use std::fmt;
 /// Blender's largest frame number (`MAXFRAME`); POV-Ray frames are kept to the same bounds.
 pub const MAX_FRAME_NUMBER: i64 = 1_048_574;
 
+/// Why a job's frames must not be negative, for messages: agents pass frame numbers on the
+/// renderers' command lines, where Blender reads `-s -5` as "5 before the end", and frame file
+/// names (`frame_00007.png`) have no sign.
+pub const NEGATIVE_FRAMES: &str =
+    "negative frame numbers cannot be rendered; idlefarm renders frames 0 and up";
+
 /// The accepted forms, for error messages.
 const FORMS: &str = "use START-END, START-END:STEP or a single frame, e.g. 1-250, 1-250:2 or 17";
 
@@ -20,8 +26,9 @@ pub struct FrameRange {
 }
 
 impl FrameRange {
-    /// Parses `A-B`, `A-B:STEP` or `A`, tolerating whitespace; negative frames are allowed
-    /// (`-10--1`). The error says what is wrong and which forms are accepted.
+    /// Parses `A-B`, `A-B:STEP` or `A`, tolerating whitespace. Negative frames are recognised
+    /// (`-10--1`) to be refused with [`NEGATIVE_FRAMES`]. The error says what is wrong and
+    /// which forms are accepted.
     pub fn parse(text: &str) -> Result<FrameRange, String> {
         let malformed = || format!("frames \"{}\" is not a frame range; {FORMS}", text.trim());
         let trimmed = text.trim();
@@ -55,11 +62,14 @@ impl FrameRange {
             }
         };
         for frame in [start, end] {
-            if frame.abs() > MAX_FRAME_NUMBER {
+            if frame.unsigned_abs() > MAX_FRAME_NUMBER.unsigned_abs() {
                 return Err(format!(
                     "frame {frame} is out of bounds; frames go from -{MAX_FRAME_NUMBER} to {MAX_FRAME_NUMBER}"
                 ));
             }
+        }
+        if start < 0 || end < 0 {
+            return Err(format!("frames \"{trimmed}\": {NEGATIVE_FRAMES}"));
         }
         if end < start {
             return Err(format!("frame range {start}-{end} ends before it starts"));
@@ -83,13 +93,15 @@ impl fmt::Display for FrameRange {
     }
 }
 
-/// How many frames `start..=end` with `step` holds.
-pub fn frame_count(start: i64, end: i64, step: i64) -> i64 {
+/// How many frames `start..=end` with `step` holds, or `None` when the count does not fit an
+/// `i64` (only possible for numbers outside [`MAX_FRAME_NUMBER`], which nothing should accept).
+pub fn frame_count(start: i64, end: i64, step: i64) -> Option<i64> {
     if end < start {
-        0
-    } else {
-        (end - start) / step.max(1) + 1
+        return Some(0);
     }
+    end.checked_sub(start)?
+        .checked_div(step.max(1))?
+        .checked_add(1)
 }
 
 /// Most frames one list may name (re-rendering chosen frames).
@@ -153,10 +165,13 @@ mod tests {
     }
 
     #[test]
-    fn allows_negative_frames() {
-        assert_eq!(FrameRange::parse("-10--1"), Ok(range(-10, -1, None)));
-        assert_eq!(FrameRange::parse("-5-5"), Ok(range(-5, 5, None)));
-        assert_eq!(FrameRange::parse("-3"), Ok(range(-3, -3, None)));
+    fn refuses_negative_frames_saying_why() {
+        for text in ["-10--1", "-5-5", "-3", " -5 "] {
+            let err = FrameRange::parse(text).unwrap_err();
+            assert!(err.ends_with(NEGATIVE_FRAMES), "{text:?}: {err}");
+        }
+        assert_eq!(FrameRange::parse("0-3"), Ok(range(0, 3, None)));
+        assert!(parse_frame_list("1,-2").is_err());
     }
 
     #[test]
@@ -186,11 +201,18 @@ mod tests {
                 .unwrap_err()
                 .contains("at least 1")
         );
-        assert!(
-            FrameRange::parse("1-99999999")
-                .unwrap_err()
-                .contains("out of bounds")
-        );
+        for text in [
+            "1-99999999",
+            "-9223372036854775808",
+            "-9223372036854775808-0",
+        ] {
+            assert!(
+                FrameRange::parse(text)
+                    .unwrap_err()
+                    .contains("out of bounds"),
+                "{text}"
+            );
+        }
     }
 
     #[test]
@@ -200,8 +222,12 @@ mod tests {
         assert!(range(10, 20, None).within(1, 250));
         assert_eq!(r.to_string(), "1-400");
         assert_eq!(range(1, 9, Some(2)).to_string(), "1-9:2");
-        assert_eq!(frame_count(1, 10, 3), 4);
-        assert_eq!(frame_count(5, 5, 1), 1);
+        assert_eq!(frame_count(1, 10, 3), Some(4));
+        assert_eq!(frame_count(5, 5, 1), Some(1));
+        assert_eq!(frame_count(9, 5, 1), Some(0));
+        assert_eq!(frame_count(i64::MIN, 0, 1), None);
+        assert_eq!(frame_count(i64::MIN, i64::MAX, 2), None);
+        assert_eq!(frame_count(0, i64::MAX, 1), None);
     }
 
     #[test]

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use idlefarm_protocol::{InputKind, RenderSettings, Renderer};
 
 use crate::error::ApiError;
-use fields::{Overrides, base_name, sanitize_file_name};
-use frames::frame_count;
+use fields::{Overrides, display_name, sanitize_file_name};
+use frames::{MAX_FRAME_NUMBER, NEGATIVE_FRAMES, frame_count};
 
 pub use frames::FrameRange;
 pub use povray_ini::{PovIni, parse_ini};
@@ -33,7 +33,7 @@ pub use povray_ini::{PovIni, parse_ini};
 pub const MAX_JOB_FRAMES: i64 = 100_000;
 
 /// Longest job name kept, in characters.
-const MAX_NAME_CHARS: usize = 200;
+const MAX_NAME_CHARS: usize = fields::MAX_DISPLAY_CHARS;
 
 /// External programs and limits used to check uploads.
 #[derive(Debug, Clone)]
@@ -141,14 +141,19 @@ impl Kind {
 /// written while checking (an extracted project, Blender's inspection script) goes there too.
 pub async fn prepare(upload: Upload, scratch: &Path, tools: &Tools) -> Result<Prepared, ApiError> {
     let Upload { file, ini, fields } = upload;
-    let display = base_name(&file.file_name).to_string();
+    let display = display_name(&file.file_name);
     let kind = Kind::of(&display)?;
     let overrides = Overrides::parse(&fields)?;
     check_not_empty(&file.path, &display).await?;
 
     let input_name = sanitize_file_name(&file.file_name);
     let name = match fields.name.as_deref().map(str::trim) {
-        Some(name) if !name.is_empty() => name.chars().take(MAX_NAME_CHARS).collect(),
+        Some(name) if !name.is_empty() => name
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(MAX_NAME_CHARS)
+            .collect(),
+        // The display name is already cut to the same length.
         _ => display.clone(),
     };
     let mut warnings = Vec::new();
@@ -196,7 +201,7 @@ pub async fn prepare(upload: Upload, scratch: &Path, tools: &Tools) -> Result<Pr
     if settings.renderer == Renderer::Povray && overrides.scene.is_some() {
         warnings.push("the scene field was ignored: it only applies to Blender files".into());
     }
-    check_frame_count(&settings)?;
+    check_frames(&settings)?;
 
     Ok(Prepared {
         input: file.path,
@@ -222,24 +227,33 @@ async fn read_uploaded_ini(
     ini: Option<&UploadedFile>,
 ) -> Result<Option<(PovIni, String)>, ApiError> {
     let Some(ini) = ini else { return Ok(None) };
-    let display = base_name(&ini.file_name);
-    check_not_empty(&ini.path, display).await?;
-    Ok(Some((
-        pov::read_ini(&ini.path, display).await?,
-        display.to_string(),
-    )))
+    let display = display_name(&ini.file_name);
+    check_not_empty(&ini.path, &display).await?;
+    Ok(Some((pov::read_ini(&ini.path, &display).await?, display)))
 }
 
-fn check_frame_count(settings: &RenderSettings) -> Result<(), ApiError> {
-    let count = frame_count(
-        settings.frame_start,
-        settings.frame_end,
-        settings.frame_step,
-    );
-    if count > MAX_JOB_FRAMES {
+/// The job's frames, wherever they came from (the form, an ini, a scene): within the bounds
+/// the `frames` field has, not negative, and few enough, counted without overflow.
+fn check_frames(settings: &RenderSettings) -> Result<(), ApiError> {
+    let (start, end) = (settings.frame_start, settings.frame_end);
+    if start.unsigned_abs() > MAX_FRAME_NUMBER.unsigned_abs()
+        || end.unsigned_abs() > MAX_FRAME_NUMBER.unsigned_abs()
+    {
         return Err(ApiError::unprocessable(format!(
-            "the job would have {count} frames; at most {MAX_JOB_FRAMES} are allowed, so choose fewer with the frames field"
+            "the job's frames {start}-{end} are out of bounds; frames go from -{MAX_FRAME_NUMBER} to {MAX_FRAME_NUMBER}, so choose others with the frames field"
         )));
     }
-    Ok(())
+    if start < 0 {
+        return Err(ApiError::unprocessable(format!(
+            "the job's frames {start}-{end} include negative ones: {NEGATIVE_FRAMES}; choose frames from 0 with the frames field"
+        )));
+    }
+    let count = frame_count(start, end, settings.frame_step);
+    match count {
+        Some(count) if count <= MAX_JOB_FRAMES => Ok(()),
+        _ => Err(ApiError::unprocessable(format!(
+            "the job would have {} frames; at most {MAX_JOB_FRAMES} are allowed, so choose fewer with the frames field",
+            count.map_or("too many".to_string(), |c| c.to_string())
+        ))),
+    }
 }

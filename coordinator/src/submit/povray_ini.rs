@@ -65,6 +65,8 @@ impl PovIni {
     }
 }
 
+use super::frames::MAX_FRAME_NUMBER;
+
 /// Largest width or height accepted.
 const MAX_DIMENSION: u32 = 16_384;
 
@@ -234,10 +236,18 @@ fn single_letter<'a>(upper: &str, body: &'a str, letter: char) -> Option<&'a str
     Some(&body[1..])
 }
 
+/// A frame number within the bounds the `frames` field has, so no frame count computed from
+/// an ini can overflow.
 fn frame(key: &str, value: &str) -> Result<i64, String> {
-    value
+    let frame = value
         .parse::<i64>()
-        .map_err(|_| format!("{key} must be a whole frame number, not \"{value}\""))
+        .map_err(|_| format!("{key} must be a whole frame number, not \"{value}\""))?;
+    if frame.unsigned_abs() > MAX_FRAME_NUMBER.unsigned_abs() {
+        return Err(format!(
+            "{key} {frame} is out of bounds; frames go from -{MAX_FRAME_NUMBER} to {MAX_FRAME_NUMBER}"
+        ));
+    }
+    Ok(frame)
 }
 
 fn clock(key: &str, value: &str) -> Result<f64, String> {
@@ -446,6 +456,27 @@ mod tests {
                 .unwrap_err()
                 .contains("+KFI must be a whole frame number")
         );
+    }
+
+    #[test]
+    fn frame_numbers_stay_within_the_frames_fields_bounds() {
+        let err = parse_ini("Initial_Frame=-9223372036854775808\nFinal_Frame=0").unwrap_err();
+        assert_eq!(
+            err,
+            "line 1: Initial_Frame -9223372036854775808 is out of bounds; frames go from -1048574 to 1048574"
+        );
+        for text in [
+            "+KFF1048575",
+            "+KFI-1048575",
+            "Subset_End_Frame=99999999999",
+        ] {
+            assert!(
+                parse_ini(text).unwrap_err().contains("out of bounds"),
+                "{text}"
+            );
+        }
+        let edge = parse_ini("+KFI-1048574 +KFF1048574").unwrap();
+        assert_eq!(edge.frames(), (-1_048_574, 1_048_574));
     }
 
     #[test]
