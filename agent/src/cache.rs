@@ -8,7 +8,7 @@
 //! render user can read them.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use idlefarm_archive::{ArchiveError, Limits};
 use idlefarm_protocol::{InputKind, Lease};
 
 use crate::client::{Client, ClientError};
+use crate::input_name::{NameError, checked_name, quote};
 
 /// How many times a download failing for network reasons is tried.
 const DOWNLOAD_ATTEMPTS: u32 = 3;
@@ -26,16 +27,11 @@ pub enum CacheError {
     /// The lease names a hash that is not a blake3 hex digest.
     #[error("the lease names an invalid input hash {0:?}")]
     BadHash(String),
-    /// A name from the job is not usable as a path.
-    #[error("{what} {name:?} is not a plain relative path inside the job's input")]
-    BadName {
-        /// Which name.
-        what: &'static str,
-        /// The name.
-        name: String,
-    },
+    /// A name from the job cannot become a path here.
+    #[error(transparent)]
+    Name(#[from] NameError),
     /// The main scene file is not in the job's input.
-    #[error("the main scene file {0:?} is not in the job's input")]
+    #[error("the main scene file {} is not in the job's input", quote(.0))]
     MissingMainFile(String),
     /// The download did not match its hash, twice.
     #[error("the downloaded input does not match its hash {expected} (got {actual}), twice")]
@@ -62,15 +58,29 @@ pub enum CacheError {
 }
 
 impl CacheError {
-    /// Whether the failure is the agent's or the network's rather than the job's, so the lease
-    /// should be given back instead of reported as failed.
+    /// Whether trying again later (here or on another agent) may help, so the lease should be
+    /// given back instead of reported as failed: network trouble reaching the coordinator, or
+    /// this PC's disk being full. Every other error (a name the file system refuses, a damaged
+    /// archive, a missing scene, other disk errors) is the lease's failure, reported with its
+    /// reason: giving such a lease back only gets it handed out again, forever.
     pub fn is_transient(&self) -> bool {
         match self {
+            CacheError::Download(ClientError::Io { source, .. }) => is_disk_full(source),
             CacheError::Download(err) => err.is_transient(),
-            CacheError::Io { .. } => true,
+            CacheError::Io { source, .. } => is_disk_full(source),
+            CacheError::Archive(ArchiveError::Io { source, .. }) => is_disk_full(source),
             _ => false,
         }
     }
+}
+
+/// Whether `err` says the disk (or the agent's quota on it) is full: this PC's trouble, not
+/// the job's.
+pub(crate) fn is_disk_full(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CacheError {
@@ -157,32 +167,12 @@ impl InputCache {
         }
         let hash = hash.to_ascii_lowercase();
         let relative = match lease.input_kind {
-            InputKind::File => {
-                let name = lease.input_name.as_str();
-                if !is_plain_relative(name) || name.contains('/') {
-                    return Err(CacheError::BadName {
-                        what: "input name",
-                        name: name.to_owned(),
-                    });
-                }
-                PathBuf::from(name)
-            }
+            InputKind::File => checked_name("input name", &lease.input_name, false)?,
             InputKind::Zip => {
-                let name = lease.settings.main_file.as_str();
-                if !is_plain_relative(name) {
-                    return Err(CacheError::BadName {
-                        what: "main file",
-                        name: name.to_owned(),
-                    });
+                for file in lease.settings.sequence.iter().flatten() {
+                    checked_name("sequence file", file, true)?;
                 }
-                let sequence = lease.settings.sequence.iter().flatten();
-                if let Some(bad) = sequence.into_iter().find(|f| !is_plain_relative(f)) {
-                    return Err(CacheError::BadName {
-                        what: "sequence file",
-                        name: bad.clone(),
-                    });
-                }
-                PathBuf::from(name)
+                checked_name("main file", &lease.settings.main_file, true)?
             }
         };
         let root = self.dir.join(&hash);
@@ -301,16 +291,6 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// A relative path of plain components (no root, `..`, `.`-only or empty names).
-pub(crate) fn is_plain_relative(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains('\0')
-        && !name.contains('\\')
-        && Path::new(name)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-}
-
 /// Hard-links the single cached file of `root` as `root/name`.
 fn link_under_new_name(root: &Path, name: &Path) -> Result<(), CacheError> {
     let existing = std::fs::read_dir(root)
@@ -332,14 +312,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_plain_relative_names_become_paths() {
-        assert!(is_plain_relative("scene.pov"));
-        assert!(is_plain_relative("project/scenes/a.blend"));
-        assert!(!is_plain_relative(""));
-        assert!(!is_plain_relative("/etc/passwd"));
-        assert!(!is_plain_relative("../x.pov"));
-        assert!(!is_plain_relative("a/../../x.pov"));
-        assert!(!is_plain_relative("a\\b.pov"));
-        assert!(!is_plain_relative("."));
+    fn only_network_trouble_and_a_full_disk_give_the_lease_back() {
+        use std::io::{Error, ErrorKind};
+        let io = |kind: ErrorKind| CacheError::Io {
+            context: "cannot move the downloaded input".into(),
+            source: Error::from(kind),
+        };
+        let long = format!("{}.pov", "a".repeat(10_000));
+        let name = checked_name("input name", &long, false).unwrap_err();
+        assert!(!CacheError::from(name).is_transient());
+        assert!(io(ErrorKind::StorageFull).is_transient());
+        assert!(io(ErrorKind::QuotaExceeded).is_transient());
+        assert!(
+            CacheError::Io {
+                context: "x".into(),
+                source: Error::from_raw_os_error(libc::ENOSPC),
+            }
+            .is_transient()
+        );
+        for kind in [
+            ErrorKind::InvalidFilename,
+            ErrorKind::PermissionDenied,
+            ErrorKind::ReadOnlyFilesystem,
+            ErrorKind::Other,
+        ] {
+            assert!(!io(kind).is_transient(), "{kind:?}");
+        }
+        let too_long = CacheError::Io {
+            context: "x".into(),
+            source: Error::from_raw_os_error(libc::ENAMETOOLONG),
+        };
+        assert!(!too_long.is_transient());
+        let archive = |source| {
+            CacheError::Archive(ArchiveError::Io {
+                path: "scene.pov".into(),
+                source,
+            })
+        };
+        assert!(archive(Error::from(ErrorKind::StorageFull)).is_transient());
+        assert!(!archive(Error::from(ErrorKind::PermissionDenied)).is_transient());
+        let download = |source| {
+            CacheError::Download(ClientError::Io {
+                context: "cannot write the downloaded input".into(),
+                source,
+            })
+        };
+        assert!(download(Error::from(ErrorKind::StorageFull)).is_transient());
+        assert!(!download(Error::from(ErrorKind::PermissionDenied)).is_transient());
     }
 }

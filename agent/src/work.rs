@@ -2,7 +2,9 @@
 //! upload every frame as soon as it is finished, and end the lease (complete, yield or failed).
 //!
 //! One lease at a time. Frames travel from the renderer to an uploader task through a channel,
-//! so uploads overlap rendering.
+//! so uploads overlap rendering. Only network trouble and a full disk give a lease back; any other
+//! error with the lease is its failure, reported with the reason, and leases that end badly slow
+//! the next request down ([`crate::pace`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::InputCache;
 use crate::client::{Client, ClientError};
 use crate::heartbeat::{ActiveLease, MAX_BACKOFF, Status};
+use crate::pace::{Ending, Pace};
 use crate::presence::{Availability, Presence};
 use crate::render::{self, RenderControl, RenderEnv, RenderJob, RenderOutcome};
 use crate::upload::{UploadReport, upload_frames};
@@ -54,6 +57,7 @@ impl Worker {
     pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut presence = self.presence.watch();
         let mut backoff = Duration::ZERO;
+        let mut pace = Pace::default();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -89,8 +93,16 @@ impl Worker {
                             continue;
                         }
                         Some(lease) => {
-                            self.run_lease(lease, &shutdown).await;
-                            continue;
+                            let id = lease.id;
+                            let wait = pace.after(self.run_lease(lease, &shutdown).await);
+                            if wait.is_zero() {
+                                continue;
+                            }
+                            tracing::warn!(
+                                lease = id,
+                                "the lease ended without its frames; next request for work in {wait:?}"
+                            );
+                            wait
                         }
                         None => Duration::from_secs(response.retry_after_secs).max(MIN_RETRY),
                     }
@@ -111,8 +123,8 @@ impl Worker {
         }
     }
 
-    /// Works on one lease from start to report.
-    async fn run_lease(&self, lease: Lease, shutdown: &CancellationToken) {
+    /// Works on one lease from start to report; says how it ended.
+    async fn run_lease(&self, lease: Lease, shutdown: &CancellationToken) -> Ending {
         let (suspended_tx, suspended_rx) = watch::channel(false);
         // Tell the person's desktop companion when their PC is handed back to them.
         let mut paused = suspended_rx.clone();
@@ -144,36 +156,43 @@ impl Worker {
             "lease received"
         );
         let out_dir = self.leases_dir.join(lease.id.to_string());
-        if let Some(end) = self
+        let ending = match self
             .work_on(&lease, &active, suspended_tx, out_dir.clone())
             .await
         {
-            let report = self.end_lease(lease.id, &end);
-            if shutdown.is_cancelled() {
-                let _ = tokio::time::timeout(SHUTDOWN_REPORT_GRACE, report).await;
-            } else {
-                report.await;
+            Some((ending, end)) => {
+                let report = self.end_lease(lease.id, &end);
+                if shutdown.is_cancelled() {
+                    let _ = tokio::time::timeout(SHUTDOWN_REPORT_GRACE, report).await;
+                } else {
+                    report.await;
+                }
+                ending
             }
-        }
+            // Revoked: the coordinator took the work back.
+            None => Ending::Interrupted,
+        };
         self.status.set(None);
         if let Err(err) = std::fs::remove_dir_all(&out_dir)
             && err.kind() != std::io::ErrorKind::NotFound
         {
             tracing::warn!("cannot remove {}: {err}", out_dir.display());
         }
+        ending
     }
 
-    /// Prepares, renders and uploads; returns the report to send, `None` for a revoked lease.
+    /// Prepares, renders and uploads; returns how the lease ended and the report to send,
+    /// `None` for a revoked lease.
     async fn work_on(
         &self,
         lease: &Lease,
         active: &ActiveLease,
         suspended: watch::Sender<bool>,
         out_dir: PathBuf,
-    ) -> Option<LeaseEnd> {
+    ) -> Option<(Ending, LeaseEnd)> {
         let input = tokio::select! {
             _ = active.stop.cancelled() => {
-                return (!active.revoked.is_cancelled()).then(|| end(LeaseOutcome::Yield, Some("the agent is shutting down".into()), None));
+                return (!active.revoked.is_cancelled()).then(shutting_down);
             }
             input = self.cache.prepare(&self.client, lease) => input,
         };
@@ -184,16 +203,29 @@ impl Worker {
                     lease = lease.id,
                     "cannot prepare the input: {err}; giving the lease back"
                 );
-                return Some(end(LeaseOutcome::Yield, Some(err.to_string()), None));
+                return Some(setback(LeaseOutcome::Yield, err.to_string()));
             }
             Err(err) => {
                 tracing::warn!(lease = lease.id, "cannot prepare the input: {err}");
-                return Some(end(LeaseOutcome::Failed, Some(err.to_string()), None));
+                return Some(setback(LeaseOutcome::Failed, err.to_string()));
             }
         };
         if let Err(err) = make_out_dir(&out_dir) {
-            let message = format!("cannot create {}: {err}", out_dir.display());
-            return Some(end(LeaseOutcome::Yield, Some(message), None));
+            tracing::warn!(
+                lease = lease.id,
+                "cannot create {}: {err}",
+                out_dir.display()
+            );
+            // This PC's trouble either way, but only a full disk may clear by itself.
+            let outcome = if crate::cache::is_disk_full(&err) {
+                LeaseOutcome::Yield
+            } else {
+                LeaseOutcome::Failed
+            };
+            return Some(setback(
+                outcome,
+                format!("the agent cannot create the lease's output folder: {err}"),
+            ));
         }
 
         let (frames_tx, frames_rx) = mpsc::unbounded_channel();
@@ -245,29 +277,29 @@ impl Worker {
             self.hub.frame_rendered(lease.job_id);
         }
         Some(match outcome {
-            RenderOutcome::Cancelled => end(
-                LeaseOutcome::Yield,
-                Some("the agent is shutting down".into()),
-                None,
-            ),
+            RenderOutcome::Cancelled => shutting_down(),
             RenderOutcome::Yielded => {
                 self.hub.publish(StatusEvent::Yielded);
-                end(
-                    LeaseOutcome::Yield,
-                    Some("a person needs this PC".into()),
-                    None,
+                (
+                    Ending::Interrupted,
+                    end(
+                        LeaseOutcome::Yield,
+                        Some("a person needs this PC".into()),
+                        None,
+                    ),
                 )
             }
-            RenderOutcome::Failed { message, log_tail } => {
-                end(LeaseOutcome::Failed, Some(message), Some(log_tail))
-            }
+            RenderOutcome::Failed { message, log_tail } => (
+                Ending::Setback,
+                end(LeaseOutcome::Failed, Some(message), Some(log_tail)),
+            ),
             RenderOutcome::Complete if !report.rejected.is_empty() => {
                 let (frame, reason) = &report.rejected[0];
                 let message = format!(
                     "the coordinator refused frame {frame}: {reason} ({} frame(s) refused)",
                     report.rejected.len()
                 );
-                end(LeaseOutcome::Failed, Some(message), None)
+                setback(LeaseOutcome::Failed, message)
             }
             RenderOutcome::Complete => {
                 let missing: Vec<i64> = lease
@@ -277,13 +309,16 @@ impl Worker {
                     .filter(|f| !report.handled.contains(f))
                     .collect();
                 if missing.is_empty() {
-                    end(LeaseOutcome::Complete, None, None)
+                    (Ending::Completed, end(LeaseOutcome::Complete, None, None))
                 } else {
                     // Uploads were cut short (shutdown): the rest goes back to the queue.
-                    end(
-                        LeaseOutcome::Yield,
-                        Some(format!("frames {missing:?} were not uploaded")),
-                        None,
+                    (
+                        Ending::Interrupted,
+                        end(
+                            LeaseOutcome::Yield,
+                            Some(format!("frames {missing:?} were not uploaded")),
+                            None,
+                        ),
                     )
                 }
             }
@@ -311,6 +346,17 @@ impl Worker {
             }
         }
     }
+}
+
+/// The report of a lease the agent stops because it is shutting down.
+fn shutting_down() -> (Ending, LeaseEnd) {
+    let message = Some("the agent is shutting down".into());
+    (Ending::Interrupted, end(LeaseOutcome::Yield, message, None))
+}
+
+/// The report of a lease that ends badly for a reason other than a person or a shutdown.
+fn setback(outcome: LeaseOutcome, message: String) -> (Ending, LeaseEnd) {
+    (Ending::Setback, end(outcome, Some(message), None))
 }
 
 fn end(outcome: LeaseOutcome, message: Option<String>, log_tail: Option<String>) -> LeaseEnd {

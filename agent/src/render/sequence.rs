@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::{
     LOG_TAIL_LINES, RenderControl, RenderEnv, RenderJob, RenderOutcome, RenderedFrame, Run,
 };
-use crate::cache::is_plain_relative;
+use crate::input_name::is_plain_relative;
 
 /// Failed files named in a lease's failure message before "and N more".
 const NAMED_FAILURES: usize = 3;

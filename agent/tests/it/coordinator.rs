@@ -27,19 +27,25 @@ use crate::support::*;
 const TOKEN: &str = "enrol-me";
 
 #[derive(Default)]
-struct Fake {
-    agents: Vec<(i64, String)>,
-    registrations: Vec<RegisterRequest>,
-    blobs: HashMap<String, Vec<u8>>,
-    pending: VecDeque<Lease>,
-    heartbeats: Vec<(i64, HeartbeatRequest)>,
-    uploads: Vec<(i64, String, Vec<u8>)>,
-    ends: Vec<(i64, LeaseEnd)>,
-    revoke: Vec<i64>,
-    blob_downloads: usize,
+pub(crate) struct Fake {
+    pub(crate) agents: Vec<(i64, String)>,
+    pub(crate) registrations: Vec<RegisterRequest>,
+    pub(crate) blobs: HashMap<String, Vec<u8>>,
+    pub(crate) pending: VecDeque<Lease>,
+    pub(crate) heartbeats: Vec<(i64, HeartbeatRequest)>,
+    pub(crate) uploads: Vec<(i64, String, Vec<u8>)>,
+    pub(crate) ends: Vec<(i64, LeaseEnd)>,
+    pub(crate) revoke: Vec<i64>,
+    pub(crate) blob_downloads: usize,
+    /// Lease requests received, with or without work to hand out.
+    pub(crate) lease_requests: usize,
+    /// Leases handed out, by id, so an ended one can be offered again.
+    pub(crate) handed_out: HashMap<i64, Lease>,
+    /// Offer every lease that does not complete again, as a coordinator re-queues its frames.
+    pub(crate) requeue: bool,
 }
 
-type Shared = Arc<Mutex<Fake>>;
+pub(crate) type Shared = Arc<Mutex<Fake>>;
 type Answer = (StatusCode, Json<serde_json::Value>);
 
 fn error(status: StatusCode, message: &str) -> Answer {
@@ -110,8 +116,13 @@ async fn lease(
         return error(StatusCode::UNAUTHORIZED, "bad credentials");
     }
     assert_eq!(req.presence, PresenceState::Idle);
+    fake.lease_requests += 1;
+    let lease = fake.pending.pop_front();
+    if let Some(lease) = &lease {
+        fake.handed_out.insert(lease.id, lease.clone());
+    }
     ok(LeaseResponse {
-        lease: fake.pending.pop_front(),
+        lease,
         retry_after_secs: 0,
     })
 }
@@ -159,12 +170,18 @@ async fn end(
     if agent_of(&fake, &headers).is_none() {
         return error(StatusCode::UNAUTHORIZED, "bad credentials");
     }
+    if fake.requeue
+        && end.outcome != LeaseOutcome::Complete
+        && let Some(again) = fake.handed_out.get(&lease).cloned()
+    {
+        fake.pending.push_back(again);
+    }
     fake.ends.push((lease, end));
     ok(serde_json::json!({}))
 }
 
 /// Starts the stand-in on 127.0.0.1:0; returns its base URL and state.
-async fn start_coordinator() -> (String, Shared) {
+pub(crate) async fn start_coordinator() -> (String, Shared) {
     let fake: Shared = Arc::default();
     let app = Router::new()
         .route(routes::AGENT_REGISTER, post(register))
@@ -181,14 +198,14 @@ async fn start_coordinator() -> (String, Shared) {
 }
 
 /// A running agent and the means to stop it.
-struct Agent {
+pub(crate) struct Agent {
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    work_dir: PathBuf,
+    pub(crate) task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub(crate) work_dir: PathBuf,
 }
 
 impl Agent {
-    fn start(url: &str, work_dir: &Path, presence: Arc<dyn Presence>) -> Agent {
+    pub(crate) fn start(url: &str, work_dir: &Path, presence: Arc<dyn Presence>) -> Agent {
         let mut config = AgentConfig::new(url, TOKEN, work_dir.to_path_buf());
         config.heartbeat_interval = Duration::from_millis(200);
         config.max_suspend = Duration::from_secs(60);
@@ -203,7 +220,7 @@ impl Agent {
         }
     }
 
-    async fn shutdown(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(Duration::from_secs(30), self.task)
             .await
@@ -213,7 +230,7 @@ impl Agent {
 }
 
 /// Adds a lease over `frames` of a job whose input is `input` (saved as a blob).
-fn add_lease(
+pub(crate) fn add_lease(
     fake: &Shared,
     id: i64,
     input: Vec<u8>,
@@ -238,7 +255,7 @@ fn add_lease(
     hash
 }
 
-async fn wait_for<T>(
+pub(crate) async fn wait_for<T>(
     fake: &Shared,
     limit: Duration,
     mut check: impl FnMut(&Fake) -> Option<T>,
@@ -256,7 +273,7 @@ async fn wait_for<T>(
     }
 }
 
-fn lease_end(fake: &Fake, lease: i64) -> Option<LeaseEnd> {
+pub(crate) fn lease_end(fake: &Fake, lease: i64) -> Option<LeaseEnd> {
     fake.ends
         .iter()
         .find(|(l, _)| *l == lease)
