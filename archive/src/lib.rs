@@ -29,6 +29,16 @@ const S_IFIFO: u32 = 0o010_000;
 /// Signature of a central directory file header.
 const CENTRAL_HEADER_SIGNATURE: u32 = 0x0201_4b50;
 
+/// Longest name of one file or folder in an entry's path, in bytes (Linux's `NAME_MAX`).
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Longest entry path, in bytes: with the folder a project is extracted into in front, it
+/// stays far below Linux's 4,096-byte `PATH_MAX`.
+pub const MAX_PATH_BYTES: usize = 1024;
+
+/// Characters of a too-long entry name quoted in its error, start and end together.
+const QUOTED_NAME_CHARS: usize = 80;
+
 /// Caps on what an archive may unpack to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -121,6 +131,14 @@ pub enum ArchiveError {
         entry: String,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// An entry's path is longer than file systems allow.
+    #[error("entry \"{entry}\" has a name too long to extract: {reason}; shorten it")]
+    NameTooLong {
+        /// The entry's name as stored, its middle cut out when it is long.
+        entry: String,
+        /// Which limit it passes.
+        reason: String,
     },
     /// An entry is a symbolic link.
     #[error(
@@ -420,7 +438,38 @@ fn normalize(name: &str) -> Result<String, ArchiveError> {
             _ => parts.push(part),
         }
     }
-    Ok(parts.join("/"))
+    let too_long = |reason: String| ArchiveError::NameTooLong {
+        entry: quoted(name),
+        reason,
+    };
+    if let Some(part) = parts.iter().find(|p| p.len() > MAX_NAME_BYTES) {
+        return Err(too_long(format!(
+            "one of its names is {} bytes long, and file systems allow at most {MAX_NAME_BYTES}",
+            part.len()
+        )));
+    }
+    let path = parts.join("/");
+    if path.len() > MAX_PATH_BYTES {
+        return Err(too_long(format!(
+            "its path is {} bytes long, and at most {MAX_PATH_BYTES} are allowed",
+            path.len()
+        )));
+    }
+    Ok(path)
+}
+
+/// A name short enough to quote in a message: its start and end around `…` when it is long.
+fn quoted(name: &str) -> String {
+    let count = name.chars().count();
+    if count <= QUOTED_NAME_CHARS {
+        return name.to_string();
+    }
+    let tail = QUOTED_NAME_CHARS / 4;
+    let head = QUOTED_NAME_CHARS - tail - 1;
+    let mut out: String = name.chars().take(head).collect();
+    out.push('…');
+    out.extend(name.chars().skip(count - tail));
+    out
 }
 
 /// The zip reader keeps only the last of several entries with the same stored name, so count
@@ -734,6 +783,44 @@ mod tests {
             );
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn refuses_names_and_paths_beyond_file_system_limits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let long_name = format!("{}.inc", "a".repeat(300));
+        let deep = format!("{}x.inc", "dir/".repeat(300));
+        let cases = [
+            (
+                long_name.as_str(),
+                "304 bytes long, and file systems allow at most 255",
+            ),
+            (
+                deep.as_str(),
+                "1205 bytes long, and at most 1024 are allowed",
+            ),
+        ];
+        for (name, reason) in cases {
+            let zip = build(
+                tmp.path(),
+                &[Item::File("ok.pov", b"x"), Item::File(name, b"x")],
+            );
+            let err = list(&zip, &limits()).unwrap_err();
+            assert!(
+                matches!(err, ArchiveError::NameTooLong { .. }),
+                "{name}: {err}"
+            );
+            let message = err.to_string();
+            assert!(message.contains(reason), "{message}");
+            assert!(message.contains(&name[..20]), "names the entry: {message}");
+            assert!(message.len() < 300, "quotes a shortened name: {message}");
+        }
+        let longest = format!("{}.inc", "b".repeat(MAX_NAME_BYTES - 4));
+        let zip = build(tmp.path(), &[Item::File(&longest, b"x")]);
+        let dest = tmp.path().join("out");
+        fs::create_dir(&dest).unwrap();
+        extract(&zip, &dest, &limits()).unwrap();
+        assert!(dest.join(&longest).is_file());
     }
 
     #[test]

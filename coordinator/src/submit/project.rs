@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use axum::http::StatusCode;
 use idlefarm_archive::{ArchiveError, Limits};
 use idlefarm_protocol::RenderSettings;
 
@@ -197,12 +198,19 @@ async fn extract(
 }
 
 /// A refused archive is the submitter's to fix (400, or 413 when it unpacks too large); a
-/// failure to write the scratch folder is ours.
+/// failure to write the scratch folder is ours: logged with its paths, answered without them.
 fn archive_error(display: &str, err: ArchiveError) -> ApiError {
     match err {
         ArchiveError::TooLarge { .. } => ApiError::too_large(format!("{display}: {err}")),
         ArchiveError::Io { .. } | ArchiveError::Blocked { .. } => {
-            ApiError::internal(format!("extracting {display}: {err}"))
+            let detail = format!("extracting {display}: {err}");
+            tracing::error!("{detail}");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "internal error: the coordinator could not extract {display}; its log says why"
+                ),
+            )
         }
         _ => ApiError::bad_request(format!("{display}: {err}")),
     }
@@ -389,6 +397,28 @@ mod tests {
         assert_eq!(ini_beside(&inis, "c/cube.pov"), Some("cube.ini"));
         assert_eq!(ini_beside(&inis, "c/ball.pov"), None);
         assert_eq!(ini_beside(&inis, "torus.pov"), None);
+    }
+
+    #[test]
+    fn extraction_faults_do_not_show_the_coordinators_paths() {
+        let err = archive_error(
+            "p.zip",
+            ArchiveError::Io {
+                path: "/srv/idlefarm/tmp/submit-1/project/x".into(),
+                source: std::io::Error::other("File name too long"),
+            },
+        );
+        assert_eq!(err.status, 500);
+        assert!(!err.message.contains("/srv"), "{}", err.message);
+        assert!(err.message.contains("p.zip"), "{}", err.message);
+        let err = archive_error(
+            "p.zip",
+            ArchiveError::NameTooLong {
+                entry: "aaa".into(),
+                reason: "too long".into(),
+            },
+        );
+        assert_eq!(err.status, 400);
     }
 
     #[test]

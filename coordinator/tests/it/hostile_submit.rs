@@ -7,8 +7,8 @@ use std::time::Duration;
 use idlefarm_protocol::{ErrorBody, JobState};
 use reqwest::multipart::{Form, Part};
 
-use crate::common::{Farm, wait_for_job};
-use crate::scenes::{pov_ini, pov_scene};
+use crate::common::{Farm, shared_tempdir, wait_for_job};
+use crate::scenes::{make_zip, pov_ini, pov_scene};
 
 /// Posts a multipart form as the farm's admin; returns the status and the body.
 async fn post(farm: &Farm, form: Form) -> (u16, String) {
@@ -196,6 +196,28 @@ async fn a_tiny_or_huge_fps_is_refused_at_submission() {
     for fps in ["1e-7", "0.001", "5000"] {
         let form = pov_form(&pov_ini(1, 2, 32, 24)).text("fps", fps);
         assert_refused(&farm, form, 400, &[fps, "from 0.01 to 1000"]).await;
+    }
+    farm.stop().await;
+}
+
+/// Item 12: zip entries whose names pass file-system limits are a 400 naming the entry (not a
+/// 500 showing the data directory).
+#[tokio::test(flavor = "multi_thread")]
+async fn long_zip_entry_names_are_a_400_naming_the_entry() {
+    let scenes = shared_tempdir();
+    let farm = Farm::start(|_| {}).await;
+    let pov = pov_scene(None).into_bytes();
+    let long_name = format!("{}.inc", "a".repeat(300));
+    let deep = format!("{}x.inc", "d/".repeat(600));
+    for (entry, reason) in [(&long_name, "at most 255"), (&deep, "at most 1024")] {
+        let zip = scenes.path().join("p.zip");
+        make_zip(&zip, &[("scene.pov", &pov), (entry.as_str(), b"// x")]);
+        let form = Form::new().part("file", file("p.zip", std::fs::read(&zip).unwrap()));
+        let message = assert_refused(&farm, form, 400, &["p.zip", &entry[..40], reason]).await;
+        assert!(
+            message.len() < 400,
+            "the entry is quoted shortened: {message}"
+        );
     }
     farm.stop().await;
 }
