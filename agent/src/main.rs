@@ -73,7 +73,7 @@ struct Args {
     #[arg(long, value_parser = parse_duration)]
     heartbeat_interval: Option<Duration>,
     /// Local status socket for the desktop companion and `idlefarm-agent status`.
-    #[arg(long)]
+    #[arg(long, global = true)]
     status_socket: Option<PathBuf>,
 }
 
@@ -174,11 +174,15 @@ async fn print_status(socket: PathBuf) -> anyhow::Result<()> {
         sources,
         frames_since_login,
         jobs_since_login,
+        coordinator_problem,
     } = snapshot
     {
         let state = serde_json::to_value(presence)?;
         println!("presence: {}", state.as_str().unwrap_or("?"));
         println!("why:      {reason}");
+        if let Some(problem) = coordinator_problem {
+            println!("problem:  {problem}");
+        }
         for s in sources {
             println!("  {:<24} {}", s.source, s.reading);
         }
