@@ -263,6 +263,43 @@ mod tests {
     }
 
     #[test]
+    fn durations_without_a_unit_are_refused_in_flags_and_the_config_file() {
+        for flag in [
+            "--idle-after",
+            "--settle",
+            "--max-suspend",
+            "--heartbeat-interval",
+        ] {
+            let err = Args::try_parse_from(BASE.iter().chain(&[flag, "5"]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(flag) && err.contains("`5` has no unit") && err.contains("5s or 5m"),
+                "{flag}: {err}"
+            );
+        }
+        let args = Args::try_parse_from(BASE.iter().chain(&["--settle", "0"])).unwrap();
+        assert_eq!(settings(args).unwrap().1.settle, Duration::ZERO);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "idle_after = \"5\"\n").unwrap();
+        let args =
+            Args::try_parse_from(BASE.iter().chain(&["--config", path.to_str().unwrap()])).unwrap();
+        let err = settings(args).unwrap_err().to_string();
+        assert!(
+            err.contains("agent.toml") && err.contains("idle_after: `5` has no unit"),
+            "{err}"
+        );
+        // A bare TOML number is not a duration either.
+        std::fs::write(&path, "idle_after = 5\n").unwrap();
+        let args =
+            Args::try_parse_from(BASE.iter().chain(&["--config", path.to_str().unwrap()])).unwrap();
+        let err = settings(args).unwrap_err().to_string();
+        assert!(err.contains("idle_after"), "{err}");
+    }
+
+    #[test]
     fn flags_override_the_config_file_which_overrides_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.toml");
