@@ -43,7 +43,7 @@ pub struct Credentials {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The coordinator could not be reached, or the connection broke.
-    #[error("cannot reach the coordinator: {0}")]
+    #[error("cannot reach the coordinator: {}", network_cause(.0))]
     Network(#[from] reqwest::Error),
     /// The coordinator rejects both the saved credentials and the enrolment token.
     #[error(
@@ -88,6 +88,31 @@ impl ClientError {
             ClientError::Status { status, .. } => Some(*status),
             _ => None,
         }
+    }
+}
+
+/// What went wrong on the network, in a person's words: reqwest's own message only names the
+/// URL ("error sending request for url …"); the end of its chain says why ("Connection refused").
+fn network_cause(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        return "no answer in time".to_owned();
+    }
+    let mut cause: &dyn std::error::Error = err;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+/// Why the coordinator at `base` cannot be used and when the agent tries again, for the log and
+/// for `idlefarm-agent status`.
+pub fn trouble_reaching(base: &str, err: &ClientError, retry: Duration) -> String {
+    match err {
+        ClientError::Network(err) => format!(
+            "cannot reach the coordinator at {base} ({}); next try in {retry:?}",
+            network_cause(err)
+        ),
+        other => format!("the coordinator at {base} fails ({other}); next try in {retry:?}"),
     }
 }
 
@@ -158,6 +183,11 @@ impl Client {
             None => client.enrol().await?,
         }
         Ok(client)
+    }
+
+    /// The coordinator's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     fn current(&self) -> Arc<Credentials> {

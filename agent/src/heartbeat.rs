@@ -9,8 +9,9 @@ use idlefarm_protocol::{HeartbeatRequest, PresenceState};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, trouble_reaching};
 use crate::presence::Availability;
+use crate::status::StatusHub;
 
 /// Longest wait between heartbeats while the coordinator cannot be reached.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -67,12 +68,14 @@ impl Status {
     }
 }
 
-/// Sends heartbeats until `shutdown`; fails only when the coordinator rejects the agent.
+/// Sends heartbeats until `shutdown`; fails only when the coordinator rejects the agent. Tells
+/// `hub` (for `idlefarm-agent status`) while the coordinator cannot be reached.
 pub async fn run(
     client: Arc<Client>,
     status: Arc<Status>,
     presence: watch::Receiver<Availability>,
     interval: Duration,
+    hub: StatusHub,
     shutdown: CancellationToken,
 ) -> Result<(), ClientError> {
     let mut delay = Duration::ZERO;
@@ -93,6 +96,7 @@ pub async fn run(
         };
         match result {
             Ok(response) => {
+                hub.set_coordinator_problem(None);
                 delay = interval;
                 for id in response.revoked {
                     status.revoke(id);
@@ -101,7 +105,9 @@ pub async fn run(
             Err(ClientError::Unauthorized) => return Err(ClientError::Unauthorized),
             Err(err) => {
                 delay = (delay * 2).clamp(interval.min(MAX_BACKOFF), MAX_BACKOFF.max(interval));
-                tracing::warn!("heartbeat failed ({err}); next try in {delay:?}");
+                let problem = trouble_reaching(client.base(), &err, delay);
+                tracing::warn!("heartbeat: {problem}");
+                hub.set_coordinator_problem(Some(problem));
             }
         }
     }

@@ -179,6 +179,7 @@ pub async fn run(
             status.clone(),
             presence.watch(),
             config.heartbeat_interval,
+            config.status.clone(),
             stop.clone(),
         ));
         let worker = work::Worker {
@@ -213,12 +214,15 @@ pub async fn run(
     }
 }
 
-/// Connects to the coordinator, waiting (with backoff) while it cannot be reached.
+/// Connects to the coordinator, waiting (with backoff, a warning at each try and the reason on
+/// the status socket) while it cannot be reached.
 async fn connect(
     config: &AgentConfig,
     renderers: Vec<idlefarm_protocol::RendererInfo>,
     work_dir: &Path,
 ) -> anyhow::Result<Client> {
+    let base = client::normalize_base(&config.coordinator);
+    tracing::info!("connecting to the coordinator at {base}");
     let mut delay = Duration::from_secs(1);
     loop {
         match Client::connect(
@@ -230,12 +234,14 @@ async fn connect(
         )
         .await
         {
-            Ok(client) => return Ok(client),
+            Ok(client) => {
+                config.status.set_coordinator_problem(None);
+                return Ok(client);
+            }
             Err(err) if err.is_transient() => {
-                tracing::warn!(
-                    "cannot enrol with {} ({err}); next try in {delay:?}",
-                    config.coordinator
-                );
+                let problem = client::trouble_reaching(&base, &err, delay);
+                tracing::warn!("cannot enrol: {problem}");
+                config.status.set_coordinator_problem(Some(problem));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(MAX_BACKOFF);
             }

@@ -73,7 +73,7 @@ struct Args {
     #[arg(long, value_parser = parse_duration)]
     heartbeat_interval: Option<Duration>,
     /// Local status socket for the desktop companion and `idlefarm-agent status`.
-    #[arg(long)]
+    #[arg(long, global = true)]
     status_socket: Option<PathBuf>,
 }
 
@@ -174,11 +174,15 @@ async fn print_status(socket: PathBuf) -> anyhow::Result<()> {
         sources,
         frames_since_login,
         jobs_since_login,
+        coordinator_problem,
     } = snapshot
     {
         let state = serde_json::to_value(presence)?;
         println!("presence: {}", state.as_str().unwrap_or("?"));
         println!("why:      {reason}");
+        if let Some(problem) = coordinator_problem {
+            println!("problem:  {problem}");
+        }
         for s in sources {
             println!("  {:<24} {}", s.source, s.reading);
         }
@@ -256,6 +260,43 @@ mod tests {
                 .to_string();
             assert!(err.contains(flag), "{flag}: {err}");
         }
+    }
+
+    #[test]
+    fn durations_without_a_unit_are_refused_in_flags_and_the_config_file() {
+        for flag in [
+            "--idle-after",
+            "--settle",
+            "--max-suspend",
+            "--heartbeat-interval",
+        ] {
+            let err = Args::try_parse_from(BASE.iter().chain(&[flag, "5"]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(flag) && err.contains("`5` has no unit") && err.contains("5s or 5m"),
+                "{flag}: {err}"
+            );
+        }
+        let args = Args::try_parse_from(BASE.iter().chain(&["--settle", "0"])).unwrap();
+        assert_eq!(settings(args).unwrap().1.settle, Duration::ZERO);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "idle_after = \"5\"\n").unwrap();
+        let args =
+            Args::try_parse_from(BASE.iter().chain(&["--config", path.to_str().unwrap()])).unwrap();
+        let err = settings(args).unwrap_err().to_string();
+        assert!(
+            err.contains("agent.toml") && err.contains("idle_after: `5` has no unit"),
+            "{err}"
+        );
+        // A bare TOML number is not a duration either.
+        std::fs::write(&path, "idle_after = 5\n").unwrap();
+        let args =
+            Args::try_parse_from(BASE.iter().chain(&["--config", path.to_str().unwrap()])).unwrap();
+        let err = settings(args).unwrap_err().to_string();
+        assert!(err.contains("idle_after"), "{err}");
     }
 
     #[test]

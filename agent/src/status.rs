@@ -56,6 +56,10 @@ pub enum StatusEvent {
         frames_since_login: u64,
         /// Jobs those frames belong to (filled in by the hub).
         jobs_since_login: u64,
+        /// While the coordinator cannot be reached: why, and when the agent tries again (filled
+        /// in by the hub). Absent for older agents and while all is well.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        coordinator_problem: Option<String>,
     },
     /// A render was stopped because a person came back.
     Paused {
@@ -85,6 +89,7 @@ impl StatusEvent {
             sources: Vec::new(),
             frames_since_login: 0,
             jobs_since_login: 0,
+            coordinator_problem: None,
         }
     }
 
@@ -136,6 +141,8 @@ struct HubState {
     frames: u64,
     /// Jobs of those frames.
     jobs: HashSet<i64>,
+    /// Why the coordinator cannot be reached, while it cannot.
+    coordinator_problem: Option<String>,
 }
 
 impl Default for StatusHub {
@@ -164,6 +171,7 @@ impl StatusHub {
                     recent: VecDeque::new(),
                     frames: 0,
                     jobs: HashSet::new(),
+                    coordinator_problem: None,
                 }),
             }),
         }
@@ -233,6 +241,12 @@ impl StatusHub {
         self.state().snapshot = snapshot;
     }
 
+    /// Records why the coordinator cannot be reached (`None` once it answers again), for the
+    /// snapshot's `coordinator_problem`.
+    pub fn set_coordinator_problem(&self, problem: Option<String>) {
+        self.state().coordinator_problem = problem;
+    }
+
     /// Counts an uploaded frame of `job_id` towards the next [`StatusEvent::Welcome`].
     pub fn frame_rendered(&self, job_id: i64) {
         let mut state = self.state();
@@ -270,12 +284,14 @@ impl StatusHub {
         if let StatusEvent::Snapshot {
             frames_since_login,
             jobs_since_login,
+            coordinator_problem,
             ..
         } = &mut snapshot
         {
             // Fresher than whatever the last set_snapshot carried.
             *frames_since_login = state.frames;
             *jobs_since_login = state.jobs.len() as u64;
+            coordinator_problem.clone_from(&state.coordinator_problem);
         }
         let mut first = vec![snapshot];
         first.extend(state.recent.iter().map(|(_, event)| event.clone()));
@@ -466,6 +482,7 @@ mod tests {
                     )],
                     frames_since_login: 5,
                     jobs_since_login: 1,
+                    coordinator_problem: None,
                 },
                 json!({
                     "event": "snapshot",
@@ -560,6 +577,7 @@ mod tests {
             sources: vec![SourceStatus::new("cpu", "4% other use")],
             frames_since_login: 0,
             jobs_since_login: 0,
+            coordinator_problem: None,
         });
         let server = hub.serve(&path).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -579,6 +597,7 @@ mod tests {
                     sources: vec![SourceStatus::new("cpu", "4% other use")],
                     frames_since_login: 2,
                     jobs_since_login: 1,
+                    coordinator_problem: None,
                 }]
             );
         }
@@ -652,6 +671,25 @@ mod tests {
                 .any(|(_, event)| matches!(event, StatusEvent::Paused { .. })),
             "the paused event is forgotten"
         );
+    }
+
+    #[tokio::test]
+    async fn snapshots_say_while_the_coordinator_cannot_be_reached() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.sock");
+        let hub = StatusHub::new();
+        let server = hub.serve(&path).unwrap();
+        let problem =
+            "cannot reach the coordinator at http://farm:7870 (timed out); next try in 8s";
+        hub.set_coordinator_problem(Some(problem.into()));
+        let snapshot = read_snapshot(&path).await.unwrap();
+        let json = serde_json::to_value(&snapshot).unwrap();
+        assert_eq!(json["coordinator_problem"], problem);
+        hub.set_coordinator_problem(None);
+        let snapshot = read_snapshot(&path).await.unwrap();
+        let json = serde_json::to_value(&snapshot).unwrap();
+        assert!(json.get("coordinator_problem").is_none(), "{json}");
+        server.abort();
     }
 
     #[tokio::test]

@@ -335,7 +335,10 @@ impl Worker {
                     return;
                 }
                 Err(err) if err.is_transient() && attempt < 5 => {
-                    tracing::warn!(lease = lease_id, "cannot end the lease ({err}); retrying");
+                    tracing::warn!(
+                        lease = lease_id,
+                        "cannot end the lease ({err}); next try in {delay:?}"
+                    );
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(MAX_BACKOFF);
                 }

@@ -1,5 +1,7 @@
 //! Durations as people type them on the command line and in config files: `500ms`, `2s`, `5m`,
-//! `1h`, `7d`, or plain seconds (`90`).
+//! `1h`, `7d`. A number without a unit is refused (only `0` needs none): `--idle-after 5` could
+//! mean seconds or minutes, and guessing wrong renders on a PC 5 seconds after its person
+//! stopped typing.
 
 use std::time::Duration;
 
@@ -15,15 +17,17 @@ pub enum DurationError {
         text: String,
     },
     /// There is no number (or a malformed one) before the unit.
-    #[error("`{0}` is not a duration: use e.g. 500ms, 2s, 5m, 1h, 7d or 30")]
+    #[error("`{0}` is not a duration: use e.g. 500ms, 2s, 5m, 1h or 7d")]
     NotANumber(String),
+    /// A number other than 0 without a unit.
+    #[error("`{0}` has no unit: write e.g. {0}s or {0}m (units: ms, s, m, h, d)")]
+    NoUnit(String),
     /// The number is too large for a duration.
     #[error("`{0}` is out of range")]
     OutOfRange(String),
 }
 
-/// Parses `500ms`, `2s`, `5m`, `1h`, `7d` or a plain number of seconds (fractions allowed:
-/// `1.5s`).
+/// Parses `500ms`, `2s`, `5m`, `1h`, `7d` (fractions allowed: `1.5s`) or `0`.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     let split = text
@@ -46,6 +50,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let value: f64 = number
         .parse()
         .map_err(|_| DurationError::NotANumber(text.to_owned()))?;
+    if unit.is_empty() && value != 0.0 {
+        return Err(DurationError::NoUnit(text.to_owned()));
+    }
     Duration::try_from_secs_f64(value * seconds_per_unit)
         .map_err(|_| DurationError::OutOfRange(text.to_owned()))
 }
@@ -62,9 +69,23 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_duration("0.5d"), Ok(Duration::from_secs(43_200)));
-        assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration(" 0 "), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0.0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_number_without_a_unit_is_refused_with_the_units_to_choose() {
+        for bare in ["5", "60", "1.5"] {
+            let err = parse_duration(bare).unwrap_err();
+            assert_eq!(err, DurationError::NoUnit(bare.to_owned()));
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("`{bare}` has no unit"))
+                    && message.contains(&format!("{bare}s or {bare}m")),
+                "{message}"
+            );
+        }
     }
 
     #[test]

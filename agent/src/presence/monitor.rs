@@ -388,6 +388,7 @@ impl Monitor {
             sources: self.sources(obs),
             frames_since_login: 0,
             jobs_since_login: 0,
+            coordinator_problem: None,
         });
     }
 

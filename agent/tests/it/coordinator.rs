@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use crate::support::*;
 
-const TOKEN: &str = "enrol-me";
+pub(crate) const TOKEN: &str = "enrol-me";
 
 #[derive(Default)]
 pub(crate) struct Fake {
@@ -182,6 +182,12 @@ async fn end(
 
 /// Starts the stand-in on 127.0.0.1:0; returns its base URL and state.
 pub(crate) async fn start_coordinator() -> (String, Shared) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_coordinator(listener)
+}
+
+/// Serves the stand-in on `listener`; returns its base URL and state.
+pub(crate) fn serve_coordinator(listener: tokio::net::TcpListener) -> (String, Shared) {
     let fake: Shared = Arc::default();
     let app = Router::new()
         .route(routes::AGENT_REGISTER, post(register))
@@ -191,7 +197,6 @@ pub(crate) async fn start_coordinator() -> (String, Shared) {
         .route(routes::AGENT_FRAME, put(upload))
         .route(routes::AGENT_LEASE_END, post(end))
         .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, fake)

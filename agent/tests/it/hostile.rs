@@ -1,14 +1,19 @@
-//! Hostile leases (issue 11): a lease the agent cannot even prepare fails with its reason instead
-//! of going back to the queue, and an agent whose leases keep ending badly slows down instead of
-//! asking again at once, while it still takes the other jobs.
+//! Hostile leases and a coordinator that does not answer (issue 11): a lease the agent cannot
+//! even prepare fails with its reason instead of going back to the queue, an agent whose leases
+//! keep ending badly slows down instead of asking again at once (while it still takes the other
+//! jobs), and an unreachable coordinator is named in the log at each retry and by
+//! `idlefarm-agent status`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use idlefarm_agent::AlwaysAvailable;
+use idlefarm_agent::status::{StatusEvent, StatusHub};
+use idlefarm_agent::{AgentConfig, AlwaysAvailable};
 use idlefarm_protocol::{InputKind, LeaseOutcome};
 
-use crate::coordinator::{Agent, add_lease, lease_end, start_coordinator, wait_for};
+use crate::coordinator::{
+    Agent, TOKEN, add_lease, lease_end, serve_coordinator, start_coordinator, wait_for,
+};
 use crate::support::*;
 
 /// The name from the issue's reproducer: 10,000 characters and `.pov`.
@@ -95,4 +100,132 @@ async fn an_agent_slowed_by_a_bad_job_still_renders_the_others() {
     let first = lease_end(&fake.lock().unwrap(), 1).expect("the bad lease was not reported");
     assert_eq!(first.outcome, LeaseOutcome::Failed);
     agent.shutdown().await.unwrap();
+}
+
+/// A loopback port nothing listens on (bound, then freed).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What the status socket's snapshot says about the coordinator.
+async fn coordinator_problem(socket: &std::path::Path) -> Option<String> {
+    match idlefarm_agent::status::read_snapshot(socket).await {
+        Ok(StatusEvent::Snapshot {
+            coordinator_problem,
+            ..
+        }) => coordinator_problem,
+        other => panic!("no snapshot: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_status_socket_says_while_the_coordinator_cannot_be_reached() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = open_tempdir();
+    let socket = dir.path().join("status.sock");
+    let hub = StatusHub::new();
+    let server = hub.serve(&socket).unwrap();
+    let mut config = AgentConfig::new(&url, TOKEN, dir.path().join("work"));
+    config.heartbeat_interval = Duration::from_millis(200);
+    config.status = hub;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(idlefarm_agent::run(
+        config,
+        Arc::new(AlwaysAvailable),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let expected = format!("cannot reach the coordinator at {url} (");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let problem = loop {
+        if let Some(problem) = coordinator_problem(&socket).await {
+            break problem;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no problem reported"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        problem.starts_with(&expected) && problem.contains("next try in"),
+        "{problem}"
+    );
+
+    // The coordinator comes up: the problem goes away.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (_, fake) = serve_coordinator(listener);
+    wait_for(&fake, Duration::from_secs(20), |f| {
+        (!f.heartbeats.is_empty()).then_some(())
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Some(problem) = coordinator_problem(&socket).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still reported: {problem}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(()).unwrap();
+    agent.await.unwrap().unwrap();
+    server.abort();
+}
+
+#[tokio::test]
+async fn the_binary_warns_at_each_retry_and_status_names_the_coordinator() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let dir = open_tempdir();
+    let socket = dir.path().join("status.sock");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_idlefarm-agent"))
+        .args(["--coordinator", &url, "--policy", "always", "--work-dir"])
+        .arg(dir.path().join("work"))
+        .arg("--status-socket")
+        .arg(&socket)
+        .env("IDLEFARM_TOKEN", TOKEN)
+        // What a person sees at the default log level.
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let expected = format!("cannot reach the coordinator at {url} (");
+    let mut warnings = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        while warnings.len() < 2 {
+            let line = lines.next_line().await.unwrap().expect("the agent stopped");
+            if line.contains(&expected) && line.contains("next try in") {
+                warnings.push(line);
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no warning at each retry: {warnings:?}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+    assert_ne!(warnings[0], warnings[1]);
+
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_idlefarm-agent"))
+        .arg("status")
+        .arg("--status-socket")
+        .arg(&socket)
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{shown}");
+    assert!(shown.contains(&format!("problem:  {expected}")), "{shown}");
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
 }
