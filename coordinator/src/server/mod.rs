@@ -8,6 +8,7 @@ mod caller;
 mod control;
 pub mod events;
 mod jobs;
+mod leases;
 mod publish;
 mod state;
 mod views;
