@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{FromRequestParts, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use idlefarm_protocol::{
     AUTHORIZATION, HeartbeatRequest, HeartbeatResponse, ImageFormat, LeaseEnd, LeaseRequest,
@@ -16,17 +16,14 @@ use idlefarm_protocol::{
 use tokio_util::io::ReaderStream;
 
 use super::Coordinator;
+use super::frame_upload;
 use super::state::now_secs;
 use crate::auth;
 use crate::error::{ApiError, JsonBody, PathParams};
-use crate::files::PendingFile;
 
 /// How long a lease request waits for work before answering "none" (well under the agent's
 /// request timeout).
 pub const LEASE_LONG_POLL: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Largest frame image accepted.
-pub const MAX_FRAME_BYTES: usize = 1 << 30;
 
 /// An authenticated agent, from its `Authorization: Bearer <id>.<secret>` header.
 pub struct AgentAuth(pub i64);
@@ -170,11 +167,15 @@ pub async fn blob(
         .map_err(ApiError::internal)
 }
 
+/// Receives a frame: the lease and the frame are checked before the body is read, the body is
+/// streamed to disk under a limit from the job's frame size, and the image is checked before
+/// it is kept.
 pub async fn upload_frame(
     State(coord): State<Arc<Coordinator>>,
     AgentAuth(agent): AgentAuth,
     PathParams((lease, file)): PathParams<(i64, String)>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (frame, ext) = file
         .split_once('.')
@@ -191,13 +192,15 @@ pub async fn upload_frame(
     }
     let expected = settings.frame_size();
     let file_name = frame_file_name(frame, format);
-    let dest = coord.data.frames_dir(job).join(&file_name);
+    let dir = coord.data.frames_dir(job);
+    let dest = dir.join(&file_name);
     let thumb = coord.data.thumbnail(job, frame);
+    let limit = frame_upload::body_limit(expected);
+    let mut pending = frame_upload::receive(&headers, body, &dir, limit, frame).await?;
     // Decoding, checking, the thumbnail and the durable writes happen before the scheduler lock
     // is taken.
     tokio::task::spawn_blocking(move || {
-        let dir = dest.parent().unwrap_or(std::path::Path::new("."));
-        let (pending, img) = check_and_write(&body, format, expected, dir, frame)?;
+        let img = frame_upload::check(&mut pending, format, expected, frame)?;
         pending.commit(&dest)?;
         match crate::thumbnail::encode(&img) {
             Ok(jpeg) => crate::files::write_atomic(&thumb, &jpeg)?,
@@ -209,37 +212,6 @@ pub async fn upload_frame(
     .map_err(ApiError::internal)??;
     coord.accept_frame(agent, job, frame, file_name).await?;
     Ok(Json(serde_json::json!({})))
-}
-
-/// Decodes the image, checks its size, and writes it to a temp file in the frames dir; returns
-/// it with the decoded image (for the thumbnail).
-fn check_and_write(
-    body: &[u8],
-    format: ImageFormat,
-    expected: (u32, u32),
-    dest_dir: &std::path::Path,
-    frame: i64,
-) -> Result<(PendingFile, image::DynamicImage), ApiError> {
-    use std::io::Write;
-    let fmt = match format {
-        ImageFormat::Png => image::ImageFormat::Png,
-        ImageFormat::Jpeg => image::ImageFormat::Jpeg,
-    };
-    let img = image::load_from_memory_with_format(body, fmt).map_err(|e| {
-        ApiError::bad_request(format!(
-            "frame {frame} is not a valid {format:?} image: {e}"
-        ))
-    })?;
-    let got = (img.width(), img.height());
-    if got != expected {
-        return Err(ApiError::bad_request(format!(
-            "frame {frame} is {}x{} but the job renders {}x{}",
-            got.0, got.1, expected.0, expected.1
-        )));
-    }
-    let mut pending = PendingFile::create_in(dest_dir)?;
-    pending.file().write_all(body)?;
-    Ok((pending, img))
 }
 
 pub async fn end_lease(

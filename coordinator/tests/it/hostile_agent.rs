@@ -3,11 +3,15 @@
 //! failure messages. Each checks the answer's status, a message a person can act on, and that
 //! nothing was stored.
 
+use std::time::Duration;
+
 use idlefarm_coordinator::client::SubmitOptions;
 use idlefarm_protocol::{
     ImageFormat, JobInfo, Lease, LeaseEnd, LeaseOutcome, LeaseRequest, LeaseResponse,
     PresenceState, RegisterRequest, RegisterResponse, Renderer, RendererInfo, routes,
 };
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{Farm, shared_tempdir};
 
@@ -143,6 +147,54 @@ impl FakeAgent {
     }
 }
 
+/// Sends a PUT's head declaring `content_length` and only `first` of its body, and reads the
+/// answer (which must come without the rest of the body).
+async fn put_head_only(
+    base: &str,
+    path: &str,
+    auth: &str,
+    content_length: u64,
+    first: &[u8],
+) -> Answer {
+    let addr = base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Length: {content_length}\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(first).await.unwrap();
+    let mut got = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap_or(0);
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_owned)
+                    })
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                if n == 0 || len.is_some_and(|len| body.len() >= len) {
+                    return (head.to_owned(), body.to_owned());
+                }
+            }
+            assert!(n > 0, "connection closed without an answer");
+        }
+    };
+    let (head, body) = tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("an answer before the body was sent");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let error = json["error"].as_str().unwrap_or_default().to_owned();
+    Answer { status, error }
+}
+
 /// Submits a POV-Ray job of frames `1..=frames` at W×H in chunks of `chunk`.
 async fn submit_pov(farm: &Farm, frames: i64, chunk: u32) -> JobInfo {
     let dir = shared_tempdir();
@@ -190,7 +242,10 @@ async fn a_frame_is_accepted_only_from_the_lease_it_belongs_to() {
     let b = FakeAgent::enrol(&farm, "b", &[Renderer::Povray]).await;
     let la = a.lease().await;
     let lb = b.lease().await;
-    assert_eq!((la.frames.clone(), lb.frames.clone()), (vec![1, 2], vec![3, 4]));
+    assert_eq!(
+        (la.frames.clone(), lb.frames.clone()),
+        (vec![1, 2], vec![3, 4])
+    );
 
     let stolen = a.put_frame(la.id, 3, png(W, H, 1)).await;
     assert_eq!(stolen.status, 409, "{stolen:?}");
@@ -217,5 +272,69 @@ async fn a_frame_is_accepted_only_from_the_lease_it_belongs_to() {
         stored_frames(&farm, job.id),
         ["frame_00001.png", "frame_00002.png", "frame_00003.png"]
     );
+    farm.stop().await;
+}
+
+/// Item 3: 100 MB announced to a lease that does not exist are refused before any is read.
+#[tokio::test]
+async fn a_frame_for_a_lease_not_held_is_refused_before_its_body_is_read() {
+    let farm = Farm::start(|_| {}).await;
+    let job = submit_pov(&farm, 2, 2).await;
+    let a = FakeAgent::enrol(&farm, "a", &[Renderer::Povray]).await;
+    let path = routes::agent_frame(999, 1, ImageFormat::Png);
+    let answer = put_head_only(&farm.url, &path, &a.auth, 100 << 20, &[0; 65536]).await;
+    assert_eq!(answer.status, 409, "{answer:?}");
+    assert!(
+        answer.error.contains("lease 999 is not held by this agent"),
+        "{answer:?}"
+    );
+    assert!(stored_frames(&farm, job.id).is_empty());
+    farm.stop().await;
+}
+
+/// Item 3: a frame body beyond what the job's frame size can need is refused with 413, whether
+/// its length is announced (at once) or not (as soon as it passes the limit), and nothing stays.
+#[tokio::test]
+async fn a_frame_body_beyond_the_frame_size_limit_is_refused() {
+    let farm = Farm::start(|_| {}).await;
+    let job = submit_pov(&farm, 2, 2).await;
+    let a = FakeAgent::enrol(&farm, "a", &[Renderer::Povray]).await;
+    let lease = a.lease().await;
+    let path = routes::agent_frame(lease.id, 1, ImageFormat::Png);
+
+    let announced = put_head_only(&farm.url, &path, &a.auth, 300 << 20, &png(W, H, 1)).await;
+    assert_eq!(announced.status, 413, "{announced:?}");
+    assert!(
+        announced.error.contains("frame 1 is larger than")
+            && announced.error.contains("frame size"),
+        "{announced:?}"
+    );
+
+    // An endless body without a length: the coordinator stops reading at the limit.
+    let endless = futures::stream::repeat_with(|| Ok::<_, std::io::Error>(vec![0u8; 65536]));
+    let put = a
+        .http
+        .put(format!("{}{path}", farm.url))
+        .header("authorization", &a.auth)
+        .body(reqwest::Body::wrap_stream(endless))
+        .send();
+    let res = tokio::time::timeout(Duration::from_secs(30), put)
+        .await
+        .expect("an answer while the body still flows")
+        .unwrap();
+    let streamed = Answer::of(res).await;
+    assert_eq!(streamed.status, 413, "{streamed:?}");
+    assert!(
+        streamed.error.contains("frame 1 is larger than"),
+        "{streamed:?}"
+    );
+
+    assert!(
+        stored_frames(&farm, job.id).is_empty(),
+        "no frame, no temp file"
+    );
+    assert_eq!(farm.client.job(job.id).await.unwrap().frames.done, 0);
+    // The lease is still good for a frame of the right size.
+    assert_eq!(a.put_frame(lease.id, 1, png(W, H, 2)).await.status, 200);
     farm.stop().await;
 }
