@@ -1,7 +1,8 @@
 //! Receiving a rendered frame from an agent without trusting it. The lease and frame are checked
 //! before this runs; then the body is streamed to a temp file in the job's frames folder under a
-//! limit derived from the job's frame size (never buffered whole), and the image is decoded from
-//! that file before it is kept.
+//! limit derived from the job's frame size (never buffered whole); the image header is checked
+//! against the job's frame size before anything is decoded, and the decoder's memory is capped
+//! to what one frame of that size needs.
 
 use std::io::{BufReader, Seek};
 use std::path::Path;
@@ -69,14 +70,16 @@ pub async fn receive(
     Ok(pending)
 }
 
-/// Decodes the received image and checks its size is the job's; returns the decoded image (for
-/// the thumbnail). Blocking.
+/// Checks the received image's header against the job's frame size, then decodes it with the
+/// decoder's memory capped to what that size needs; returns the decoded image (for the
+/// thumbnail). A header declaring another size is refused before anything is decoded. Blocking.
 pub fn check(
     pending: &mut PendingFile,
     format: ImageFormat,
     expected: (u32, u32),
     frame: i64,
 ) -> Result<image::DynamicImage, ApiError> {
+    use image::ImageDecoder;
     let fmt = match format {
         ImageFormat::Png => image::ImageFormat::Png,
         ImageFormat::Jpeg => image::ImageFormat::Jpeg,
@@ -88,14 +91,34 @@ pub fn check(
     };
     let mut file = pending.file().try_clone()?;
     file.rewind()?;
-    let img = image::ImageReader::with_format(BufReader::new(file), fmt)
-        .decode()
-        .map_err(invalid)?;
-    let got = (img.width(), img.height());
+    let mut reader = image::ImageReader::with_format(BufReader::new(file), fmt);
+    // Without the width and height limits, so a wrong size is reported as such.
+    let mut header_limits = decode_limits(expected);
+    (
+        header_limits.max_image_width,
+        header_limits.max_image_height,
+    ) = (None, None);
+    reader.limits(header_limits);
+    // Reads the header (and, for PNG, the chunks before the pixels) only.
+    let mut decoder = reader.into_decoder().map_err(invalid)?;
+    let got = decoder.dimensions();
     if got != expected {
         return Err(wrong_size(frame, got, expected));
     }
-    Ok(img)
+    let mut limits = decode_limits(expected);
+    limits.reserve(decoder.total_bytes()).map_err(invalid)?;
+    decoder.set_limits(limits).map_err(invalid)?;
+    image::DynamicImage::from_decoder(decoder).map_err(invalid)
+}
+
+/// What decoding a frame of `size` may allocate: its pixels at the widest sample (RGBA, 16
+/// bits) and a few MiB for the decoder's own buffers.
+fn decode_limits((w, h): (u32, u32)) -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    limits.max_alloc = Some(u64::from(w) * u64::from(h) * 8 + (8 << 20));
+    limits
 }
 
 fn wrong_size(frame: i64, got: (u32, u32), expected: (u32, u32)) -> ApiError {

@@ -3,6 +3,8 @@
 //! failure messages. Each checks the answer's status, a message a person can act on, and that
 //! nothing was stored.
 
+pub mod bomb;
+
 use std::time::Duration;
 
 use idlefarm_coordinator::client::SubmitOptions;
@@ -337,4 +339,41 @@ async fn a_frame_body_beyond_the_frame_size_limit_is_refused() {
     // The lease is still good for a frame of the right size.
     assert_eq!(a.put_frame(lease.id, 1, png(W, H, 2)).await.status, 200);
     farm.stop().await;
+}
+
+/// Item 2: a ~1 MB PNG declaring 13000x13000 (169 MB of pixels) is refused from its header,
+/// before anything is decoded: a cut-off copy, which a decoder would only find broken after
+/// allocating the image, gets the same answer.
+#[tokio::test]
+async fn a_frame_of_the_wrong_size_is_refused_from_its_header() {
+    let farm = Farm::start(|_| {}).await;
+    let job = submit_pov(&farm, 2, 2).await;
+    let a = FakeAgent::enrol(&farm, "a", &[Renderer::Povray]).await;
+    let lease = a.lease().await;
+    let bomb = bomb::png_bomb(13000, 13000, true);
+    assert!(bomb.len() < 2 << 20, "a small upload: {} bytes", bomb.len());
+    let decoded = image::load_from_memory(&bomb[..bomb.len().min(4096)]);
+    assert!(decoded.is_err(), "the bomb is no image without its pixels");
+    for hostile in [bomb::png_bomb(13000, 13000, false), bomb] {
+        let answer = a.put_frame(lease.id, 1, hostile).await;
+        assert_eq!(answer.status, 400, "{answer:?}");
+        assert!(
+            answer
+                .error
+                .contains("frame 1 is 13000x13000 but the job renders 64x48"),
+            "{answer:?}"
+        );
+    }
+    assert!(stored_frames(&farm, job.id).is_empty());
+    assert_eq!(farm.client.job(job.id).await.unwrap().frames.done, 0);
+    farm.stop().await;
+}
+
+/// The bomb is a real image: a small one decodes to its declared size, all black.
+#[test]
+fn the_png_bomb_inflates_to_its_declared_size() {
+    let img = image::load_from_memory(&bomb::png_bomb(700, 300, true)).unwrap();
+    assert_eq!((img.width(), img.height()), (700, 300));
+    assert!(img.to_luma8().pixels().all(|p| p.0 == [0]));
+    assert!(image::load_from_memory(&bomb::png_bomb(700, 300, false)).is_err());
 }
