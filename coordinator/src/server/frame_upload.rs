@@ -2,7 +2,7 @@
 //! before this runs; then the body is streamed to a temp file in the job's frames folder under a
 //! limit derived from the job's frame size (never buffered whole); the image header is checked
 //! against the job's frame size before anything is decoded, and the decoder's memory is capped
-//! to what one frame of that size needs.
+//! to what one frame of that size needs. What is kept ends where the image ends.
 
 use std::io::{BufReader, Seek};
 use std::path::Path;
@@ -13,6 +13,7 @@ use futures::StreamExt;
 use idlefarm_protocol::ImageFormat;
 use tokio::io::AsyncWriteExt;
 
+use super::image_end::image_end;
 use crate::error::ApiError;
 use crate::files::PendingFile;
 
@@ -70,9 +71,10 @@ pub async fn receive(
     Ok(pending)
 }
 
-/// Checks the received image's header against the job's frame size, then decodes it with the
-/// decoder's memory capped to what that size needs; returns the decoded image (for the
-/// thumbnail). A header declaring another size is refused before anything is decoded. Blocking.
+/// Cuts the received file where the image ends (dropping anything appended), checks the image's
+/// header against the job's frame size, then decodes it with the decoder's memory capped to
+/// what that size needs; returns the decoded image (for the thumbnail). A header declaring
+/// another size is refused before anything is decoded. Blocking.
 pub fn check(
     pending: &mut PendingFile,
     format: ImageFormat,
@@ -90,6 +92,22 @@ pub fn check(
         ))
     };
     let mut file = pending.file().try_clone()?;
+    file.rewind()?;
+    // What is stored is what is decoded: the file is cut where the image ends.
+    let end = image_end(BufReader::new(&file), format).map_err(|why| {
+        ApiError::bad_request(format!(
+            "frame {frame} is not a valid {format:?} image: {why}"
+        ))
+    })?;
+    let received = file.metadata()?.len();
+    if end < received {
+        tracing::warn!(
+            frame,
+            dropped = received - end,
+            "bytes after the image dropped"
+        );
+        file.set_len(end)?;
+    }
     file.rewind()?;
     let mut reader = image::ImageReader::with_format(BufReader::new(file), fmt);
     // Without the width and height limits, so a wrong size is reported as such.

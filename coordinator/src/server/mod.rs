@@ -8,6 +8,7 @@ mod caller;
 mod control;
 pub mod events;
 mod frame_upload;
+mod image_end;
 mod jobs;
 mod leases;
 mod publish;

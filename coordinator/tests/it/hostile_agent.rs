@@ -377,3 +377,44 @@ fn the_png_bomb_inflates_to_its_declared_size() {
     assert!(img.to_luma8().pixels().all(|p| p.0 == [0]));
     assert!(image::load_from_memory(&bomb::png_bomb(700, 300, false)).is_err());
 }
+
+/// Item 7: a valid PNG followed by HTML is stored, and served, without the HTML.
+#[tokio::test]
+async fn bytes_after_a_frame_image_are_never_stored_nor_served() {
+    let farm = Farm::start(|_| {}).await;
+    let job = submit_pov(&farm, 2, 2).await;
+    let a = FakeAgent::enrol(&farm, "a", &[Renderer::Povray]).await;
+    let lease = a.lease().await;
+    let frame = png(W, H, 5);
+    let mut padded = frame.clone();
+    padded.extend(b"<html><script>alert('hi')</script></html>".repeat(20_000));
+    assert_eq!(a.put_frame(lease.id, 1, padded).await.status, 200);
+    let stored = farm
+        .data()
+        .join(format!("jobs/{}/frames/frame_00001.png", job.id));
+    assert_eq!(std::fs::read(stored).unwrap(), frame);
+    let served = reqwest::Client::new()
+        .get(
+            farm.client
+                .url(&routes::job_frame_file(job.id, "frame_00001.png")),
+        )
+        .bearer_auth(farm.client.token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.unwrap().to_vec(), frame);
+
+    // An image that does not end is no image.
+    let cut = frame[..frame.len() - 12].to_vec();
+    let answer = a.put_frame(lease.id, 2, cut).await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(
+        answer
+            .error
+            .contains("frame 2 is not a valid Png image: it ends before its IEND chunk"),
+        "{answer:?}"
+    );
+    assert_eq!(stored_frames(&farm, job.id), ["frame_00001.png"]);
+    farm.stop().await;
+}
