@@ -147,15 +147,21 @@ pub async fn lease(
     }))
 }
 
+/// Sends a job's input to an agent that holds (or just held) a lease on that job.
 pub async fn blob(
     State(coord): State<Arc<Coordinator>>,
-    AgentAuth(_): AgentAuth,
+    AgentAuth(agent): AgentAuth,
     PathParams(hash): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let path = coord
         .data
         .blob(&hash)
         .ok_or_else(|| ApiError::bad_request("a blob hash is 64 lowercase hex digits"))?;
+    if !coord.may_fetch_input(agent, &hash).await {
+        return Err(ApiError::forbidden(format!(
+            "this agent holds no lease on a job with input {hash}; an agent may download only the inputs of jobs it renders"
+        )));
+    }
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|_| ApiError::not_found(format!("no input with hash {hash}")))?;

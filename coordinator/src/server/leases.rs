@@ -3,6 +3,8 @@
 //! for a while after it was last held, downloading its job's input. Nothing else: an agent never
 //! delivers another lease's frames nor reads inputs of jobs it was not given.
 
+use super::Coordinator;
+use super::state::now_ms;
 use crate::schedule::Board;
 
 /// Who a lease was handed to and for what; kept after the lease ends.
@@ -42,6 +44,25 @@ impl LeaseOwner {
             (Some(a), Some(b)) => format!("frames {a}-{b}"),
             _ => "no frames".to_owned(),
         }
+    }
+}
+
+impl Coordinator {
+    /// Whether `agent` may download the job input with blake3 `hash`: it holds a lease on a job
+    /// with that input, or held one less than a lease TTL ago (a download racing the lease's
+    /// end still works).
+    pub(crate) async fn may_fetch_input(&self, agent: i64, hash: &str) -> bool {
+        let now = now_ms();
+        let grace = i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+        let sched = self.sched.lock().await;
+        sched.lease_owner.iter().any(|(lease, owner)| {
+            let held = sched.jobs.get(&owner.job).is_some_and(|entry| {
+                entry.row.input_hash == hash
+                    && (entry.board.leases.contains_key(lease)
+                        || now < owner.held_until.saturating_add(grace))
+            });
+            owner.agent == agent && held
+        })
     }
 }
 

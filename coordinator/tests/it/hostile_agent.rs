@@ -418,3 +418,46 @@ async fn bytes_after_a_frame_image_are_never_stored_nor_served() {
     assert_eq!(stored_frames(&farm, job.id), ["frame_00001.png"]);
     farm.stop().await;
 }
+
+/// Item 8: a Blender-only agent without a lease cannot fetch a POV-Ray job's input by its
+/// hash; the agent rendering it can, until a lease TTL after its lease ended.
+#[tokio::test]
+async fn an_agent_fetches_only_inputs_of_jobs_it_holds_a_lease_on() {
+    let farm = Farm::start(|c| c.lease_ttl = Duration::from_secs(1)).await;
+    submit_pov(&farm, 2, 2).await;
+    let outsider = FakeAgent::enrol(&farm, "blender-only", &[Renderer::Blender]).await;
+    let renderer = FakeAgent::enrol(&farm, "povray", &[Renderer::Povray]).await;
+    let lease = renderer.lease().await;
+    let hash = lease.input_hash.clone();
+
+    let (refused, bytes) = outsider.blob(&hash).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(
+        refused.error.contains("holds no lease on a job with input"),
+        "{refused:?}"
+    );
+    assert!(bytes.is_empty());
+
+    let (ok, bytes) = renderer.blob(&hash).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(blake3::hash(&bytes).to_hex().as_str(), hash);
+    let yielded = LeaseEnd {
+        outcome: LeaseOutcome::Yield,
+        message: None,
+        log_tail: None,
+    };
+    assert_eq!(renderer.end(lease.id, &yielded).await.status, 200);
+    assert_eq!(
+        renderer.blob(&hash).await.0.status,
+        200,
+        "just after the lease"
+    );
+    // Past the lease's expiry and one more TTL.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        renderer.blob(&hash).await.0.status,
+        403,
+        "long after the lease"
+    );
+    farm.stop().await;
+}
