@@ -220,6 +220,8 @@ pub async fn upload_frame(
     Ok(Json(serde_json::json!({})))
 }
 
+/// Ends a lease. A failure's message and log tail are cut to size here, where they enter: they
+/// are stored, shown on every job listing and quoted in the job's error.
 pub async fn end_lease(
     State(coord): State<Arc<Coordinator>>,
     AgentAuth(agent): AgentAuth,
@@ -227,8 +229,60 @@ pub async fn end_lease(
     JsonBody(end): JsonBody<LeaseEnd>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     tracing::info!(agent, lease, outcome = ?end.outcome, "lease ended");
+    let message = end.message.map(|m| keep_start(&m, MAX_FAILURE_MESSAGE));
+    let log_tail = end.log_tail.map(|t| keep_end(&t, MAX_LOG_TAIL));
     coord
-        .end_lease(agent, lease, end.outcome, end.message, end.log_tail)
+        .end_lease(agent, lease, end.outcome, message, log_tail)
         .await?;
     Ok(Json(serde_json::json!({})))
+}
+
+/// Most bytes of a failure message kept (its start: the reason comes first).
+pub const MAX_FAILURE_MESSAGE: usize = 1024;
+
+/// Most bytes of a renderer's log tail kept (its end: the last lines explain the failure).
+pub const MAX_LOG_TAIL: usize = 8 * 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary, keeping its start and marking
+/// the cut.
+fn keep_start(text: &str, max: usize) -> String {
+    const CUT: &str = " […]";
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub(CUT.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT}", &text[..end])
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, keeping its end and marking the
+/// cut.
+fn keep_end(text: &str, max: usize) -> String {
+    const CUT: &str = "[…] ";
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut start = text.len() - max.saturating_sub(CUT.len());
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("{CUT}{}", &text[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_on_character_boundaries_within_the_limit() {
+        assert_eq!(keep_start("short", 10), "short");
+        assert_eq!(keep_end("short", 10), "short");
+        let long = "é".repeat(1000) + "the end";
+        let start = keep_start(&long, 101);
+        assert!(start.len() <= 101 && start.starts_with("éé") && start.ends_with(" […]"));
+        let end = keep_end(&long, 101);
+        assert!(end.len() <= 101 && end.starts_with("[…] é") && end.ends_with("the end"));
+    }
 }

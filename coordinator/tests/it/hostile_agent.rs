@@ -461,3 +461,45 @@ async fn an_agent_fetches_only_inputs_of_jobs_it_holds_a_lease_on() {
     );
     farm.stop().await;
 }
+
+/// Item 11: failures with a 1.5 MB message and a 400 KB log tail are stored cut (the message's
+/// start, the log's end) and the job's error stays short.
+#[tokio::test]
+async fn failure_messages_and_log_tails_are_capped_where_they_enter() {
+    let farm = Farm::start(|_| {}).await;
+    let job = submit_pov(&farm, 1, 1).await;
+    let a = FakeAgent::enrol(&farm, "a", &[Renderer::Povray]).await;
+    let message = "é".repeat(750_000);
+    let log: String = (0..40_000)
+        .map(|i| format!("line {i}\n"))
+        .collect::<String>()
+        + "THE END";
+    let failed = LeaseEnd {
+        outcome: LeaseOutcome::Failed,
+        message: Some(message),
+        log_tail: Some(log),
+    };
+    for _ in 0..3 {
+        let lease = a.lease().await;
+        let answer = a.end(lease.id, &failed).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let failures = farm.client.failures(job.id).await.unwrap();
+    assert_eq!(failures.len(), 3);
+    for f in &failures {
+        assert!(
+            f.message.len() <= 1024,
+            "message of {} bytes",
+            f.message.len()
+        );
+        assert!(f.message.starts_with("éé") && f.message.ends_with(" […]"));
+        let tail = f.log_tail.as_deref().unwrap();
+        assert!(tail.len() <= 8192, "log tail of {} bytes", tail.len());
+        assert!(tail.starts_with("[…] ") && tail.ends_with("line 39999\nTHE END"));
+    }
+    let info = farm.client.job(job.id).await.unwrap();
+    assert_eq!(info.state, idlefarm_protocol::JobState::Failed);
+    let error = info.error.unwrap();
+    assert!(error.len() < 2048, "job error of {} bytes", error.len());
+    farm.stop().await;
+}
