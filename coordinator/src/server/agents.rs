@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{FromRequestParts, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use idlefarm_protocol::{
     AUTHORIZATION, HeartbeatRequest, HeartbeatResponse, ImageFormat, LeaseEnd, LeaseRequest,
@@ -16,17 +16,14 @@ use idlefarm_protocol::{
 use tokio_util::io::ReaderStream;
 
 use super::Coordinator;
+use super::frame_upload;
 use super::state::now_secs;
 use crate::auth;
 use crate::error::{ApiError, JsonBody, PathParams};
-use crate::files::PendingFile;
 
 /// How long a lease request waits for work before answering "none" (well under the agent's
 /// request timeout).
 pub const LEASE_LONG_POLL: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Largest frame image accepted.
-pub const MAX_FRAME_BYTES: usize = 1 << 30;
 
 /// An authenticated agent, from its `Authorization: Bearer <id>.<secret>` header.
 pub struct AgentAuth(pub i64);
@@ -150,15 +147,21 @@ pub async fn lease(
     }))
 }
 
+/// Sends a job's input to an agent that holds (or just held) a lease on that job.
 pub async fn blob(
     State(coord): State<Arc<Coordinator>>,
-    AgentAuth(_): AgentAuth,
+    AgentAuth(agent): AgentAuth,
     PathParams(hash): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let path = coord
         .data
         .blob(&hash)
         .ok_or_else(|| ApiError::bad_request("a blob hash is 64 lowercase hex digits"))?;
+    if !coord.may_fetch_input(agent, &hash).await {
+        return Err(ApiError::forbidden(format!(
+            "this agent holds no lease on a job with input {hash}; an agent may download only the inputs of jobs it renders"
+        )));
+    }
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|_| ApiError::not_found(format!("no input with hash {hash}")))?;
@@ -170,11 +173,15 @@ pub async fn blob(
         .map_err(ApiError::internal)
 }
 
+/// Receives a frame: the lease and the frame are checked before the body is read, the body is
+/// streamed to disk under a limit from the job's frame size, and the image is checked before
+/// it is kept.
 pub async fn upload_frame(
     State(coord): State<Arc<Coordinator>>,
     AgentAuth(agent): AgentAuth,
     PathParams((lease, file)): PathParams<(i64, String)>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (frame, ext) = file
         .split_once('.')
@@ -191,13 +198,15 @@ pub async fn upload_frame(
     }
     let expected = settings.frame_size();
     let file_name = frame_file_name(frame, format);
-    let dest = coord.data.frames_dir(job).join(&file_name);
+    let dir = coord.data.frames_dir(job);
+    let dest = dir.join(&file_name);
     let thumb = coord.data.thumbnail(job, frame);
+    let limit = frame_upload::body_limit(expected);
+    let mut pending = frame_upload::receive(&headers, body, &dir, limit, frame).await?;
     // Decoding, checking, the thumbnail and the durable writes happen before the scheduler lock
     // is taken.
     tokio::task::spawn_blocking(move || {
-        let dir = dest.parent().unwrap_or(std::path::Path::new("."));
-        let (pending, img) = check_and_write(&body, format, expected, dir, frame)?;
+        let img = frame_upload::check(&mut pending, format, expected, frame)?;
         pending.commit(&dest)?;
         match crate::thumbnail::encode(&img) {
             Ok(jpeg) => crate::files::write_atomic(&thumb, &jpeg)?,
@@ -211,37 +220,8 @@ pub async fn upload_frame(
     Ok(Json(serde_json::json!({})))
 }
 
-/// Decodes the image, checks its size, and writes it to a temp file in the frames dir; returns
-/// it with the decoded image (for the thumbnail).
-fn check_and_write(
-    body: &[u8],
-    format: ImageFormat,
-    expected: (u32, u32),
-    dest_dir: &std::path::Path,
-    frame: i64,
-) -> Result<(PendingFile, image::DynamicImage), ApiError> {
-    use std::io::Write;
-    let fmt = match format {
-        ImageFormat::Png => image::ImageFormat::Png,
-        ImageFormat::Jpeg => image::ImageFormat::Jpeg,
-    };
-    let img = image::load_from_memory_with_format(body, fmt).map_err(|e| {
-        ApiError::bad_request(format!(
-            "frame {frame} is not a valid {format:?} image: {e}"
-        ))
-    })?;
-    let got = (img.width(), img.height());
-    if got != expected {
-        return Err(ApiError::bad_request(format!(
-            "frame {frame} is {}x{} but the job renders {}x{}",
-            got.0, got.1, expected.0, expected.1
-        )));
-    }
-    let mut pending = PendingFile::create_in(dest_dir)?;
-    pending.file().write_all(body)?;
-    Ok((pending, img))
-}
-
+/// Ends a lease. A failure's message and log tail are cut to size here, where they enter: they
+/// are stored, shown on every job listing and quoted in the job's error.
 pub async fn end_lease(
     State(coord): State<Arc<Coordinator>>,
     AgentAuth(agent): AgentAuth,
@@ -249,8 +229,60 @@ pub async fn end_lease(
     JsonBody(end): JsonBody<LeaseEnd>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     tracing::info!(agent, lease, outcome = ?end.outcome, "lease ended");
+    let message = end.message.map(|m| keep_start(&m, MAX_FAILURE_MESSAGE));
+    let log_tail = end.log_tail.map(|t| keep_end(&t, MAX_LOG_TAIL));
     coord
-        .end_lease(agent, lease, end.outcome, end.message, end.log_tail)
+        .end_lease(agent, lease, end.outcome, message, log_tail)
         .await?;
     Ok(Json(serde_json::json!({})))
+}
+
+/// Most bytes of a failure message kept (its start: the reason comes first).
+pub const MAX_FAILURE_MESSAGE: usize = 1024;
+
+/// Most bytes of a renderer's log tail kept (its end: the last lines explain the failure).
+pub const MAX_LOG_TAIL: usize = 8 * 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary, keeping its start and marking
+/// the cut.
+fn keep_start(text: &str, max: usize) -> String {
+    const CUT: &str = " […]";
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub(CUT.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT}", &text[..end])
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, keeping its end and marking the
+/// cut.
+fn keep_end(text: &str, max: usize) -> String {
+    const CUT: &str = "[…] ";
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut start = text.len() - max.saturating_sub(CUT.len());
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("{CUT}{}", &text[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_on_character_boundaries_within_the_limit() {
+        assert_eq!(keep_start("short", 10), "short");
+        assert_eq!(keep_end("short", 10), "short");
+        let long = "é".repeat(1000) + "the end";
+        let start = keep_start(&long, 101);
+        assert!(start.len() <= 101 && start.starts_with("éé") && start.ends_with(" […]"));
+        let end = keep_end(&long, 101);
+        assert!(end.len() <= 101 && end.starts_with("[…] é") && end.ends_with("the end"));
+    }
 }

@@ -213,7 +213,7 @@ impl Coordinator {
             let owner = entry.row.owner_id;
             self.store.delete_job(id).await?;
             sched.jobs.remove(&id);
-            sched.lease_owner.retain(|_, (job, _)| *job != id);
+            sched.lease_owner.retain(|_, owner| owner.job != id);
             owner
         };
         // With its owner, so the owner's event stream (not only admins') hears of it.

@@ -7,7 +7,10 @@ mod agents;
 mod caller;
 mod control;
 pub mod events;
+mod frame_upload;
+mod image_end;
 mod jobs;
+mod leases;
 mod publish;
 mod state;
 mod views;
@@ -75,10 +78,9 @@ pub fn router(coord: Arc<Coordinator>) -> Router {
         .route(routes::AGENT_HEARTBEAT, post(agents::heartbeat))
         .route(routes::AGENT_LEASE, post(agents::lease))
         .route(routes::AGENT_BLOB, get(agents::blob))
-        .route(
-            routes::AGENT_FRAME,
-            put(agents::upload_frame).layer(DefaultBodyLimit::max(agents::MAX_FRAME_BYTES)),
-        )
+        // No body limit layer: the handler streams the body to disk under a limit derived from
+        // the job's frame size, after checking the lease.
+        .route(routes::AGENT_FRAME, put(agents::upload_frame))
         .route(routes::AGENT_LEASE_END, post(agents::end_lease))
         .route(routes::AGENTS, get(jobs::list_agents))
         .route(

@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, RwLock, mpsc};
 use tokio::task::JoinHandle;
 
 use super::ServerConfig;
+use super::leases::LeaseOwner;
 use crate::assemble;
 use crate::error::ApiError;
 use crate::files::DataDir;
@@ -79,9 +80,9 @@ impl JobEntry {
 #[derive(Default)]
 pub(crate) struct Sched {
     pub jobs: BTreeMap<i64, JobEntry>,
-    /// Lease → (job, agent), for every lease handed out (kept after it ends, so late frames of an
-    /// expired lease are still accepted).
-    pub lease_owner: HashMap<LeaseId, (i64, i64)>,
+    /// Every lease handed out, kept after it ends, so late frames of an expired lease are still
+    /// accepted.
+    pub lease_owner: HashMap<LeaseId, LeaseOwner>,
     pub next_lease: LeaseId,
     /// Each agent's failed leases since its last release, for blocklists and quarantine.
     pub failures: HashMap<i64, Vec<FailureRecord>>,
@@ -132,8 +133,10 @@ impl Coordinator {
         };
         for row in store.jobs().await? {
             let board = store.board(row.id).await?;
-            for (&lease, slot) in &board.leases {
-                sched.lease_owner.insert(lease, (row.id, slot.agent));
+            for &lease in board.leases.keys() {
+                if let Some(owner) = LeaseOwner::of_live(row.id, lease, &board) {
+                    sched.lease_owner.insert(lease, owner);
+                }
             }
             sched.jobs.insert(
                 row.id,
@@ -383,7 +386,9 @@ impl Coordinator {
                 self.store.job_started(job, at).await?;
                 entry.row.started_at = Some(at);
             }
-            sched.lease_owner.insert(id, (job, agent));
+            if let Some(owner) = LeaseOwner::of_live(job, id, &entry.board) {
+                sched.lease_owner.insert(id, owner);
+            }
             let row = &entry.row;
             return Ok(Some(Lease {
                 id,
@@ -413,20 +418,22 @@ impl Coordinator {
     ) -> Result<Vec<LeaseId>, ApiError> {
         let now = now_ms();
         let ttl = self.config.lease_ttl.as_millis() as i64;
-        let mut sched = self.sched.lock().await;
+        let mut guard = self.sched.lock().await;
+        let sched = &mut *guard;
         let mut revoked = Vec::new();
         for &lease in leases {
-            let owner = sched.lease_owner.get(&lease).copied();
-            let entry = match owner {
-                Some((job, a)) if a == agent => sched.jobs.get_mut(&job),
-                _ => None,
+            let owner = sched.lease_owner.get_mut(&lease);
+            let (entry, owner) = match owner {
+                Some(o) if o.agent == agent => (sched.jobs.get_mut(&o.job), Some(o)),
+                _ => (None, None),
             };
-            let renewed = match entry {
-                Some(entry) if entry.row.state == JobState::Rendering => {
+            let renewed = match (entry, owner) {
+                (Some(entry), Some(owner)) if entry.row.state == JobState::Rendering => {
                     let renewed = entry.board.renew(lease, now, ttl);
                     if renewed {
                         let expires = entry.board.leases[&lease].expires_at;
                         self.store.renew_lease(lease, expires).await?;
+                        owner.held_until = expires;
                     }
                     renewed
                 }
@@ -439,8 +446,8 @@ impl Coordinator {
         Ok(revoked)
     }
 
-    /// The job and the settings for a lease the agent holds (or held), if the job still wants
-    /// `frame` (checked again when the frame is accepted).
+    /// The job and the settings for a lease the agent holds (or held), if `frame` is one of the
+    /// lease's frames and the job still wants it (checked again when the frame is accepted).
     pub(crate) async fn lease_job(
         &self,
         agent: i64,
@@ -449,11 +456,18 @@ impl Coordinator {
     ) -> Result<(i64, idlefarm_protocol::RenderSettings), ApiError> {
         let sched = self.sched.lock().await;
         match sched.lease_owner.get(&lease) {
-            Some(&(job, a)) if a == agent => {
+            Some(owner) if owner.agent == agent => {
+                let job = owner.job;
                 let entry = sched
                     .jobs
                     .get(&job)
                     .ok_or_else(|| ApiError::conflict("job is gone"))?;
+                if !owner.covers(frame) {
+                    return Err(ApiError::conflict(format!(
+                        "frame {frame} is not part of lease {lease} ({}); upload only the frames the lease was given",
+                        owner.describe_frames()
+                    )));
+                }
                 check_rendering(entry)?;
                 reject_message(entry.board.wants(frame), frame)?;
                 Ok((job, entry.row.settings.clone()))
@@ -522,7 +536,7 @@ impl Coordinator {
     ) -> Result<(), ApiError> {
         let mut guard = self.sched.lock().await;
         let sched = &mut *guard;
-        let Some(&(job, owner)) = sched.lease_owner.get(&lease) else {
+        let Some((job, owner)) = sched.lease_owner.get(&lease).map(|o| (o.job, o.agent)) else {
             return Err(ApiError::not_found(format!("no lease {lease}")));
         };
         if owner != agent {

@@ -7,6 +7,7 @@ mod bad_input;
 mod common;
 mod control;
 mod farm;
+mod hostile_agent;
 mod hostile_submit;
 mod presence;
 mod scenes;
