@@ -61,6 +61,10 @@ pub struct AgentConfig {
     pub heartbeat_interval: Duration,
     /// How long a render stays stopped for a person before the lease is yielded (default 60 s).
     pub max_suspend: Duration,
+    /// First wait before asking for work again after a lease that ended badly (failed, or given
+    /// back for a reason that is not a person); it doubles while that goes on, up to 120 times
+    /// this (default 1 s).
+    pub setback_wait: Duration,
     /// Where pauses, yields and rendered frames are announced to the desktop companion.
     pub status: status::StatusHub,
 }
@@ -82,6 +86,7 @@ impl AgentConfig {
             render_user: None,
             heartbeat_interval: Duration::from_secs(5),
             max_suspend: Duration::from_secs(60),
+            setback_wait: crate::pace::FIRST_SETBACK_WAIT,
             status: status::StatusHub::new(),
         }
     }
@@ -99,6 +104,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("render_user", &self.render_user)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("max_suspend", &self.max_suspend)
+            .field("setback_wait", &self.setback_wait)
             .finish()
     }
 }
@@ -188,6 +194,7 @@ pub async fn run(
             env,
             leases_dir,
             max_suspend: config.max_suspend,
+            setback_wait: config.setback_wait,
             hub: config.status.clone(),
             status,
             presence,

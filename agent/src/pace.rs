@@ -26,12 +26,29 @@ pub enum Ending {
 }
 
 /// The wait before the next lease request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Pace {
     wait: Duration,
+    first: Duration,
+    max: Duration,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace::new(FIRST_SETBACK_WAIT)
+    }
 }
 
 impl Pace {
+    /// Waits that start at `first` and double up to 120 × `first` (2 min for the default 1 s).
+    pub fn new(first: Duration) -> Pace {
+        Pace {
+            wait: Duration::ZERO,
+            first,
+            max: first * (MAX_SETBACK_WAIT.as_secs() / FIRST_SETBACK_WAIT.as_secs()) as u32,
+        }
+    }
+
     /// Records how a lease ended; returns how long to wait before asking for the next one.
     pub fn after(&mut self, ending: Ending) -> Duration {
         match ending {
@@ -41,7 +58,7 @@ impl Pace {
             }
             Ending::Interrupted => Duration::ZERO,
             Ending::Setback => {
-                self.wait = (self.wait * 2).clamp(FIRST_SETBACK_WAIT, MAX_SETBACK_WAIT);
+                self.wait = (self.wait * 2).clamp(self.first, self.max);
                 self.wait
             }
         }

@@ -44,6 +44,8 @@ pub struct Worker {
     pub leases_dir: PathBuf,
     /// See [`crate::AgentConfig::max_suspend`].
     pub max_suspend: Duration,
+    /// See [`crate::AgentConfig::setback_wait`].
+    pub setback_wait: Duration,
     /// Where the desktop companion hears about pauses and rendered frames.
     pub hub: StatusHub,
     /// Shared with the heartbeat.
@@ -57,7 +59,7 @@ impl Worker {
     pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut presence = self.presence.watch();
         let mut backoff = Duration::ZERO;
-        let mut pace = Pace::default();
+        let mut pace = Pace::new(self.setback_wait);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),

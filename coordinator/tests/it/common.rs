@@ -90,7 +90,7 @@ impl Farm {
     }
 
     /// Starts an in-process agent watching `presence`, with `configure` applied to its
-    /// configuration (heartbeat every 500 ms unless changed). Returns its work directory, which
+    /// configuration (heartbeat every 500 ms and a 50 ms setback wait unless changed). Returns its work directory, which
     /// its renderers' command lines mention.
     pub fn add_agent_with(
         &mut self,
@@ -106,6 +106,8 @@ impl Farm {
         );
         config.name = name.to_owned();
         config.heartbeat_interval = Duration::from_millis(500);
+        // Leases that end badly slow an agent down; tests of broken PCs need it quick.
+        config.setback_wait = Duration::from_millis(50);
         configure(&mut config);
         let rx = self.stop.subscribe();
         self.agents.push(tokio::spawn(idlefarm_agent::run(
