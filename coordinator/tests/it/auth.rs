@@ -10,7 +10,7 @@ use crate::common::Farm;
 async fn agent_requests_need_valid_credentials() {
     let farm = Farm::start(|_| {}).await;
     let http = reqwest::Client::new();
-    let lease = farm.client.url("/agent/lease");
+    let lease = farm.client.url(idlefarm_protocol::routes::AGENT_LEASE);
     let body = LeaseRequest {
         presence: PresenceState::Idle,
     };
@@ -34,7 +34,7 @@ async fn agent_requests_need_valid_credentials() {
         .unwrap();
     assert_eq!(res.status(), 401, "malformed header");
 
-    let register = farm.client.url("/agents/register");
+    let register = farm.client.url(idlefarm_protocol::routes::AGENT_REGISTER);
     let bad = RegisterRequest {
         token: "not-the-token".into(),
         name: "pc".into(),
@@ -73,7 +73,7 @@ async fn agent_requests_need_valid_credentials() {
         leases: vec![],
     };
     let res = http
-        .post(farm.client.url("/agent/heartbeat"))
+        .post(farm.client.url(idlefarm_protocol::routes::AGENT_HEARTBEAT))
         .header("authorization", &right)
         .json(&hb)
         .send()
@@ -111,7 +111,7 @@ async fn an_agent_that_is_not_available_gets_no_lease() {
         renderers,
     };
     let creds: RegisterResponse = http
-        .post(farm.client.url("/agents/register"))
+        .post(farm.client.url(idlefarm_protocol::routes::AGENT_REGISTER))
         .json(&register)
         .send()
         .await
@@ -127,7 +127,7 @@ async fn an_agent_that_is_not_available_gets_no_lease() {
         PresenceState::Draining,
     ] {
         let res: idlefarm_protocol::LeaseResponse = http
-            .post(farm.client.url("/agent/lease"))
+            .post(farm.client.url(idlefarm_protocol::routes::AGENT_LEASE))
             .header("authorization", &auth)
             .json(&LeaseRequest { presence })
             .send()
@@ -139,7 +139,7 @@ async fn an_agent_that_is_not_available_gets_no_lease() {
         assert!(res.lease.is_none(), "{presence:?} got a lease");
     }
     let res: idlefarm_protocol::LeaseResponse = http
-        .post(farm.client.url("/agent/lease"))
+        .post(farm.client.url(idlefarm_protocol::routes::AGENT_LEASE))
         .header("authorization", &auth)
         .json(&LeaseRequest {
             presence: PresenceState::Idle,

@@ -61,7 +61,7 @@ impl FakeAgent {
             renderers,
         };
         let creds: RegisterResponse = http
-            .post(farm.client.url("/agents/register"))
+            .post(farm.client.url(idlefarm_protocol::routes::AGENT_REGISTER))
             .json(&req)
             .send()
             .await

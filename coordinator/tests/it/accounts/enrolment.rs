@@ -15,7 +15,7 @@ async fn enrol(farm: &Farm, token: &str) -> Result<RegisterResponse, StatusCode>
         renderers: vec![],
     };
     let res = reqwest::Client::new()
-        .post(farm.client.url("/agents/register"))
+        .post(farm.client.url(idlefarm_protocol::routes::AGENT_REGISTER))
         .json(&req)
         .send()
         .await
@@ -32,7 +32,7 @@ async fn heartbeat(farm: &Farm, agent: &RegisterResponse) -> StatusCode {
         leases: vec![],
     };
     reqwest::Client::new()
-        .post(farm.client.url("/agent/heartbeat"))
+        .post(farm.client.url(idlefarm_protocol::routes::AGENT_HEARTBEAT))
         .bearer_auth(format!("{}.{}", agent.agent_id, agent.secret))
         .json(&hb)
         .send()
