@@ -8,13 +8,16 @@ want=(blender povray povray-includes ffmpeg)
 declare -A cmd_of=([blender]=blender [povray]=povray [povray-includes]=povray-includes [ffmpeg]=ffmpeg)
 if [ "${1:-run}" = test ]; then
     # Xvfb + xdotool for X11 input, python-dbusmock on a private D-Bus for logind and notifications.
-    want+=(python3 xvfb xauth xdotool dbus-daemon python3-dbusmock)
+    # Headless Chromium + chromedriver for the web app's browser tests.
+    want+=(python3 xvfb xauth xdotool dbus-daemon python3-dbusmock chromium chromium-driver)
     cmd_of[python3]=python3
     cmd_of[xvfb]=Xvfb
     cmd_of[xauth]=xauth
     cmd_of[xdotool]=xdotool
     cmd_of[dbus-daemon]=dbus-daemon
     cmd_of[python3-dbusmock]="python3-dbusmock"
+    cmd_of[chromium]=chromium
+    cmd_of[chromium-driver]=chromedriver
 fi
 
 missing=()

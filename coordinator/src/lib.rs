@@ -9,6 +9,7 @@ pub mod client;
 pub mod error;
 pub mod events;
 pub mod files;
+pub mod pages;
 pub mod schedule;
 pub mod server;
 pub mod store;

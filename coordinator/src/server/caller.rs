@@ -35,6 +35,9 @@ pub struct Caller {
     pub role: Role,
     /// The credential this request came with.
     pub login: Login,
+    /// The session's CSRF token for a browser session (pages hand it to their scripts);
+    /// `None` for an API token, which needs none.
+    pub csrf_token: Option<String>,
 }
 
 fn forbidden(message: impl Into<String>) -> ApiError {
@@ -141,6 +144,7 @@ impl FromRequestParts<Arc<Coordinator>> for Caller {
                 name: row.user.name,
                 role: row.user.role,
                 login: Login::Token(row.id),
+                csrf_token: None,
             });
         }
         let cookie = session_cookie(&parts.headers).ok_or_else(|| {
@@ -166,6 +170,7 @@ impl FromRequestParts<Arc<Coordinator>> for Caller {
             name: session.user.name,
             role: session.user.role,
             login: Login::Session(session.id),
+            csrf_token: Some(session.csrf_token),
         })
     }
 }
@@ -244,6 +249,7 @@ mod tests {
             name: "ada".into(),
             role,
             login: Login::Token(1),
+            csrf_token: None,
         };
         let sub = caller(Role::Submitter);
         assert!(sub.may_see(Some(5)));

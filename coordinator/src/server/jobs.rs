@@ -1,5 +1,5 @@
 //! Handlers for people and the CLI: submitting jobs, listing jobs and agents, downloading frames,
-//! the video and the frames zip, and the minimal web page.
+//! the video and the frames zip.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::multipart::{Field, Multipart, MultipartError};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, Response};
+use axum::response::Response;
 use idlefarm_protocol::{
     AgentInfo, FailureInfo, FrameInfo, JobInfo, SubmitResponse, submit_fields,
 };
@@ -25,14 +25,8 @@ use super::control::{JobTerms, checked_tags};
 use crate::error::{ApiError, PathParams};
 use crate::submit::{self, SubmitFields, Upload, UploadedFile};
 
-const INDEX_HTML: &str = include_str!("../../../web/index.html");
-
 /// Longest value a submission's text field may have, in bytes.
 const MAX_TEXT_FIELD_BYTES: usize = 1000;
-
-pub async fn index_page() -> Html<&'static str> {
-    Html(INDEX_HTML)
-}
 
 pub async fn api_not_found() -> ApiError {
     ApiError::not_found("no such API route; see README.md for the API")

@@ -73,7 +73,6 @@ impl ServerConfig {
 pub fn router(coord: Arc<Coordinator>) -> Router {
     let limit = usize::try_from(coord.config.max_upload_bytes).unwrap_or(usize::MAX);
     Router::new()
-        .route("/", get(jobs::index_page))
         .route(routes::AGENT_REGISTER, post(agents::register))
         .route(routes::AGENT_HEARTBEAT, post(agents::heartbeat))
         .route(routes::AGENT_LEASE, post(agents::lease))
@@ -113,6 +112,10 @@ pub fn router(coord: Arc<Coordinator>) -> Router {
         .route(routes::JOB_FRAMES_ZIP, get(jobs::frames_zip))
         .nest(API_PREFIX, accounts::routes())
         .route(&format!("{API_PREFIX}/{{*rest}}"), any(jobs::api_not_found))
+        .merge(crate::pages::routes())
+        .layer(axum::middleware::map_response(
+            crate::pages::security_headers,
+        ))
         .with_state(coord)
 }
 

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 pub struct Farm {
     /// Logged in as the first admin (`admin`).
     pub client: Client,
+    /// The first admin's password (`None` for a bare farm).
+    pub admin_password: Option<String>,
     pub url: String,
     pub token: String,
     pub dir: tempfile::TempDir,
@@ -70,6 +72,7 @@ impl Farm {
         };
         Farm {
             client,
+            admin_password: admin.map(|(_, password)| password),
             url,
             token,
             dir,

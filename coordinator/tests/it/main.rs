@@ -13,3 +13,4 @@ mod presence;
 mod scenes;
 mod sequence;
 mod up;
+mod web;
