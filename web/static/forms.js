@@ -7,7 +7,8 @@
 // (re-fetch the page's live regions), "go:/jobs/{job.id}" (fill {path} from the answer) or
 // nothing. <output data-from="password"> shows a value of the answer (a new password, a token).
 // An error answer's message is shown next to the field it names (`field` in the answer, matched
-// against data-error-for), else in the form's data-error-for="" element.
+// against data-error-for), else in the form's data-error-for="" element. A form that succeeded
+// fires a bubbling `api:done` event with the answer.
 import { refreshAll } from './live.js';
 
 export const CSRF_HEADER = 'X-CSRF-Token';
@@ -85,6 +86,7 @@ export function after(form, answer) {
   }
   const done = form.querySelector('[data-done]');
   if (done) done.textContent = done.dataset.done;
+  form.dispatchEvent(new CustomEvent('api:done', { bubbles: true, detail: answer }));
 }
 
 async function send(form) {

@@ -2,8 +2,9 @@
 //
 // A live region names the events it follows and where its fresh HTML comes from:
 //   <section id="jobs-table" data-live="job-changed job-deleted" data-src="/jobs?part=table">
-// optionally narrowed to one job or agent with data-live-job="7" / data-live-agent="3".
-// When such an event arrives the region is fetched again (at most about twice a second) and
+// optionally narrowed to one job or agent with data-live-job="7" / data-live-agent="3", and
+// fetched at most every data-live-interval milliseconds (default 500).
+// When such an event arrives the region is fetched again and
 // replaced by the server-rendered HTML: the script never builds markup from event data.
 // Every event is also re-sent on `document` as a `live:<type>` CustomEvent for page modules that
 // change a single attribute (the frame grid's cells). A dropped stream reconnects with backoff
@@ -42,7 +43,8 @@ function schedule(region) {
   const t = timing.get(region) || { last: 0, timer: null, busy: false };
   timing.set(region, t);
   if (t.timer || t.busy) { t.again = true; return; }
-  const wait = Math.max(0, t.last + MIN_INTERVAL_MS - Date.now());
+  const interval = Number(region.dataset.liveInterval) || MIN_INTERVAL_MS;
+  const wait = Math.max(0, t.last + interval - Date.now());
   t.timer = setTimeout(() => { t.timer = null; refresh(region, t); }, wait);
 }
 

@@ -26,6 +26,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../web/static/forms.js"),
     ),
     ("ago.js", JS, include_bytes!("../../../web/static/ago.js")),
+    ("grid.js", JS, include_bytes!("../../../web/static/grid.js")),
     (
         "favicon.svg",
         "image/svg+xml",

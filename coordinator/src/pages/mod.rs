@@ -10,8 +10,11 @@
 
 mod assets;
 mod chrome;
+mod job;
+mod jobs;
 mod login;
 mod overview;
+mod view;
 
 use std::sync::Arc;
 
@@ -29,6 +32,8 @@ pub fn routes() -> Router<Arc<Coordinator>> {
     Router::new()
         .route("/", get(overview::page))
         .route(login::LOGIN_PAGE, get(login::page))
+        .route(jobs::JOBS_PAGE, get(jobs::page))
+        .route(job::JOB_PAGE, get(job::page))
         .route(assets::ROUTE, get(assets::serve))
 }
 

@@ -27,6 +27,7 @@ use axum::routing::{any, get, patch, post, put};
 use idlefarm_protocol::routes::{self, API_PREFIX};
 use tokio::net::TcpListener;
 
+pub(crate) use actions::authorize_job;
 pub use caller::{Caller, Login, OptionalCaller};
 pub use state::Coordinator;
 

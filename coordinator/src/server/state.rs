@@ -248,6 +248,7 @@ impl Coordinator {
 
     async fn expire_leases(&self) -> Result<(), ApiError> {
         let now = now_ms();
+        let mut changed = Vec::new();
         let mut sched = self.sched.lock().await;
         for entry in sched.jobs.values_mut() {
             for lease in entry.board.expired(now) {
@@ -258,7 +259,13 @@ impl Coordinator {
                 );
                 self.finish_lease(entry, lease, LeaseEnding::Expired)
                     .await?;
+                changed.push(entry.row.id);
             }
+        }
+        drop(sched);
+        changed.dedup();
+        for job in changed {
+            self.job_changed(job).await;
         }
         Ok(())
     }
@@ -390,7 +397,7 @@ impl Coordinator {
                 sched.lease_owner.insert(id, owner);
             }
             let row = &entry.row;
-            return Ok(Some(Lease {
+            let lease = Lease {
                 id,
                 job_id: row.id,
                 frames: taken.iter().map(|&i| entry.board.frames[i].frame).collect(),
@@ -399,7 +406,11 @@ impl Coordinator {
                 input_name: row.input_name.clone(),
                 settings: row.settings.clone(),
                 ttl_secs: self.config.lease_ttl.as_secs(),
-            }));
+            };
+            drop(guard);
+            // Its frames are rendering now: pages following the job show it.
+            self.job_changed(job).await;
+            return Ok(Some(lease));
         }
         Ok(None)
     }

@@ -180,13 +180,19 @@ impl Browser {
         el.send_keys(value).await.unwrap();
     }
 
-    /// Clicks the element `css`.
+    /// Clicks the element `css`. A live region may replace the element between finding and
+    /// clicking it; then the fresh one is clicked.
     pub async fn click(&self, css: &str) {
-        self.wait_for(css)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
+        for _ in 0..20 {
+            match self.wait_for(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if e.to_string().contains("stale element") => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click `{css}`: {e}"),
+            }
+        }
+        panic!("click `{css}`: the element kept being replaced");
     }
 
     /// The value of attribute `attr` of the element `css`.
