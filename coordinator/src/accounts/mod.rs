@@ -9,6 +9,7 @@ pub mod credentials;
 mod enrolment;
 pub mod password;
 pub mod secret;
+mod setup;
 mod users;
 
 use std::path::PathBuf;
@@ -18,9 +19,13 @@ use idlefarm_protocol::accounts::Role;
 use crate::store::Store;
 
 pub use enrolment::{create_enrolment_token, revoke_enrolment_token};
+pub use setup::{
+    FirstRun, SETUP_KEY_LIFETIME_SECS, SetupKey, check_setup_key, complete_setup, create_setup_key,
+    first_run,
+};
 pub use users::{
     KeepLogin, NewSession, add_user, authenticate, change_password, check_api_token, check_session,
-    create_api_token, end_session, login, remove_user, revoke_api_token,
+    create_api_token, end_session, login, remove_user, revoke_api_token, set_role,
 };
 
 /// Why an account operation was refused, or failed.
@@ -38,6 +43,9 @@ pub enum AccountError {
     /// The change conflicts with what exists (name taken, last admin, already revoked).
     #[error("{0}")]
     Conflict(String),
+    /// It existed but is used up or expired (a setup link).
+    #[error("{0}")]
+    Gone(String),
     /// The database failed.
     #[error("database: {0}")]
     Store(#[from] sqlx::Error),
@@ -67,6 +75,14 @@ pub mod action {
     pub const USER_REMOVE: &str = "user.remove";
     /// A password was changed.
     pub const USER_PASSWD: &str = "user.passwd";
+    /// A user's role was changed.
+    pub const USER_ROLE: &str = "user.role";
+    /// A setup link was made.
+    pub const SETUP_KEY_CREATE: &str = "setup-key.create";
+    /// A password was chosen with a setup link.
+    pub const SETUP_KEY_USE: &str = "setup-key.use";
+    /// A setup link was refused (wrong, used or expired).
+    pub const SETUP_KEY_REFUSED: &str = "setup-key.refused";
     /// An enrolment token was made.
     pub const ENROLMENT_TOKEN_CREATE: &str = "enrolment-token.create";
     /// An enrolment token was revoked.
