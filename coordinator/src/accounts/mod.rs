@@ -14,7 +14,7 @@ mod users;
 
 use std::path::PathBuf;
 
-use idlefarm_protocol::accounts::Role;
+use idlefarm_protocol::accounts::{AuditFilter, Role};
 
 use crate::store::Store;
 
@@ -147,6 +147,37 @@ pub fn check_user_name(name: &str) -> Result<(), AccountError> {
     }
 }
 
+/// Most audit entries one request returns.
+pub const MAX_AUDIT_LIMIT: u32 = 10_000;
+
+/// Checks an audit query: a limit from 1 to [`MAX_AUDIT_LIMIT`] (100 when not given), a
+/// positive `before`, and names of at most 200 characters. Empty names mean "any".
+pub fn check_audit_filter(mut filter: AuditFilter) -> Result<AuditFilter, AccountError> {
+    let limit = filter.limit.unwrap_or(100);
+    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
+        return Err(AccountError::Invalid(format!(
+            "limit must be from 1 to {MAX_AUDIT_LIMIT}, not {limit}"
+        )));
+    }
+    filter.limit = Some(limit);
+    if let Some(before) = filter.before.filter(|&b| b < 1) {
+        return Err(AccountError::Invalid(format!(
+            "before is an audit entry id (1 or more), not {before}"
+        )));
+    }
+    for (what, value) in [("actor", &mut filter.actor), ("action", &mut filter.action)] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            *value = None;
+        }
+        if value.as_deref().is_some_and(|v| v.chars().count() > 200) {
+            return Err(AccountError::Invalid(format!(
+                "{what} is at most 200 characters"
+            )));
+        }
+    }
+    Ok(filter)
+}
+
 /// On a farm without users, creates the admin `admin` with a generated password and returns
 /// (name, password) to show once; `None` when there are users already.
 pub async fn first_run_admin(store: &Store) -> Result<Option<(String, String)>, AccountError> {
@@ -225,6 +256,35 @@ mod tests {
         let long = "a".repeat(65);
         for bad in ["", "-rf", ".hidden", "a b", "a/b", "ädä", "a%2F", &long] {
             assert!(check_user_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn audit_filters_are_bounded() {
+        let f = check_audit_filter(AuditFilter::default()).unwrap();
+        assert_eq!(f.limit, Some(100));
+        let blank = AuditFilter {
+            actor: Some("  ".into()),
+            action: Some(String::new()),
+            ..AuditFilter::default()
+        };
+        let f = check_audit_filter(blank).unwrap();
+        assert_eq!((f.actor, f.action), (None, None));
+        for bad in [
+            AuditFilter {
+                limit: Some(0),
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                before: Some(0),
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                actor: Some("x".repeat(201)),
+                ..AuditFilter::default()
+            },
+        ] {
+            assert!(check_audit_filter(bad.clone()).is_err(), "{bad:?}");
         }
     }
 

@@ -27,6 +27,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ),
     ("ago.js", JS, include_bytes!("../../../web/static/ago.js")),
     (
+        "repeat.js",
+        JS,
+        include_bytes!("../../../web/static/repeat.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_bytes!("../../../web/static/favicon.svg"),

@@ -8,10 +8,13 @@
 //! follow and the URL of their fresh HTML (`web/static/live.js`); that URL is the page itself
 //! with `?part=NAME`, rendered from the same template.
 
+mod admin;
 mod assets;
 mod chrome;
 mod login;
 mod overview;
+mod setup;
+mod stamp;
 
 use std::sync::Arc;
 
@@ -20,15 +23,20 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
 
+use idlefarm_protocol::accounts::SETUP_PAGE;
+
 use crate::server::Coordinator;
 
 pub use chrome::{PageError, PageResult};
+pub use stamp::Stamp;
 
 /// The page routes and the static files.
 pub fn routes() -> Router<Arc<Coordinator>> {
     Router::new()
         .route("/", get(overview::page))
         .route(login::LOGIN_PAGE, get(login::page))
+        .route(SETUP_PAGE, get(setup::page))
+        .route(admin::ADMIN_PAGE, get(admin::page))
         .route(assets::ROUTE, get(assets::serve))
 }
 

@@ -22,10 +22,8 @@ use idlefarm_protocol::accounts::{
 use super::Coordinator;
 use super::caller::{Caller, Login};
 use crate::accounts;
+use crate::accounts::MAX_AUDIT_LIMIT;
 use crate::error::{ApiError, JsonBody, PathParams};
-
-/// Most audit entries one request returns.
-const MAX_AUDIT_LIMIT: u32 = 10_000;
 
 /// The account routes, relative to the API prefix.
 pub fn routes() -> Router<Arc<Coordinator>> {
@@ -257,36 +255,8 @@ async fn revoke_enrolment_token(
     Ok(Json(serde_json::json!({})))
 }
 
-/// Checks an audit query: a limit from 1 to [`MAX_AUDIT_LIMIT`] (100 when not given), a
-/// positive `before`, and names no longer than the log keeps. Empty names mean "any".
-pub(crate) fn check_audit_filter(mut filter: AuditFilter) -> Result<AuditFilter, ApiError> {
-    let limit = filter.limit.unwrap_or(100);
-    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must be from 1 to {MAX_AUDIT_LIMIT}, not {limit}"
-        )));
-    }
-    filter.limit = Some(limit);
-    if let Some(before) = filter.before.filter(|&b| b < 1) {
-        return Err(ApiError::bad_request(format!(
-            "before is an audit entry id (1 or more), not {before}"
-        )));
-    }
-    for (what, value) in [("actor", &mut filter.actor), ("action", &mut filter.action)] {
-        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-            *value = None;
-        }
-        if value.as_deref().is_some_and(|v| v.chars().count() > 200) {
-            return Err(ApiError::bad_request(format!(
-                "{what} is at most 200 characters"
-            )));
-        }
-    }
-    Ok(filter)
-}
-
 /// The message for a query that does not parse.
-pub(crate) fn malformed_audit_query(e: &QueryRejection) -> ApiError {
+fn malformed_audit_query(e: &QueryRejection) -> ApiError {
     ApiError::bad_request(format!(
         "malformed query: {}; use ?limit=N (1 to {MAX_AUDIT_LIMIT}), before=ID, actor=NAME, action=NAME",
         e.body_text()
@@ -300,7 +270,7 @@ async fn audit_log(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     caller.require_admin_to("read the audit log")?;
     let Query(filter) = query.map_err(|e| malformed_audit_query(&e))?;
-    let filter = check_audit_filter(filter)?;
+    let filter = accounts::check_audit_filter(filter)?;
     Ok(Json(coord.store.audit_entries(&filter).await?))
 }
 
