@@ -1,5 +1,6 @@
 //! Accounts: users with roles, argon2 passwords, login sessions for browsers, API tokens for the
-//! CLI, enrolment tokens for agents, and the audit log that records every change to them.
+//! CLI, enrolment tokens for agents, one-time setup links, and the audit log that records every
+//! change to them.
 //!
 //! The operations here take the [`Store`] and the name of whoever acts, so the HTTP handlers
 //! (which first check the caller may act) and the CLI's `--data` mode (which acts directly on the

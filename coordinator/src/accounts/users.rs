@@ -1,6 +1,6 @@
-//! Users and their logins: adding, removing and re-passwording users; logging in (a browser
-//! session or a CLI API token), checking those credentials on each request, and ending them.
-//! Every change is written to the audit log.
+//! Users and their logins: adding, removing and re-passwording users and changing their roles;
+//! logging in (a browser session or a CLI API token), checking those credentials on each
+//! request, and ending them. Every change is written to the audit log.
 
 use idlefarm_protocol::accounts::{NewUser, NewUserResponse, Role, SESSION_MAX_AGE_SECS, UserInfo};
 

@@ -43,8 +43,7 @@ struct UserView {
     created: Stamp,
     sessions: i64,
     api_tokens: i64,
-    /// Whether this is the person looking (removing themselves is refused by the API anyway
-    /// when they are the last admin; the page just says who they are).
+    /// Whether this is the person looking (marked "you", so nobody demotes themselves unaware).
     is_you: bool,
     /// `DELETE` removes, `PATCH` changes the role.
     user_url: String,

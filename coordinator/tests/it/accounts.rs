@@ -2,6 +2,7 @@
 //! logins and CSRF (`sessions`), roles and users (`users`, `roles`), setup links (`setup`),
 //! enrolment tokens, malformed input and the CLI. Here: the helpers they share.
 
+mod audit_log;
 mod cli;
 mod enrolment;
 mod malformed;

@@ -32,6 +32,7 @@ async fn the_printed_setup_link_sets_the_admin_password_once_and_logs_in() {
     let b = Browser::start(&farm.url).await;
     b.goto(&path).await;
     b.wait_text("main h1", "Choose your password").await;
+    b.screenshot("setup").await;
 
     // Two different passwords are caught before anything is sent.
     b.fill("#setup input[name=password]", "correct horse battery")
