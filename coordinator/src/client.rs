@@ -298,6 +298,13 @@ impl Client {
         self.delete(&wire::user_path(name)).await
     }
 
+    /// Makes a user an admin or a submitter.
+    pub async fn set_role(&self, name: &str, role: wire::Role) -> anyhow::Result<wire::UserInfo> {
+        let req = wire::RoleChange { role };
+        self.send_json(Method::PATCH, &wire::user_path(name), &req)
+            .await
+    }
+
     /// Sets a user's password; returns the generated one when none was given.
     pub async fn set_password(
         &self,

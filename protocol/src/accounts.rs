@@ -37,8 +37,14 @@ pub const USER_PASSWORD_ROUTE: &str = "/users/{name}/password";
 pub const ENROLMENT_TOKENS_PATH: &str = "/enrolment-tokens";
 /// Route pattern of one enrolment token (`DELETE` revokes it).
 pub const ENROLMENT_TOKEN_ROUTE: &str = "/enrolment-tokens/{id}";
-/// Read the audit log (`GET`, `?limit=N`).
+/// Read the audit log (`GET`, `?limit=N`, optionally `&actor=NAME&action=PREFIX&before=ID`:
+/// see [`AuditFilter`]).
 pub const AUDIT_PATH: &str = "/audit";
+/// Choose a password with a one-time setup link's key (`POST` a [`SetupRequest`]; answers a
+/// [`SessionInfo`] and sets the session cookie, like logging in).
+pub const SETUP_PATH: &str = "/setup";
+/// The web page a setup link opens (not under the API prefix): `/setup?key=KEY`.
+pub const SETUP_PAGE: &str = "/setup";
 
 /// Path of one user. User names are restricted to characters that need no escaping.
 pub fn user_path(name: &str) -> String {
@@ -53,6 +59,11 @@ pub fn user_password_path(name: &str) -> String {
 /// Path of one enrolment token.
 pub fn enrolment_token_path(id: i64) -> String {
     format!("{ENROLMENT_TOKENS_PATH}/{id}")
+}
+
+/// Path and query of the setup page for `key` (keys are `<id>.<hex>`, safe in a URL).
+pub fn setup_page_path(key: &str) -> String {
+    format!("{SETUP_PAGE}?key={key}")
 }
 
 /// Path of the newest `limit` audit entries.
@@ -162,6 +173,23 @@ pub struct NewUserResponse {
     pub password: Option<String>,
 }
 
+/// `PATCH /users/{name}`: change a user's role (answers the [`UserInfo`]). The last admin
+/// cannot be made a submitter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoleChange {
+    /// Their new role.
+    pub role: Role,
+}
+
+/// `POST /setup`: choose a password with a setup link's key; the browser is then logged in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetupRequest {
+    /// The key from the link (`/setup?key=KEY`).
+    pub key: String,
+    /// The new password (at least 8 characters).
+    pub password: String,
+}
+
 /// `PUT /users/{name}/password`: set a password.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PasswordChange {
@@ -235,6 +263,25 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// Which audit entries to show (the query of `GET /audit` and of the admin page): the newest
+/// `limit` entries with an id below `before`, by `actor`, whose action is `action` or starts with
+/// `action.` (so `user` finds `user.add` and `user.remove`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    /// Most entries to return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Only entries with an id below this (the next page after an entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
+    /// Only this actor's entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Only this action, or the actions under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +313,7 @@ mod tests {
             ENROLMENT_TOKEN_ROUTE.replace("{id}", "7")
         );
         assert_eq!(audit_path(5), "/audit?limit=5");
+        assert_eq!(setup_page_path("3.ab"), "/setup?key=3.ab");
     }
 
     #[test]

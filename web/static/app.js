@@ -4,6 +4,7 @@ import { startLive } from './live.js';
 import { startForms } from './forms.js';
 import { startClock } from './ago.js';
 import { startGrid } from './grid.js';
+import './repeat.js';
 
 startForms();
 startClock();

@@ -1,5 +1,6 @@
 //! Accounts: users with roles, argon2 passwords, login sessions for browsers, API tokens for the
-//! CLI, enrolment tokens for agents, and the audit log that records every change to them.
+//! CLI, enrolment tokens for agents, one-time setup links, and the audit log that records every
+//! change to them.
 //!
 //! The operations here take the [`Store`] and the name of whoever acts, so the HTTP handlers
 //! (which first check the caller may act) and the CLI's `--data` mode (which acts directly on the
@@ -9,18 +10,23 @@ pub mod credentials;
 mod enrolment;
 pub mod password;
 pub mod secret;
+mod setup;
 mod users;
 
 use std::path::PathBuf;
 
-use idlefarm_protocol::accounts::Role;
+use idlefarm_protocol::accounts::{AuditFilter, Role};
 
 use crate::store::Store;
 
 pub use enrolment::{create_enrolment_token, revoke_enrolment_token};
+pub use setup::{
+    FirstRun, SETUP_KEY_LIFETIME_SECS, SetupKey, check_setup_key, complete_setup, create_setup_key,
+    first_run,
+};
 pub use users::{
     KeepLogin, NewSession, add_user, authenticate, change_password, check_api_token, check_session,
-    create_api_token, end_session, login, remove_user, revoke_api_token,
+    create_api_token, end_session, login, remove_user, revoke_api_token, set_role,
 };
 
 /// Why an account operation was refused, or failed.
@@ -38,6 +44,9 @@ pub enum AccountError {
     /// The change conflicts with what exists (name taken, last admin, already revoked).
     #[error("{0}")]
     Conflict(String),
+    /// It existed but is used up or expired (a setup link).
+    #[error("{0}")]
+    Gone(String),
     /// The database failed.
     #[error("database: {0}")]
     Store(#[from] sqlx::Error),
@@ -67,6 +76,14 @@ pub mod action {
     pub const USER_REMOVE: &str = "user.remove";
     /// A password was changed.
     pub const USER_PASSWD: &str = "user.passwd";
+    /// A user's role was changed.
+    pub const USER_ROLE: &str = "user.role";
+    /// A setup link was made.
+    pub const SETUP_KEY_CREATE: &str = "setup-key.create";
+    /// A password was chosen with a setup link.
+    pub const SETUP_KEY_USE: &str = "setup-key.use";
+    /// A setup link was refused (wrong, used or expired).
+    pub const SETUP_KEY_REFUSED: &str = "setup-key.refused";
     /// An enrolment token was made.
     pub const ENROLMENT_TOKEN_CREATE: &str = "enrolment-token.create";
     /// An enrolment token was revoked.
@@ -129,6 +146,37 @@ pub fn check_user_name(name: &str) -> Result<(), AccountError> {
             "`{name}` is not a valid user name: use 1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit"
         )))
     }
+}
+
+/// Most audit entries one request returns.
+pub const MAX_AUDIT_LIMIT: u32 = 10_000;
+
+/// Checks an audit query: a limit from 1 to [`MAX_AUDIT_LIMIT`] (100 when not given), a
+/// positive `before`, and names of at most 200 characters. Empty names mean "any".
+pub fn check_audit_filter(mut filter: AuditFilter) -> Result<AuditFilter, AccountError> {
+    let limit = filter.limit.unwrap_or(100);
+    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
+        return Err(AccountError::Invalid(format!(
+            "limit must be from 1 to {MAX_AUDIT_LIMIT}, not {limit}"
+        )));
+    }
+    filter.limit = Some(limit);
+    if let Some(before) = filter.before.filter(|&b| b < 1) {
+        return Err(AccountError::Invalid(format!(
+            "before is an audit entry id (1 or more), not {before}"
+        )));
+    }
+    for (what, value) in [("actor", &mut filter.actor), ("action", &mut filter.action)] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            *value = None;
+        }
+        if value.as_deref().is_some_and(|v| v.chars().count() > 200) {
+            return Err(AccountError::Invalid(format!(
+                "{what} is at most 200 characters"
+            )));
+        }
+    }
+    Ok(filter)
 }
 
 /// On a farm without users, creates the admin `admin` with a generated password and returns
@@ -209,6 +257,35 @@ mod tests {
         let long = "a".repeat(65);
         for bad in ["", "-rf", ".hidden", "a b", "a/b", "ädä", "a%2F", &long] {
             assert!(check_user_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn audit_filters_are_bounded() {
+        let f = check_audit_filter(AuditFilter::default()).unwrap();
+        assert_eq!(f.limit, Some(100));
+        let blank = AuditFilter {
+            actor: Some("  ".into()),
+            action: Some(String::new()),
+            ..AuditFilter::default()
+        };
+        let f = check_audit_filter(blank).unwrap();
+        assert_eq!((f.actor, f.action), (None, None));
+        for bad in [
+            AuditFilter {
+                limit: Some(0),
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                before: Some(0),
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                actor: Some("x".repeat(201)),
+                ..AuditFilter::default()
+            },
+        ] {
+            assert!(check_audit_filter(bad.clone()).is_err(), "{bad:?}");
         }
     }
 

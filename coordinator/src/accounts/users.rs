@@ -1,12 +1,12 @@
-//! Users and their logins: adding, removing and re-passwording users; logging in (a browser
-//! session or a CLI API token), checking those credentials on each request, and ending them.
-//! Every change is written to the audit log.
+//! Users and their logins: adding, removing and re-passwording users and changing their roles;
+//! logging in (a browser session or a CLI API token), checking those credentials on each
+//! request, and ending them. Every change is written to the audit log.
 
-use idlefarm_protocol::accounts::{NewUser, NewUserResponse, SESSION_MAX_AGE_SECS};
+use idlefarm_protocol::accounts::{NewUser, NewUserResponse, Role, SESSION_MAX_AGE_SECS, UserInfo};
 
 use super::secret::{FreshSecret, parse_credential, secret_matches};
 use super::{AccountError, action, audit, check_user_name, now_secs, password};
-use crate::store::{ApiTokenRow, SessionRow, Store, UserRemoval, UserRow};
+use crate::store::{ApiTokenRow, RoleUpdate, SessionRow, Store, UserRemoval, UserRow};
 
 /// What 401 answers say, so a person knows the way back in.
 const LOG_IN_AGAIN: &str = "log in with `idlefarm login` (or on the web page)";
@@ -82,6 +82,27 @@ pub async fn remove_user(store: &Store, actor: &str, name: &str) -> Result<(), A
     }
 }
 
+/// Makes `name` an admin or a submitter, never leaving the farm without an admin. Takes effect
+/// on their next request: logins look the role up each time.
+pub async fn set_role(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    role: Role,
+) -> Result<UserInfo, AccountError> {
+    match store.set_role(name, role).await? {
+        RoleUpdate::Changed { user, was } => {
+            let detail = format!("role {} (was {})", role.as_str(), was.as_str());
+            audit(store, actor, action::USER_ROLE, name, &detail).await?;
+            Ok(user.info())
+        }
+        RoleUpdate::NotFound => Err(no_such_user(name)),
+        RoleUpdate::LastAdmin => Err(AccountError::Conflict(format!(
+            "`{name}` is the last admin; make another user an admin first"
+        ))),
+    }
+}
+
 fn no_such_user(name: &str) -> AccountError {
     AccountError::NotFound(format!(
         "no user called `{name}` (`idlefarm user list` shows them)"
@@ -142,6 +163,14 @@ pub async fn authenticate(
 /// [`SESSION_MAX_AGE_SECS`].
 pub async fn login(store: &Store, name: &str, password: &str) -> Result<NewSession, AccountError> {
     let user = authenticate(store, name, password).await?;
+    start_session(store, user).await
+}
+
+/// Starts a browser session of [`SESSION_MAX_AGE_SECS`] for a user who proved who they are.
+pub(super) async fn start_session(
+    store: &Store,
+    user: UserRow,
+) -> Result<NewSession, AccountError> {
     let fresh = FreshSecret::generate();
     let csrf_token = crate::auth::new_secret();
     let now = now_secs();

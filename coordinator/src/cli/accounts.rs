@@ -1,4 +1,4 @@
-//! The account commands: `login`, `logout`, `user add|list|remove|passwd`, `token [create|list|
+//! The account commands: `login`, `logout`, `user …` (in [`users`]), `token [create|list|
 //! revoke]` and `audit`. `user`, `token` and `audit` work over the API as a logged-in admin, or
 //! with `--data DIR` directly on the coordinator's data directory, so an admin can never lock
 //! themselves out.
@@ -8,15 +8,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use idlefarm_protocol::accounts::{NewUser, Role};
+use idlefarm_protocol::accounts::Role;
 
 use super::ServerArg;
 use crate::accounts::{self, credentials};
 use crate::client::Client;
 
 mod backend;
+mod users;
 
 use backend::Backend;
+pub(super) use users::{UserArgs, user};
 
 /// `idlefarm login`.
 #[derive(Debug, Args)]
@@ -41,46 +43,6 @@ pub(super) struct Target {
     /// The coordinator's URL [default: http://127.0.0.1:7870].
     #[arg(long = "server", env = "IDLEFARM_SERVER", global = true)]
     server: Option<String>,
-}
-
-/// `idlefarm user …`.
-#[derive(Debug, Args)]
-pub(super) struct UserArgs {
-    #[command(subcommand)]
-    command: UserCommand,
-    #[command(flatten)]
-    target: Target,
-}
-
-#[derive(Debug, Subcommand)]
-enum UserCommand {
-    /// Add a user; prints a generated password unless --password-stdin.
-    Add {
-        /// Login name: letters, digits, `.`, `_`, `-`.
-        name: String,
-        /// admin (everything) or submitter (their own jobs).
-        #[arg(long, value_parser = parse_role)]
-        role: Role,
-        /// Read the password from standard input (one line).
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// List users.
-    List,
-    /// Remove a user with their logins (their jobs stay). Never the last admin.
-    Remove {
-        /// Login name.
-        name: String,
-    },
-    /// Set a user's password (generated and printed unless --password-stdin); ends their
-    /// other logins.
-    Passwd {
-        /// Login name.
-        name: String,
-        /// Read the password from standard input (one line).
-        #[arg(long)]
-        password_stdin: bool,
-    },
 }
 
 /// `idlefarm token …`.
@@ -227,60 +189,6 @@ pub(super) async fn logout(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `idlefarm user …`.
-pub(super) async fn user(args: UserArgs) -> anyhow::Result<()> {
-    let backend = Backend::open(&args.target).await?;
-    match args.command {
-        UserCommand::Add {
-            name,
-            role,
-            password_stdin,
-        } => {
-            let password = maybe_password(password_stdin)?;
-            let (user, generated) = backend
-                .add_user(NewUser {
-                    name,
-                    role,
-                    password,
-                })
-                .await?;
-            println!("added {} ({})", user.name, user.role.as_str());
-            if let Some(p) = generated {
-                println!(
-                    "password: {p}   (shown once; `idlefarm user passwd {}` changes it)",
-                    user.name
-                );
-            }
-        }
-        UserCommand::List => {
-            for u in backend.users().await? {
-                println!(
-                    "{:<24} {:<10} since {}",
-                    u.name,
-                    u.role.as_str(),
-                    format_time(u.created_at)
-                );
-            }
-        }
-        UserCommand::Remove { name } => {
-            backend.remove_user(&name).await?;
-            println!("removed {name}; their logins ended, their jobs stay");
-        }
-        UserCommand::Passwd {
-            name,
-            password_stdin,
-        } => {
-            let password = maybe_password(password_stdin)?;
-            match backend.set_password(&name, password).await? {
-                Some(p) => println!("new password for {name}: {p}   (shown once)"),
-                None => println!("password of {name} changed"),
-            }
-            println!("their other logins have ended");
-        }
-    }
-    Ok(())
-}
-
 /// `idlefarm token …`.
 pub(super) async fn token(args: TokenArgs) -> anyhow::Result<()> {
     let backend = Backend::open(&args.target).await?;
@@ -344,23 +252,7 @@ pub(super) async fn audit(args: AuditArgs) -> anyhow::Result<()> {
 
 /// Unix seconds as `YYYY-MM-DD HH:MM UTC`.
 pub fn format_time(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
+    crate::pages::Stamp::at(unix).text
 }
 
 #[cfg(test)]

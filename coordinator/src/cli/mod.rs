@@ -16,7 +16,7 @@ use crate::client::Client;
 use jobs::{SubmitArgs, fetch, status, submit};
 use serve::{ServeArgs, serve};
 
-pub use serve::parse_size;
+pub use serve::{first_run_notice, parse_size};
 
 /// idlefarm: a render farm made of lab PCs that renders only while nobody uses them.
 #[derive(Debug, Parser)]

@@ -98,10 +98,8 @@ pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<(
         addr.port()
     );
     println!("  submit a job:     idlefarm submit scene.blend --wait");
-    if let Some((name, password)) = crate::accounts::first_run_admin(&coord.store).await? {
-        println!(
-            "  admin login:      {name} / {password}  (shown once; `idlefarm user passwd {name}` changes it)"
-        );
+    for line in first_run_notice(&coord.store, &url).await? {
+        println!("{line}");
     }
     if with_agent {
         match crate::accounts::login_local_cli(&coord.store, &url).await {
@@ -158,6 +156,39 @@ pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// On a farm's first start, creates the admin and a setup link and returns the banner lines that
+/// show them once (the link on a line of its own, `open URL to …`); nothing on later starts.
+pub async fn first_run_notice(
+    store: &crate::store::Store,
+    url: &str,
+) -> Result<Vec<String>, crate::accounts::AccountError> {
+    let Some(first) = crate::accounts::first_run(store).await? else {
+        return Ok(Vec::new());
+    };
+    let name = &first.name;
+    Ok(vec![
+        format!(
+            "  admin login:      {name} / {}  (shown once; `idlefarm user passwd {name}` changes it)",
+            first.password
+        ),
+        format!(
+            "  first-run setup:  {}",
+            setup_link_line(url, &first.setup.key, "the admin password")
+        ),
+    ])
+}
+
+/// `open URL to choose WHAT (works once, for 24 h)` for a setup key, as serve and
+/// `user setup-link` print it.
+pub(super) fn setup_link_line(url: &str, key: &str, what: &str) -> String {
+    let link = format!(
+        "{}{}",
+        url.trim_end_matches('/'),
+        idlefarm_protocol::accounts::setup_page_path(key)
+    );
+    format!("open {link} to choose {what} (works once, for 24 h)")
 }
 
 /// Completes when `up`'s local agent exits on its own; never without one.

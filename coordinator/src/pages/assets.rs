@@ -28,6 +28,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("ago.js", JS, include_bytes!("../../../web/static/ago.js")),
     ("grid.js", JS, include_bytes!("../../../web/static/grid.js")),
     (
+        "repeat.js",
+        JS,
+        include_bytes!("../../../web/static/repeat.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_bytes!("../../../web/static/favicon.svg"),

@@ -8,12 +8,15 @@
 //! follow and the URL of their fresh HTML (`web/static/live.js`); that URL is the page itself
 //! with `?part=NAME`, rendered from the same template.
 
+mod admin;
 mod assets;
 mod chrome;
 mod job;
 mod jobs;
 mod login;
 mod overview;
+mod setup;
+mod stamp;
 mod view;
 
 use std::sync::Arc;
@@ -23,9 +26,12 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
 
+use idlefarm_protocol::accounts::SETUP_PAGE;
+
 use crate::server::Coordinator;
 
 pub use chrome::{PageError, PageResult};
+pub use stamp::Stamp;
 
 /// The page routes and the static files.
 pub fn routes() -> Router<Arc<Coordinator>> {
@@ -34,6 +40,8 @@ pub fn routes() -> Router<Arc<Coordinator>> {
         .route(login::LOGIN_PAGE, get(login::page))
         .route(jobs::JOBS_PAGE, get(jobs::page))
         .route(job::JOB_PAGE, get(job::page))
+        .route(SETUP_PAGE, get(setup::page))
+        .route(admin::ADMIN_PAGE, get(admin::page))
         .route(assets::ROUTE, get(assets::serve))
 }
 

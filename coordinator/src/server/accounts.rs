@@ -11,21 +11,19 @@ use axum::response::{AppendHeaders, IntoResponse};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use idlefarm_protocol::accounts::{
-    AUDIT_PATH, AuditEntry, CURRENT_TOKEN_PATH, CreatedEnrolmentToken, ENROLMENT_TOKEN_ROUTE,
-    ENROLMENT_TOKENS_PATH, EnrolmentTokenInfo, LoginRequest, NewEnrolmentToken, NewUser,
-    NewUserResponse, PasswordChange, PasswordResponse, SESSION_COOKIE, SESSION_MAX_AGE_SECS,
-    SESSION_PATH, SessionInfo, TOKENS_PATH, TokenRequest, TokenResponse, USER_PASSWORD_ROUTE,
-    USER_ROUTE, USERS_PATH, UserInfo,
+    AUDIT_PATH, AuditEntry, AuditFilter, CURRENT_TOKEN_PATH, CreatedEnrolmentToken,
+    ENROLMENT_TOKEN_ROUTE, ENROLMENT_TOKENS_PATH, EnrolmentTokenInfo, LoginRequest,
+    NewEnrolmentToken, NewUser, NewUserResponse, PasswordChange, PasswordResponse, RoleChange,
+    SESSION_COOKIE, SESSION_MAX_AGE_SECS, SESSION_PATH, SETUP_PATH, SessionInfo, SetupRequest,
+    TOKENS_PATH, TokenRequest, TokenResponse, USER_PASSWORD_ROUTE, USER_ROUTE, USERS_PATH,
+    UserInfo,
 };
-use serde::Deserialize;
 
 use super::Coordinator;
 use super::caller::{Caller, Login};
 use crate::accounts;
+use crate::accounts::MAX_AUDIT_LIMIT;
 use crate::error::{ApiError, JsonBody, PathParams};
-
-/// Most audit entries one request returns.
-const MAX_AUDIT_LIMIT: u32 = 10_000;
 
 /// The account routes, relative to the API prefix.
 pub fn routes() -> Router<Arc<Coordinator>> {
@@ -34,7 +32,7 @@ pub fn routes() -> Router<Arc<Coordinator>> {
         .route(TOKENS_PATH, post(create_token))
         .route(CURRENT_TOKEN_PATH, delete(revoke_current_token))
         .route(USERS_PATH, get(list_users).post(add_user))
-        .route(USER_ROUTE, delete(remove_user))
+        .route(USER_ROUTE, delete(remove_user).patch(set_role))
         .route(USER_PASSWORD_ROUTE, put(set_password))
         .route(
             ENROLMENT_TOKENS_PATH,
@@ -42,6 +40,7 @@ pub fn routes() -> Router<Arc<Coordinator>> {
         )
         .route(ENROLMENT_TOKEN_ROUTE, delete(revoke_enrolment_token))
         .route(AUDIT_PATH, get(audit_log))
+        .route(SETUP_PATH, post(setup))
 }
 
 /// Whether the browser reached us over https (directly or through a proxy that says so), so
@@ -70,16 +69,36 @@ async fn login(
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let session = accounts::login(&coord.store, &req.name, &req.password).await?;
+    logged_in(session, &uri, &headers)
+}
+
+/// The answer that hands a browser its new session: the cookie and who it is.
+fn logged_in(
+    session: accounts::NewSession,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<impl IntoResponse + use<>, ApiError> {
     let cookie = session_cookie_header(
         &session.cookie,
         SESSION_MAX_AGE_SECS,
-        over_https(&uri, &headers),
+        over_https(uri, headers),
     )?;
     let info = SessionInfo {
         user: session.user.info(),
         csrf_token: Some(session.csrf_token),
     };
     Ok((AppendHeaders([(header::SET_COOKIE, cookie)]), Json(info)))
+}
+
+/// `POST /setup`: a setup link's key and the chosen password; logs the browser in.
+async fn setup(
+    State(coord): State<Arc<Coordinator>>,
+    uri: Uri,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<SetupRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let session = accounts::complete_setup(&coord.store, &req.key, &req.password).await?;
+    logged_in(session, &uri, &headers)
 }
 
 async fn session(
@@ -175,6 +194,18 @@ async fn remove_user(
     Ok(Json(serde_json::json!({})))
 }
 
+async fn set_role(
+    State(coord): State<Arc<Coordinator>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    JsonBody(req): JsonBody<RoleChange>,
+) -> Result<Json<UserInfo>, ApiError> {
+    caller.require_admin_to("change roles")?;
+    Ok(Json(
+        accounts::set_role(&coord.store, &caller.name, &name, req.role).await?,
+    ))
+}
+
 async fn set_password(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
@@ -224,31 +255,23 @@ async fn revoke_enrolment_token(
     Ok(Json(serde_json::json!({})))
 }
 
-/// `?limit=N` of the audit log.
-#[derive(Debug, Deserialize)]
-struct AuditQuery {
-    limit: Option<u32>,
+/// The message for a query that does not parse.
+fn malformed_audit_query(e: &QueryRejection) -> ApiError {
+    ApiError::bad_request(format!(
+        "malformed query: {}; use ?limit=N (1 to {MAX_AUDIT_LIMIT}), before=ID, actor=NAME, action=NAME",
+        e.body_text()
+    ))
 }
 
 async fn audit_log(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
-    query: Result<Query<AuditQuery>, QueryRejection>,
+    query: Result<Query<AuditFilter>, QueryRejection>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     caller.require_admin_to("read the audit log")?;
-    let Query(query) = query.map_err(|e| {
-        ApiError::bad_request(format!(
-            "malformed query: {}; use ?limit=N with N from 1 to {MAX_AUDIT_LIMIT}",
-            e.body_text()
-        ))
-    })?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must be from 1 to {MAX_AUDIT_LIMIT}, not {limit}"
-        )));
-    }
-    Ok(Json(coord.store.audit_log(limit).await?))
+    let Query(filter) = query.map_err(|e| malformed_audit_query(&e))?;
+    let filter = accounts::check_audit_filter(filter)?;
+    Ok(Json(coord.store.audit_entries(&filter).await?))
 }
 
 #[cfg(test)]

@@ -95,6 +95,7 @@ impl From<AccountError> for ApiError {
             AccountError::Unauthorized(m) => ApiError::unauthorized(m),
             AccountError::NotFound(m) => ApiError::not_found(m),
             AccountError::Conflict(m) => ApiError::conflict(m),
+            AccountError::Gone(m) => ApiError::new(StatusCode::GONE, m),
             AccountError::Store(e) => e.into(),
             e @ (AccountError::Credentials(_) | AccountError::Internal(_)) => ApiError::internal(e),
         }

@@ -10,6 +10,8 @@ use super::{Store, decode_err};
 
 mod audit;
 pub(super) mod enrolment;
+pub(super) mod roles;
+pub(super) mod setup;
 
 /// A user as stored.
 #[derive(Debug, Clone)]

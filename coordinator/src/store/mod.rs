@@ -5,6 +5,8 @@
 mod accounts;
 
 pub use accounts::enrolment::TokenRevocation;
+pub use accounts::roles::{RoleUpdate, UserLogins};
+pub use accounts::setup::SetupKeyRow;
 pub use accounts::{ApiTokenRow, SessionRow, UserRemoval, UserRow};
 
 use std::path::Path;

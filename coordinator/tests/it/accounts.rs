@@ -1,11 +1,14 @@
 //! Accounts over real HTTP on 127.0.0.1 with a real SQLite database, one submodule per concern:
-//! logins and CSRF (`sessions`), roles and users (`users`), enrolment tokens, malformed input and
-//! the CLI. Here: the helpers they share.
+//! logins and CSRF (`sessions`), roles and users (`users`, `roles`), setup links (`setup`),
+//! enrolment tokens, malformed input and the CLI. Here: the helpers they share.
 
+mod audit_log;
 mod cli;
 mod enrolment;
 mod malformed;
+mod roles;
 mod sessions;
+mod setup;
 mod users;
 
 use idlefarm_protocol::accounts::{AuditEntry, CSRF_HEADER, SESSION_COOKIE, SessionInfo};

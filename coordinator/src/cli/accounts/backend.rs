@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use idlefarm_protocol::accounts::{
-    AuditEntry, CreatedEnrolmentToken, EnrolmentTokenInfo, NewUser, UserInfo,
+    AuditEntry, CreatedEnrolmentToken, EnrolmentTokenInfo, NewUser, Role, UserInfo,
 };
 
 use super::Target;
@@ -99,6 +99,15 @@ impl Backend {
                 Ok(accounts::change_password(store, actor, name, password, keep).await?)
             }
             Backend::Remote(c) => c.set_password(name, password).await,
+        }
+    }
+
+    pub(super) async fn set_role(&self, name: &str, role: Role) -> anyhow::Result<UserInfo> {
+        match self {
+            Backend::Local { store, actor } => {
+                Ok(accounts::set_role(store, actor, name, role).await?)
+            }
+            Backend::Remote(c) => c.set_role(name, role).await,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::common::Farm;
 
 /// Runs `idlefarm args…` with its config and data homes in `home` (never the real ones), feeding
 /// `stdin`.
-async fn idlefarm(home: &Path, args: &[&str], stdin: &str) -> Output {
+pub(super) async fn idlefarm(home: &Path, args: &[&str], stdin: &str) -> Output {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_idlefarm"))
         .args(args)
         .env("HOME", home)
@@ -34,11 +34,11 @@ async fn idlefarm(home: &Path, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().await.unwrap()
 }
 
-fn stdout(out: &Output) -> String {
+pub(super) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn stderr(out: &Output) -> String {
+pub(super) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
