@@ -3,6 +3,7 @@
 import { startLive } from './live.js';
 import { startForms } from './forms.js';
 import { startClock } from './ago.js';
+import './upload.js';
 
 startForms();
 startClock();

@@ -27,6 +27,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ),
     ("ago.js", JS, include_bytes!("../../../web/static/ago.js")),
     (
+        "upload.js",
+        JS,
+        include_bytes!("../../../web/static/upload.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_bytes!("../../../web/static/favicon.svg"),

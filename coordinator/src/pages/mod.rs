@@ -12,6 +12,7 @@ mod assets;
 mod chrome;
 mod login;
 mod overview;
+mod submit;
 
 use std::sync::Arc;
 
@@ -29,6 +30,8 @@ pub fn routes() -> Router<Arc<Coordinator>> {
     Router::new()
         .route("/", get(overview::page))
         .route(login::LOGIN_PAGE, get(login::page))
+        .route(submit::SUBMIT_PAGE, get(submit::page))
+        .route(submit::STAGED_PAGE, get(submit::staged))
         .route(assets::ROUTE, get(assets::serve))
 }
 

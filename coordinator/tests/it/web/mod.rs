@@ -3,3 +3,4 @@
 
 pub mod browser;
 mod login;
+mod submit;
