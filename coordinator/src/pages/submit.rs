@@ -254,7 +254,90 @@ fn iso_utc(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use idlefarm_protocol::RenderSettings;
+
     use super::*;
+
+    fn scene(name: &str, end: i64, percentage: u32) -> SceneSummary {
+        SceneSummary {
+            name: name.into(),
+            frame_start: 1,
+            frame_end: end,
+            frame_step: 1,
+            fps: 24.0,
+            resolution_x: 1920,
+            resolution_y: 1080,
+            percentage,
+            engine: "CYCLES".into(),
+            file_format: "OPEN_EXR".into(),
+        }
+    }
+
+    fn inspection(scenes: Vec<SceneSummary>) -> UploadInspection {
+        UploadInspection {
+            id: "ab".repeat(32),
+            file_name: "<b>shot</b>.blend".into(),
+            ini_name: None,
+            size: 2_000_000,
+            kind: UploadKind::Blend,
+            renderer: Renderer::Blender,
+            active_scene: Some("Main".into()),
+            scenes,
+            name: "<b>shot</b>.blend".into(),
+            settings: RenderSettings {
+                renderer: Renderer::Blender,
+                main_file: "shot.blend".into(),
+                scene: Some("Main".into()),
+                frame_start: 1,
+                frame_end: 250,
+                frame_step: 2,
+                fps: 24.0,
+                resolution_x: 1920,
+                resolution_y: 1080,
+                percentage: 50,
+                engine: Some("CYCLES".into()),
+                format: ImageFormat::Png,
+                povray: None,
+                sequence: None,
+            },
+            warnings: vec!["missing external file: //<tex>.png".into()],
+            expires_at: 1_795_305_600,
+        }
+    }
+
+    #[test]
+    fn several_scenes_are_a_choice_carrying_each_scenes_defaults() {
+        let page = staged_page(
+            Chrome::anonymous(),
+            inspection(vec![
+                scene("Main", 250, 50),
+                scene("<script>x</script>", 10, 100),
+            ]),
+        );
+        let html = page.render().unwrap();
+        assert!(html.contains(r#"name="frames" value="1-250:2""#), "{html}");
+        assert!(html.contains(r#"data-frames="1-10""#));
+        assert!(html.contains(r#"data-output="960 × 540""#));
+        assert!(html.contains("1920 × 1080 at 50 %"));
+        assert!(html.contains(r#"<option value="Main""#));
+        assert!(html.contains(" selected>Main</option>"));
+        // Names from the file are text, never markup.
+        assert!(!html.contains("<script>x") && !html.contains("<b>shot"));
+        assert!(html.contains("&lt;b&gt;shot") || html.contains("&#60;b&#62;shot"));
+        assert!(html.contains(r#"<p class="warning">missing external file: //&"#));
+        assert!(!html.contains("<tex>"));
+        assert!(html.contains(r#"datetime="2026-11-22T00:00:00Z""#));
+        assert!(
+            !html.contains(r#"name="main""#),
+            "no zip fields for a .blend"
+        );
+
+        let one = staged_page(
+            Chrome::anonymous(),
+            inspection(vec![scene("Main", 250, 50)]),
+        );
+        assert!(!one.render().unwrap().contains("data-scene-choice"));
+    }
 
     #[test]
     fn numbers_read_as_the_fields_take_them() {

@@ -396,3 +396,20 @@ async fn a_300_mb_upload_streams_to_disk_and_is_inspected() {
     );
     farm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_past_the_limit_is_refused_with_the_limit() {
+    let farm = Farm::start(|c| c.max_upload_bytes = 1 << 20).await;
+    let big = format!("{}\n// {}", pov_scene(None), "x".repeat(2 << 20));
+    let (s, b) = post(
+        &farm.client,
+        routes::UPLOADS,
+        Form::new().part("file", file("big.pov", big)),
+    )
+    .await;
+    let (status, message, _) = refusal(s, &b);
+    assert_eq!(status, 413, "{message}");
+    assert!(message.contains("1 MiB"), "{message}");
+    assert_eq!(staged_folders(&farm), 0);
+    farm.stop().await;
+}
