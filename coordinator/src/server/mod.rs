@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 
 pub use caller::{Caller, Login, OptionalCaller};
 pub use state::Coordinator;
+pub use uploads::MAX_STAGED_PER_USER;
 
 use crate::schedule::HealthPolicy;
 

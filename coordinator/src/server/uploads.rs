@@ -34,6 +34,9 @@ const SCENE_FILE: &str = "scene";
 const INI_FILE: &str = "scene.ini";
 /// Name prefix of a folder still receiving its upload (it has no id yet).
 const INCOMING_PREFIX: &str = ".incoming-";
+/// Most staged uploads one person keeps: a new one beyond it removes their oldest, so the
+/// disk holds at most this many uploads of theirs whatever they forget to submit.
+pub const MAX_STAGED_PER_USER: usize = 10;
 
 /// What is stored of a staged upload beside its files.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,14 +59,24 @@ pub async fn stage(
     caller: Caller,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<UploadInspection>), ApiError> {
-    let mut form = form.map_err(|r| not_a_form("upload a scene file", r))?;
+    let form = form.map_err(|r| not_a_form("upload a scene file", r))?;
     remove_expired(&coord.data, coord.config.upload_ttl, false).await;
-    let limit = coord.config.max_upload_bytes;
     // Dropped on any error, so a refused upload leaves nothing behind.
     let incoming = tempfile::Builder::new()
         .prefix(INCOMING_PREFIX)
         .tempdir_in(coord.data.uploads())
         .map_err(ApiError::internal)?;
+    let (file, ini) = receive(form, incoming.path(), coord.config.max_upload_bytes).await?;
+    let inspection = coord.stage_upload(&caller, incoming, file, ini).await?;
+    Ok((StatusCode::CREATED, Json(inspection)))
+}
+
+/// Streams the form's `file` and optional `ini` into `dir`; any other field is refused.
+async fn receive(
+    mut form: Multipart,
+    dir: &Path,
+    limit: u64,
+) -> Result<(UploadedFile, Option<UploadedFile>), ApiError> {
     let (mut file, mut ini) = (None, None);
     while let Some(field) = form
         .next_field()
@@ -85,68 +98,73 @@ pub async fn stage(
                 ApiError::bad_request(format!("only one `{key}` may be uploaded")).on_field(key),
             );
         }
-        *slot = Some(save_field(field, key, incoming.path().join(dest), limit).await?);
+        *slot = Some(save_field(field, key, dir.join(dest), limit).await?);
     }
-    let file: UploadedFile = file.ok_or_else(|| {
+    let file = file.ok_or_else(|| {
         ApiError::bad_request("no scene uploaded: send a `file` field with a .blend, .pov or .zip")
             .on_field(submit_fields::FILE)
     })?;
-    let size = tokio::fs::metadata(&file.path).await?.len();
-    let scratch = tempfile::Builder::new()
-        .prefix("inspect-")
-        .tempdir_in(coord.data.tmp())
-        .map_err(ApiError::internal)?;
-    let upload = Upload {
-        file: file.clone(),
-        ini: ini.clone(),
-        fields: SubmitFields::default(),
-    };
-    let prepared = submit::prepare(upload, scratch.path(), &submit_tools(&coord)).await?;
-
-    let id = crate::auth::new_secret();
-    let created_ms = now_ms();
-    let ttl_ms = i64::try_from(coord.config.upload_ttl.as_millis()).unwrap_or(i64::MAX);
-    let inspection = UploadInspection {
-        id: id.clone(),
-        file_name: submit::display_name(&file.file_name),
-        ini_name: ini.as_ref().map(|i| submit::display_name(&i.file_name)),
-        size,
-        kind: prepared.kind,
-        renderer: prepared.settings.renderer,
-        scenes: prepared.scenes,
-        active_scene: prepared.active_scene,
-        name: prepared.name,
-        settings: prepared.settings,
-        warnings: prepared.warnings,
-        expires_at: created_ms.saturating_add(ttl_ms) / 1000,
-    };
-    let record = Record {
-        owner: caller.user_id,
-        created_ms,
-        file_name: file.file_name,
-        ini_name: ini.map(|i| i.file_name),
-        inspection: inspection.clone(),
-    };
-    let json = serde_json::to_vec(&record).map_err(ApiError::internal)?;
-    write_atomic(&incoming.path().join(RECORD), &json)?;
-    let home = coord
-        .data
-        .upload(&id)
-        .ok_or_else(|| ApiError::internal("a new upload id is not hex"))?;
-    tokio::fs::rename(incoming.keep(), &home).await?;
-    Ok((StatusCode::CREATED, Json(inspection)))
-}
-
-/// `GET /api/v1/uploads/{id}`: a staged upload of the caller's.
-pub async fn show(
-    State(coord): State<Arc<Coordinator>>,
-    caller: Caller,
-    PathParams(id): PathParams<String>,
-) -> Result<Json<UploadInspection>, ApiError> {
-    Ok(Json(coord.staged_upload(&caller, &id).await?))
+    Ok((file, ini))
 }
 
 impl Coordinator {
+    /// Inspects the scene received into `incoming` and, when it passes the submission's
+    /// checks, keeps it as `caller`'s staged upload under a new id.
+    async fn stage_upload(
+        &self,
+        caller: &Caller,
+        incoming: tempfile::TempDir,
+        file: UploadedFile,
+        ini: Option<UploadedFile>,
+    ) -> Result<UploadInspection, ApiError> {
+        let size = tokio::fs::metadata(&file.path).await?.len();
+        let scratch = tempfile::Builder::new()
+            .prefix("inspect-")
+            .tempdir_in(self.data.tmp())
+            .map_err(ApiError::internal)?;
+        let upload = Upload {
+            file: file.clone(),
+            ini: ini.clone(),
+            fields: SubmitFields::default(),
+        };
+        let prepared = submit::prepare(upload, scratch.path(), &submit_tools(self)).await?;
+
+        let id = crate::auth::new_secret();
+        let created_ms = now_ms();
+        let ttl_ms = i64::try_from(self.config.upload_ttl.as_millis()).unwrap_or(i64::MAX);
+        let inspection = UploadInspection {
+            id: id.clone(),
+            file_name: submit::display_name(&file.file_name),
+            ini_name: ini.as_ref().map(|i| submit::display_name(&i.file_name)),
+            size,
+            kind: prepared.kind,
+            renderer: prepared.settings.renderer,
+            scenes: prepared.scenes,
+            active_scene: prepared.active_scene,
+            name: prepared.name,
+            settings: prepared.settings,
+            warnings: prepared.warnings,
+            expires_at: created_ms.saturating_add(ttl_ms) / 1000,
+        };
+        let record = Record {
+            owner: caller.user_id,
+            created_ms,
+            file_name: file.file_name,
+            ini_name: ini.map(|i| i.file_name),
+            inspection: inspection.clone(),
+        };
+        let json = serde_json::to_vec(&record).map_err(ApiError::internal)?;
+        write_atomic(&incoming.path().join(RECORD), &json)?;
+        let home = self
+            .data
+            .upload(&id)
+            .ok_or_else(|| ApiError::internal("a new upload id is not hex"))?;
+        // Appears whole under its id, record included, or not at all.
+        tokio::fs::rename(incoming.keep(), &home).await?;
+        remove_oldest(&self.data, caller.user_id, MAX_STAGED_PER_USER).await;
+        Ok(inspection)
+    }
+
     /// What was found in the caller's staged upload `id`: a 404 when it does not exist, has
     /// expired or is someone else's.
     pub(crate) async fn staged_upload(
@@ -156,6 +174,15 @@ impl Coordinator {
     ) -> Result<UploadInspection, ApiError> {
         Ok(find(self, caller, id).await?.1.inspection)
     }
+}
+
+/// `GET /api/v1/uploads/{id}`: a staged upload of the caller's.
+pub async fn show(
+    State(coord): State<Arc<Coordinator>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<UploadInspection>, ApiError> {
+    Ok(Json(coord.staged_upload(&caller, &id).await?))
 }
 
 /// The 404 for an upload id that cannot be used, whatever the reason: another user's upload
@@ -270,6 +297,28 @@ pub(crate) async fn remove_expired(data: &DataDir, ttl: std::time::Duration, at_
             if let Err(e) = removed {
                 tracing::warn!("could not remove stale upload {name}: {e}");
             }
+        }
+    }
+}
+
+/// Removes `owner`'s oldest staged uploads beyond the newest `keep`.
+async fn remove_oldest(data: &DataDir, owner: i64, keep: usize) {
+    let Ok(mut entries) = tokio::fs::read_dir(data.uploads()).await else {
+        return;
+    };
+    let mut theirs = Vec::new();
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        if let Some(record) = read_record(&entry.path()).await
+            && record.owner == owner
+        {
+            theirs.push((record.created_ms, entry.path()));
+        }
+    }
+    theirs.sort();
+    let extra = theirs.len().saturating_sub(keep);
+    for (_, path) in theirs.into_iter().take(extra) {
+        if let Err(e) = tokio::fs::remove_dir_all(&path).await {
+            tracing::warn!("could not remove an old staged upload: {e}");
         }
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use idlefarm_coordinator::client::Client;
+use idlefarm_coordinator::server::MAX_STAGED_PER_USER;
 use idlefarm_protocol::accounts::Role;
 use idlefarm_protocol::routes;
 use idlefarm_protocol::{
@@ -411,5 +412,25 @@ async fn an_upload_past_the_limit_is_refused_with_the_limit() {
     assert_eq!(status, 413, "{message}");
     assert!(message.contains("1 MiB"), "{message}");
     assert_eq!(staged_folders(&farm), 0);
+    farm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_keeps_a_bounded_number_of_staged_uploads() {
+    let farm = Farm::start(|_| {}).await;
+    let form = || Form::new().part("file", file("s.pov", pov_scene(None)));
+    let other = farm.client_as("bea", Role::Submitter).await;
+    let theirs = stage(&other, form()).await;
+    let mut mine = Vec::new();
+    for _ in 0..=MAX_STAGED_PER_USER {
+        mine.push(stage(&farm.client, form()).await.id);
+    }
+    // The oldest of mine made room; the others' and my newer ones stay.
+    assert_eq!(get_upload(&farm.client, &mine[0]).await.0, 404);
+    for id in &mine[1..] {
+        assert_eq!(get_upload(&farm.client, id).await.0, 200);
+    }
+    assert_eq!(get_upload(&other, &theirs.id).await.0, 200);
+    assert_eq!(staged_folders(&farm), MAX_STAGED_PER_USER + 1);
     farm.stop().await;
 }
