@@ -23,20 +23,20 @@ pub const SUBMIT_PAGE: &str = "/submit";
 pub const STAGED_PAGE: &str = "/submit/{id}";
 
 /// The submission's form field names, as the templates use them.
-pub struct Fields {
-    pub file: &'static str,
-    pub ini: &'static str,
-    pub upload: &'static str,
-    pub name: &'static str,
-    pub scene: &'static str,
-    pub frames: &'static str,
-    pub fps: &'static str,
-    pub format: &'static str,
-    pub chunk: &'static str,
-    pub priority: &'static str,
-    pub tags: &'static str,
-    pub main: &'static str,
-    pub sequence: &'static str,
+struct Fields {
+    file: &'static str,
+    ini: &'static str,
+    upload: &'static str,
+    name: &'static str,
+    scene: &'static str,
+    frames: &'static str,
+    fps: &'static str,
+    format: &'static str,
+    chunk: &'static str,
+    priority: &'static str,
+    tags: &'static str,
+    main: &'static str,
+    sequence: &'static str,
 }
 
 const FIELDS: Fields = Fields {
