@@ -1,5 +1,5 @@
 //! The coordinator's one error type for HTTP answers: a status plus a message a person can act on,
-//! sent as `{ "error": "..." }`.
+//! sent as `{ "error": "..." }`, with `"field"` naming the form field it concerns when there is one.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,6 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What went wrong, for a person.
     pub message: String,
+    /// The form field the error concerns (`frames`, `file`...), so a form can show it there.
+    pub field: Option<&'static str>,
 }
 
 impl ApiError {
@@ -21,7 +23,17 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            field: None,
         }
+    }
+
+    /// The same error, about form field `field` unless it already names a field. Faults on
+    /// the coordinator's side (5xx) concern no field.
+    pub fn on_field(mut self, field: &'static str) -> Self {
+        if self.field.is_none() && !self.status.is_server_error() {
+            self.field = Some(field);
+        }
+        self
     }
 
     /// 400: the request is malformed or its content is not what it claims to be.
@@ -85,6 +97,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = axum::Json(ErrorBody {
             error: self.message,
+            field: self.field.map(str::to_owned),
         });
         (self.status, body).into_response()
     }

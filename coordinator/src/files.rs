@@ -9,6 +9,7 @@
 //! DATA/jobs/<id>/thumbs/frame_00001.jpg their thumbnails (JPEG, at most 320 px wide)
 //! DATA/jobs/<id>/<name>.mp4, frames.zip assembled outputs
 //! DATA/tmp/                             uploads in progress (same filesystem, so rename works)
+//! DATA/uploads/<id>/                    staged uploads: the scene, its ini, upload.json
 //! ```
 
 use std::fs::{self, File};
@@ -26,7 +27,7 @@ pub struct DataDir {
 impl DataDir {
     /// Creates the layout under `root` if needed.
     pub fn create(root: &Path) -> io::Result<DataDir> {
-        for sub in ["blobs", "jobs", "tmp"] {
+        for sub in ["blobs", "jobs", "tmp", "uploads"] {
             fs::create_dir_all(root.join(sub))?;
         }
         Ok(DataDir {
@@ -42,6 +43,18 @@ impl DataDir {
     /// Scratch space for uploads in progress.
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// The folder of staged uploads (inspected scene files waiting to be submitted).
+    pub fn uploads(&self) -> PathBuf {
+        self.root.join("uploads")
+    }
+
+    /// A staged upload's folder, if `id` is well-formed (64 lowercase hex digits, as
+    /// [`crate::auth::new_secret`] makes them): an id from a request never leaves the folder.
+    pub fn upload(&self, id: &str) -> Option<PathBuf> {
+        let ok = id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        ok.then(|| self.uploads().join(id))
     }
 
     /// A job's folder.

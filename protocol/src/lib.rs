@@ -13,6 +13,9 @@ pub use routes::API_PREFIX;
 
 pub mod events;
 
+pub mod uploads;
+pub use uploads::{SceneSummary, UploadInspection, UploadKind};
+
 /// Version of the HTTP API described by this crate. Bumped on incompatible changes.
 pub const API_VERSION: u32 = 1;
 
@@ -587,6 +590,9 @@ pub fn valid_tag(tag: &str) -> bool {
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,
+    /// The form field the error concerns (one of [`submit_fields`]...), when it concerns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// Multipart form field names of `POST /api/v1/jobs`.
@@ -615,6 +621,9 @@ pub mod submit_fields {
     pub const PRIORITY: &str = "priority";
     /// Tags an agent must have, comma-separated (`room-2,gpu`).
     pub const TAGS: &str = "tags";
+    /// The id of a staged upload (`POST /api/v1/uploads`) to submit instead of `file`/`ini`;
+    /// submitting consumes it.
+    pub const UPLOAD: &str = "upload";
 }
 
 /// The file name a frame is stored and fetched under: `frame_00001.png`.

@@ -23,6 +23,11 @@ pub const AGENT_LEASE_END: &str = "/api/v1/agent/leases/{lease}/end";
 
 /// `GET`: jobs the caller may see; `POST`: submit a job (multipart form).
 pub const JOBS: &str = "/api/v1/jobs";
+/// `POST`: stage a scene file (multipart `file`, optional `ini`) and get its
+/// [`crate::UploadInspection`].
+pub const UPLOADS: &str = "/api/v1/uploads";
+/// `GET`: a staged upload's [`crate::UploadInspection`] (its owner only).
+pub const UPLOAD: &str = "/api/v1/uploads/{id}";
 /// `GET`: one job.
 pub const JOB: &str = "/api/v1/jobs/{id}";
 /// `GET`: a job's frames.
@@ -63,6 +68,11 @@ pub const AGENT_DISABLE: &str = "/api/v1/agents/{id}/disable";
 pub const AGENT_ENABLE: &str = "/api/v1/agents/{id}/enable";
 /// `POST`: end an agent's quarantine and blocklists early.
 pub const AGENT_RELEASE: &str = "/api/v1/agents/{id}/release";
+
+/// Route of a staged upload.
+pub fn upload(id: &str) -> String {
+    format!("{API_PREFIX}/uploads/{id}")
+}
 
 /// Route of a job's input blob.
 pub fn agent_blob(hash: &str) -> String {

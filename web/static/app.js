@@ -5,6 +5,7 @@ import { startForms } from './forms.js';
 import { startClock } from './ago.js';
 import { startGrid } from './grid.js';
 import './repeat.js';
+import './upload.js';
 
 startForms();
 startClock();

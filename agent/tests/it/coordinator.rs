@@ -51,6 +51,7 @@ type Answer = (StatusCode, Json<serde_json::Value>);
 fn error(status: StatusCode, message: &str) -> Answer {
     let body = ErrorBody {
         error: message.into(),
+        field: None,
     };
     (status, Json(serde_json::to_value(body).unwrap()))
 }

@@ -33,6 +33,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../web/static/repeat.js"),
     ),
     (
+        "upload.js",
+        JS,
+        include_bytes!("../../../web/static/upload.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_bytes!("../../../web/static/favicon.svg"),

@@ -18,6 +18,7 @@ mod overview;
 mod setup;
 mod stamp;
 mod view;
+mod submit;
 
 use std::sync::Arc;
 
@@ -42,6 +43,8 @@ pub fn routes() -> Router<Arc<Coordinator>> {
         .route(job::JOB_PAGE, get(job::page))
         .route(SETUP_PAGE, get(setup::page))
         .route(admin::ADMIN_PAGE, get(admin::page))
+        .route(submit::SUBMIT_PAGE, get(submit::page))
+        .route(submit::STAGED_PAGE, get(submit::staged))
         .route(assets::ROUTE, get(assets::serve))
 }
 

@@ -8,89 +8,58 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::extract::multipart::MultipartRejection;
-use axum::extract::multipart::{Field, Multipart, MultipartError};
+use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use idlefarm_protocol::{
     AgentInfo, FailureInfo, FrameInfo, JobInfo, SubmitResponse, submit_fields,
 };
-use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use super::Coordinator;
 use super::actions::authorize_job;
 use super::caller::Caller;
 use super::control::{JobTerms, checked_tags};
-use crate::error::{ApiError, PathParams};
-use crate::submit::{self, SubmitFields, Upload, UploadedFile};
+use super::multipart::{multipart_error, not_a_form, read_text_field, save_field};
+use super::uploads;
+use crate::error::ApiError;
+use crate::error::PathParams;
+use crate::submit::{self, SubmitFields, Upload};
 
-/// Longest value a submission's text field may have, in bytes.
-const MAX_TEXT_FIELD_BYTES: usize = 1000;
+/// The submission's text fields besides `upload`.
+const TEXT_FIELDS: [&str; 10] = [
+    submit_fields::FRAMES,
+    submit_fields::CHUNK,
+    submit_fields::SCENE,
+    submit_fields::MAIN,
+    submit_fields::SEQUENCE,
+    submit_fields::NAME,
+    submit_fields::FPS,
+    submit_fields::FORMAT,
+    submit_fields::PRIORITY,
+    submit_fields::TAGS,
+];
 
 pub async fn api_not_found() -> ApiError {
     ApiError::not_found("no such API route; see README.md for the API")
 }
 
-fn multipart_error(err: MultipartError, limit: u64) -> ApiError {
-    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::too_large(format!(
-            "the upload is larger than this coordinator accepts ({} MiB; `idlefarm serve --max-upload` changes it)",
-            limit >> 20
-        ))
-    } else {
-        ApiError::bad_request(format!("malformed upload: {}", err.body_text()))
+/// The programs and limits that check this coordinator's uploads.
+pub(super) fn submit_tools(coord: &Coordinator) -> submit::Tools {
+    submit::Tools {
+        blender: coord.config.blender.clone(),
+        ..submit::Tools::default()
     }
 }
 
-async fn save_field(
-    mut field: Field<'_>,
-    dest: PathBuf,
-    limit: u64,
-) -> Result<UploadedFile, ApiError> {
-    let file_name = field
-        .file_name()
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::bad_request("the `file` and `ini` fields must be file uploads"))?;
-    let mut out = tokio::fs::File::create(&dest).await?;
-    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
-        out.write_all(&chunk).await?;
-    }
-    out.flush().await?;
-    Ok(UploadedFile {
-        file_name,
-        path: dest,
-    })
-}
-
-/// Reads a text field chunk by chunk, refusing it as soon as it passes
-/// [`MAX_TEXT_FIELD_BYTES`]: a field is never held in memory whole before its size is known.
-async fn read_text_field(mut field: Field<'_>, key: &str, limit: u64) -> Result<String, ApiError> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
-        if bytes.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {
-            return Err(ApiError::bad_request(format!(
-                "field `{key}` is too long; it may hold at most {MAX_TEXT_FIELD_BYTES} bytes"
-            )));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    String::from_utf8(bytes)
-        .map_err(|_| ApiError::bad_request(format!("field `{key}` is not UTF-8 text")))
-}
-
-/// `POST /api/v1/jobs`: a multipart form with the scene file and settings.
+/// `POST /api/v1/jobs`: a multipart form with the scene file (or a staged `upload`) and
+/// settings.
 pub async fn submit(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
-    let mut form = form.map_err(|r| {
-        ApiError::bad_request(format!(
-            "submit a job as multipart/form-data: {}",
-            r.body_text()
-        ))
-    })?;
+    let mut form = form.map_err(|r| not_a_form("submit a job", r))?;
     let limit = coord.config.max_upload_bytes;
     // Everything of this upload lives in `scratch` until it is accepted; dropping it removes it.
     let scratch = tempfile::Builder::new()
@@ -108,32 +77,32 @@ pub async fn submit(
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             submit_fields::FILE if file.is_none() => {
-                file = Some(save_field(field, scratch.path().join("upload"), limit).await?);
+                let dest = scratch.path().join("upload");
+                file = Some(save_field(field, submit_fields::FILE, dest, limit).await?);
             }
             submit_fields::INI if ini.is_none() => {
-                ini = Some(save_field(field, scratch.path().join("upload.ini"), limit).await?);
+                let dest = scratch.path().join("upload.ini");
+                ini = Some(save_field(field, submit_fields::INI, dest, limit).await?);
             }
             submit_fields::FILE | submit_fields::INI => {
-                return Err(ApiError::bad_request(format!(
-                    "only one `{name}` may be uploaded"
-                )));
+                let key = if name == submit_fields::FILE {
+                    submit_fields::FILE
+                } else {
+                    submit_fields::INI
+                };
+                return Err(
+                    ApiError::bad_request(format!("only one `{name}` may be uploaded"))
+                        .on_field(key),
+                );
             }
             other => {
-                let key = [
-                    submit_fields::FRAMES,
-                    submit_fields::CHUNK,
-                    submit_fields::SCENE,
-                    submit_fields::MAIN,
-                    submit_fields::SEQUENCE,
-                    submit_fields::NAME,
-                    submit_fields::FPS,
-                    submit_fields::FORMAT,
-                    submit_fields::PRIORITY,
-                    submit_fields::TAGS,
-                ]
-                .into_iter()
-                .find(|k| *k == other)
-                .ok_or_else(|| ApiError::bad_request(format!("unknown form field `{other}`")))?;
+                let key = TEXT_FIELDS
+                    .into_iter()
+                    .chain([submit_fields::UPLOAD])
+                    .find(|k| *k == other)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("unknown form field `{other}`"))
+                    })?;
                 let value = read_text_field(field, key, limit).await?;
                 let value = value.trim().to_owned();
                 if !value.is_empty() {
@@ -142,28 +111,7 @@ pub async fn submit(
             }
         }
     }
-    let file = file.ok_or_else(|| {
-        ApiError::bad_request("no scene uploaded: send a `file` field with a .blend, .pov or .zip")
-    })?;
-    let terms = JobTerms {
-        owner: Some(caller.user_id),
-        priority: match text.remove(submit_fields::PRIORITY) {
-            Some(p) => p
-                .parse::<i64>()
-                .ok()
-                .filter(|p| (-1000..=1000).contains(p))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "priority `{p}` is not a whole number between -1000 and 1000"
-                    ))
-                })?,
-            None => 0,
-        },
-        required_tags: match text.remove(submit_fields::TAGS) {
-            Some(tags) => checked_tags(tags.split(',').map(str::to_owned).collect())?,
-            None => Vec::new(),
-        },
-    };
+    let terms = job_terms(&caller, &mut text)?;
     let mut field = |k| text.remove(k);
     let fields = SubmitFields {
         frames: field(submit_fields::FRAMES),
@@ -175,12 +123,45 @@ pub async fn submit(
         format: field(submit_fields::FORMAT),
         sequence: field(submit_fields::SEQUENCE),
     };
-    let tools = submit::Tools {
-        blender: coord.config.blender.clone(),
-        ..submit::Tools::default()
+    let (upload, staged) = match (field(submit_fields::UPLOAD), file) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "send either a staged `upload` or a `file`, not both",
+            )
+            .on_field(submit_fields::FILE));
+        }
+        (Some(_), None) if ini.is_some() => {
+            return Err(ApiError::bad_request(
+                "a staged `upload` already holds its .ini; send no `ini` with it",
+            )
+            .on_field(submit_fields::INI));
+        }
+        (Some(id), None) => {
+            let claimed = uploads::claim(&coord, &caller, &id, scratch.path()).await?;
+            (claimed.upload(fields), Some(claimed))
+        }
+        (None, Some(file)) => (Upload { file, ini, fields }, None),
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "no scene uploaded: send a `file` field with a .blend, .pov or .zip",
+            )
+            .on_field(submit_fields::FILE));
+        }
     };
-    let prepared = submit::prepare(Upload { file, ini, fields }, scratch.path(), &tools).await?;
-    let job = coord.add_job(prepared, terms).await?;
+    let result = async {
+        let prepared = submit::prepare(upload, scratch.path(), &submit_tools(&coord)).await?;
+        coord.add_job(prepared, terms).await
+    }
+    .await;
+    let job = match (result, staged) {
+        (Ok(job), _) => job,
+        // A refused submission of a staged upload leaves it staged, to be corrected and sent again.
+        (Err(e), Some(claimed)) => {
+            claimed.give_back().await;
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    };
     coord
         .audit(
             &caller.name,
@@ -190,6 +171,34 @@ pub async fn submit(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(SubmitResponse { job })))
+}
+
+/// The submission's owner, priority and required tags, taken out of its text fields.
+fn job_terms(
+    caller: &Caller,
+    text: &mut HashMap<&'static str, String>,
+) -> Result<JobTerms, ApiError> {
+    Ok(JobTerms {
+        owner: Some(caller.user_id),
+        priority: match text.remove(submit_fields::PRIORITY) {
+            Some(p) => p
+                .parse::<i64>()
+                .ok()
+                .filter(|p| (-1000..=1000).contains(p))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "priority `{p}` is not a whole number between -1000 and 1000"
+                    ))
+                    .on_field(submit_fields::PRIORITY)
+                })?,
+            None => 0,
+        },
+        required_tags: match text.remove(submit_fields::TAGS) {
+            Some(tags) => checked_tags(tags.split(',').map(str::to_owned).collect())
+                .map_err(|e| e.on_field(submit_fields::TAGS))?,
+            None => Vec::new(),
+        },
+    })
 }
 
 pub async fn list_jobs(

@@ -11,8 +11,10 @@ mod frame_upload;
 mod image_end;
 mod jobs;
 mod leases;
+mod multipart;
 mod publish;
 mod state;
+mod uploads;
 mod views;
 
 use std::future::Future;
@@ -30,6 +32,7 @@ use tokio::net::TcpListener;
 pub(crate) use actions::authorize_job;
 pub use caller::{Caller, Login, OptionalCaller};
 pub use state::Coordinator;
+pub use uploads::MAX_STAGED_PER_USER;
 
 use crate::schedule::HealthPolicy;
 
@@ -52,6 +55,8 @@ pub struct ServerConfig {
     pub health: HealthPolicy,
     /// How often the event stream sends a keep-alive comment.
     pub events_keepalive: Duration,
+    /// How long a staged upload waits for its submission.
+    pub upload_ttl: Duration,
 }
 
 impl ServerConfig {
@@ -66,6 +71,7 @@ impl ServerConfig {
             chunk_target: Duration::from_secs(120),
             health: HealthPolicy::default(),
             events_keepalive: events::DEFAULT_KEEPALIVE,
+            upload_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -97,6 +103,11 @@ pub fn router(coord: Arc<Coordinator>) -> Router {
                 .post(jobs::submit)
                 .layer(DefaultBodyLimit::max(limit)),
         )
+        .route(
+            routes::UPLOADS,
+            post(uploads::stage).layer(DefaultBodyLimit::max(limit)),
+        )
+        .route(routes::UPLOAD, get(uploads::show))
         .route(routes::JOB, get(jobs::get_job).delete(actions::delete))
         .route(routes::JOB_FAILURES, get(jobs::failures))
         .route(routes::JOB_FRAME_THUMBNAIL, get(publish::thumbnail))
@@ -126,6 +137,7 @@ pub async fn run(
     coord: Arc<Coordinator>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    uploads::remove_expired(&coord.data, coord.config.upload_ttl, true).await;
     let background = coord.clone().start_background();
     let closing = coord.closing.clone();
     let shutdown = async move {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use idlefarm_protocol::{ImageFormat, RenderSettings, Renderer};
+use idlefarm_protocol::submit_fields::{FPS, FRAMES, SCENE};
+use idlefarm_protocol::{ImageFormat, RenderSettings, Renderer, SceneSummary};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
@@ -81,6 +82,24 @@ pub(super) struct SceneInfo {
     pub resolution_percentage: u32,
     pub engine: String,
     pub file_format: String,
+}
+
+impl SceneInfo {
+    /// The scene as the API reports it.
+    pub fn summary(&self) -> SceneSummary {
+        SceneSummary {
+            name: self.name.clone(),
+            frame_start: self.frame_start,
+            frame_end: self.frame_end,
+            frame_step: self.frame_step,
+            fps: self.fps,
+            resolution_x: self.resolution_x,
+            resolution_y: self.resolution_y,
+            percentage: self.resolution_percentage,
+            engine: self.engine.clone(),
+            file_format: self.file_format.clone(),
+        }
+    }
 }
 
 /// A file the .blend references: as stored (`//textures/wood.png`) and resolved.
@@ -232,7 +251,8 @@ pub(super) fn settings(
         return Err(ApiError::unprocessable(format!(
             "scene \"{wanted}\" is not in {display} (it has: {})",
             names.join(", ")
-        )));
+        ))
+        .on_field(SCENE));
     };
 
     let scene_step = scene.frame_step.max(1);
@@ -242,7 +262,8 @@ pub(super) fn settings(
                 return Err(ApiError::unprocessable(format!(
                     "frame range {}-{} is outside the scene's {}-{}",
                     range.start, range.end, scene.frame_start, scene.frame_end
-                )));
+                ))
+                .on_field(FRAMES));
             }
             // Only what the submitter wrote is overridden: without ":STEP" the scene's step holds.
             (range.start, range.end, range.step.unwrap_or(scene_step))
@@ -271,7 +292,8 @@ pub(super) fn settings(
             return Err(ApiError::unprocessable(format!(
                 "scene \"{}\" in {display} runs at {} fps, which no video can be made at; give the video's frame rate with the fps field ({FPS_BOUNDS})",
                 scene.name, scene.fps
-            )));
+            ))
+            .on_field(FPS));
         }
     };
     let settings = RenderSettings {

@@ -1,6 +1,7 @@
 //! The submission form's text fields, checked before any file is looked at.
 
 use idlefarm_protocol::ImageFormat;
+use idlefarm_protocol::submit_fields::{CHUNK, FORMAT, FPS, FRAMES, SEQUENCE};
 
 use super::SubmitFields;
 use super::frames::FrameRange;
@@ -45,17 +46,28 @@ impl Overrides {
         let frames = given(&fields.frames)
             .map(FrameRange::parse)
             .transpose()
-            .map_err(ApiError::bad_request)?;
+            .map_err(|e| ApiError::bad_request(e).on_field(FRAMES))?;
         Ok(Overrides {
             frames,
-            chunk: given(&fields.chunk).map(parse_chunk).transpose()?.flatten(),
+            chunk: given(&fields.chunk)
+                .map(parse_chunk)
+                .transpose()
+                .map_err(|e| e.on_field(CHUNK))?
+                .flatten(),
             scene: given(&fields.scene).map(str::to_string),
             main: given(&fields.main).map(normalize_main),
-            fps: given(&fields.fps).map(parse_fps).transpose()?,
-            format: given(&fields.format).map(parse_format).transpose()?,
+            fps: given(&fields.fps)
+                .map(parse_fps)
+                .transpose()
+                .map_err(|e| e.on_field(FPS))?,
+            format: given(&fields.format)
+                .map(parse_format)
+                .transpose()
+                .map_err(|e| e.on_field(FORMAT))?,
             sequence: given(&fields.sequence)
                 .map(parse_switch)
-                .transpose()?
+                .transpose()
+                .map_err(|e| e.on_field(SEQUENCE))?
                 .unwrap_or(false),
         })
     }
@@ -136,7 +148,7 @@ fn base_name(file_name: &str) -> &str {
 
 /// The upload's base name as shown to people: at most [`MAX_DISPLAY_CHARS`], control
 /// characters replaced, a long middle cut out so the extension still shows.
-pub(super) fn display_name(file_name: &str) -> String {
+pub(crate) fn display_name(file_name: &str) -> String {
     let clean: String = base_name(file_name)
         .chars()
         .map(|c| if c.is_control() { '_' } else { c })

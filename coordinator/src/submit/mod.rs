@@ -20,12 +20,14 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-use idlefarm_protocol::{InputKind, RenderSettings, Renderer};
+use idlefarm_protocol::submit_fields::{FILE, FRAMES, INI};
+use idlefarm_protocol::{InputKind, RenderSettings, Renderer, SceneSummary, UploadKind};
 
 use crate::error::ApiError;
-use fields::{Overrides, display_name, sanitize_file_name};
+use fields::{Overrides, sanitize_file_name};
 use frames::{MAX_FRAME_NUMBER, NEGATIVE_FRAMES, frame_count};
 
+pub(crate) use fields::display_name;
 pub use frames::FrameRange;
 pub use povray_ini::{PovIni, parse_ini};
 
@@ -111,29 +113,26 @@ pub struct Prepared {
     pub name: String,
     /// Fixed chunk size, or `None` for automatic sizing.
     pub chunk_size: Option<u32>,
+    /// What kind of file was uploaded.
+    pub kind: UploadKind,
+    /// Every scene of the `.blend` that was inspected (none for POV-Ray or a sequence).
+    pub scenes: Vec<SceneSummary>,
+    /// The scene Blender opens that `.blend` with.
+    pub active_scene: Option<String>,
 }
 
 /// What an upload is, by its extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Blend,
-    Pov,
-    Zip,
-}
-
-impl Kind {
-    fn of(display: &str) -> Result<Kind, ApiError> {
-        let ext = display
-            .rsplit_once('.')
-            .map(|(_, ext)| ext.to_ascii_lowercase());
-        match ext.as_deref() {
-            Some("blend") => Ok(Kind::Blend),
-            Some("pov") => Ok(Kind::Pov),
-            Some("zip") => Ok(Kind::Zip),
-            _ => Err(ApiError::bad_request(format!(
-                "{display} is not a .blend, .pov or .zip file"
-            ))),
-        }
+fn kind_of(display: &str) -> Result<UploadKind, ApiError> {
+    let ext = display
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("blend") => Ok(UploadKind::Blend),
+        Some("pov") => Ok(UploadKind::Pov),
+        Some("zip") => Ok(UploadKind::Zip),
+        _ => Err(ApiError::bad_request(format!(
+            "{display} is not a .blend, .pov or .zip file"
+        ))),
     }
 }
 
@@ -142,9 +141,11 @@ impl Kind {
 pub async fn prepare(upload: Upload, scratch: &Path, tools: &Tools) -> Result<Prepared, ApiError> {
     let Upload { file, ini, fields } = upload;
     let display = display_name(&file.file_name);
-    let kind = Kind::of(&display)?;
+    let kind = kind_of(&display).map_err(|e| e.on_field(FILE))?;
     let overrides = Overrides::parse(&fields)?;
-    check_not_empty(&file.path, &display).await?;
+    check_not_empty(&file.path, &display)
+        .await
+        .map_err(|e| e.on_field(FILE))?;
 
     let input_name = sanitize_file_name(&file.file_name);
     let name = match fields.name.as_deref().map(str::trim) {
@@ -157,61 +158,126 @@ pub async fn prepare(upload: Upload, scratch: &Path, tools: &Tools) -> Result<Pr
         _ => display.clone(),
     };
     let mut warnings = Vec::new();
-    if kind != Kind::Zip && overrides.main.is_some() {
+    if kind != UploadKind::Zip && overrides.main.is_some() {
         warnings.push("the main field was ignored: it only applies to zip projects".to_string());
     }
-    if kind != Kind::Zip && overrides.sequence {
+    if kind != UploadKind::Zip && overrides.sequence {
         warnings.push(
             "the sequence field was ignored: it only applies to zip projects holding several scene files"
                 .to_string(),
         );
     }
 
-    let (input_kind, settings) = match kind {
-        Kind::Blend => {
-            if ini.is_some() {
-                warnings
-                    .push("the .ini file was ignored: it only applies to POV-Ray scenes".into());
-            }
-            blend::check_magic(&file.path, &display).await?;
-            let inspection = blend::inspect(&tools.blender, &file.path, &display, scratch).await?;
-            let (settings, more) =
-                blend::settings(&inspection, &display, input_name.clone(), &overrides, None)?;
-            warnings.extend(more);
-            (InputKind::File, settings)
-        }
-        Kind::Pov => {
-            pov::check_text(&file.path, &display).await?;
-            let ini = read_uploaded_ini(ini.as_ref()).await?;
-            let ini = ini.as_ref().map(|(ini, name)| (ini, name.as_str()));
-            (
-                InputKind::File,
-                pov::settings(input_name.clone(), ini, &overrides)?,
-            )
-        }
-        Kind::Zip => {
-            let ini = read_uploaded_ini(ini.as_ref()).await?;
-            let ini = ini.as_ref().map(|(ini, name)| (ini, name.as_str()));
-            let (settings, more) =
-                project::prepare(&file.path, &display, ini, scratch, tools, &overrides).await?;
-            warnings.extend(more);
-            (InputKind::Zip, settings)
-        }
-    };
+    let found = inspect_scene(
+        kind,
+        &file,
+        ini.as_ref(),
+        &display,
+        &input_name,
+        &overrides,
+        scratch,
+        tools,
+    )
+    .await
+    // Errors that name no field are about the scene file: what it holds or how it reads.
+    .map_err(|e| e.on_field(FILE))?;
+    let settings = found.settings;
+    warnings.extend(found.warnings);
     if settings.renderer == Renderer::Povray && overrides.scene.is_some() {
         warnings.push("the scene field was ignored: it only applies to Blender files".into());
     }
-    check_frames(&settings)?;
+    check_frames(&settings).map_err(|e| e.on_field(FRAMES))?;
 
+    let (scenes, active_scene) = match found.inspection {
+        Some(inspection) => (
+            inspection
+                .scenes
+                .iter()
+                .map(blend::SceneInfo::summary)
+                .collect(),
+            inspection.active_scene,
+        ),
+        None => (Vec::new(), None),
+    };
     Ok(Prepared {
         input: file.path,
-        input_kind,
+        input_kind: found.input_kind,
         input_name,
         settings,
         warnings,
         name,
         chunk_size: overrides.chunk,
+        kind,
+        scenes,
+        active_scene,
     })
+}
+
+/// What [`inspect_scene`] found.
+struct Found {
+    input_kind: InputKind,
+    settings: RenderSettings,
+    warnings: Vec<String>,
+    /// Blender's report on the `.blend` the settings came from, if any.
+    inspection: Option<blend::Inspection>,
+}
+
+/// Checks the scene file by its kind and works out its settings with `overrides` applied.
+#[allow(clippy::too_many_arguments)] // one submission's parts, passed through once
+async fn inspect_scene(
+    kind: UploadKind,
+    file: &UploadedFile,
+    ini: Option<&UploadedFile>,
+    display: &str,
+    input_name: &str,
+    overrides: &Overrides,
+    scratch: &Path,
+    tools: &Tools,
+) -> Result<Found, ApiError> {
+    let mut warnings = Vec::new();
+    match kind {
+        UploadKind::Blend => {
+            if ini.is_some() {
+                warnings
+                    .push("the .ini file was ignored: it only applies to POV-Ray scenes".into());
+            }
+            blend::check_magic(&file.path, display).await?;
+            let inspection = blend::inspect(&tools.blender, &file.path, display, scratch).await?;
+            let (settings, more) =
+                blend::settings(&inspection, display, input_name.to_owned(), overrides, None)?;
+            warnings.extend(more);
+            Ok(Found {
+                input_kind: InputKind::File,
+                settings,
+                warnings,
+                inspection: Some(inspection),
+            })
+        }
+        UploadKind::Pov => {
+            pov::check_text(&file.path, display).await?;
+            let ini = read_uploaded_ini(ini).await?;
+            let ini = ini.as_ref().map(|(ini, name)| (ini, name.as_str()));
+            Ok(Found {
+                input_kind: InputKind::File,
+                settings: pov::settings(input_name.to_owned(), ini, overrides)?,
+                warnings,
+                inspection: None,
+            })
+        }
+        UploadKind::Zip => {
+            let ini = read_uploaded_ini(ini).await?;
+            let ini = ini.as_ref().map(|(ini, name)| (ini, name.as_str()));
+            let (settings, more, inspection) =
+                project::prepare(&file.path, display, ini, scratch, tools, overrides).await?;
+            warnings.extend(more);
+            Ok(Found {
+                input_kind: InputKind::Zip,
+                settings,
+                warnings,
+                inspection,
+            })
+        }
+    }
 }
 
 async fn check_not_empty(path: &Path, display: &str) -> Result<(), ApiError> {
@@ -228,8 +294,11 @@ async fn read_uploaded_ini(
 ) -> Result<Option<(PovIni, String)>, ApiError> {
     let Some(ini) = ini else { return Ok(None) };
     let display = display_name(&ini.file_name);
-    check_not_empty(&ini.path, &display).await?;
-    Ok(Some((pov::read_ini(&ini.path, &display).await?, display)))
+    let read = async {
+        check_not_empty(&ini.path, &display).await?;
+        pov::read_ini(&ini.path, &display).await
+    };
+    Ok(Some((read.await.map_err(|e| e.on_field(INI))?, display)))
 }
 
 /// The job's frames, wherever they came from (the form, an ini, a scene): within the bounds

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use idlefarm_protocol::submit_fields::FRAMES;
 use idlefarm_protocol::{ImageFormat, PovraySettings, RenderSettings, Renderer};
 use tokio::io::AsyncReadExt;
 
@@ -62,7 +63,8 @@ pub(super) fn settings(
     {
         return Err(ApiError::bad_request(
             "POV-Ray jobs cannot skip frames; remove the :STEP from the frames field",
-        ));
+        )
+        .on_field(FRAMES));
     }
     let defaults = PovIni::default();
     let values = ini.map(|(ini, _)| ini).unwrap_or(&defaults);
@@ -73,7 +75,8 @@ pub(super) fn settings(
                 return Err(ApiError::unprocessable(format!(
                     "frame range {}-{} is outside the animation's {}-{} (Initial_Frame to Final_Frame in {name})",
                     range.start, range.end, ini.initial_frame, ini.final_frame
-                )));
+                ))
+                .on_field(FRAMES));
             }
             (
                 (ini.initial_frame, ini.final_frame),

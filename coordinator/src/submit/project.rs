@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use axum::http::StatusCode;
 use idlefarm_archive::{ArchiveError, Limits};
 use idlefarm_protocol::RenderSettings;
+use idlefarm_protocol::submit_fields::{MAIN, SEQUENCE};
 
+use super::blend::Inspection;
 use super::fields::Overrides;
 use super::povray_ini::PovIni;
 use super::{Tools, blend, pov, sequence};
@@ -20,7 +22,8 @@ use crate::error::ApiError;
 const LISTED_NAMES: usize = 10;
 
 /// Checks, extracts and inspects a zip project. `uploaded_ini` is an `.ini` uploaded beside
-/// the zip, which takes precedence over the zip's own.
+/// the zip, which takes precedence over the zip's own. Blender's report on the main `.blend`
+/// comes back too (none for POV-Ray or a sequence).
 pub(super) async fn prepare(
     zip: &Path,
     display: &str,
@@ -28,7 +31,7 @@ pub(super) async fn prepare(
     scratch: &Path,
     tools: &Tools,
     overrides: &Overrides,
-) -> Result<(RenderSettings, Vec<String>), ApiError> {
+) -> Result<(RenderSettings, Vec<String>, Option<Inspection>), ApiError> {
     let limits = Limits {
         max_total_bytes: tools.max_unpacked_bytes,
         ..Limits::default()
@@ -50,7 +53,8 @@ pub(super) async fn prepare(
     if overrides.sequence && overrides.main.is_some() {
         return Err(ApiError::bad_request(
             "give either `main` (one scene's animation) or `sequence` (one scene file per frame), not both",
-        ));
+        )
+        .on_field(SEQUENCE));
     }
 
     if !blends.is_empty() && overrides.sequence {
@@ -80,7 +84,11 @@ pub(super) async fn prepare(
         let (settings, more) =
             blend::settings(&inspection, &first, first.clone(), &plain, Some(&project))?;
         warnings.extend(more);
-        return Ok((sequence::blender(settings, files, overrides)?, warnings));
+        return Ok((
+            sequence::blender(settings, files, overrides)?,
+            warnings,
+            None,
+        ));
     }
     if !blends.is_empty() {
         // Chosen before extracting, so an ambiguous project is refused at once.
@@ -96,7 +104,7 @@ pub(super) async fn prepare(
         let (settings, more) =
             blend::settings(&inspection, &main, main.clone(), overrides, Some(&project))?;
         warnings.extend(more);
-        return Ok((settings, warnings));
+        return Ok((settings, warnings, Some(inspection)));
     }
     if povs.is_empty() {
         return Err(ApiError::bad_request(format!(
@@ -129,7 +137,7 @@ pub(super) async fn prepare(
         let ini = ini.as_ref().map(|(ini, name)| (ini, name.as_str()));
         let (settings, more) = sequence::povray(files, ini, overrides)?;
         warnings.extend(more);
-        return Ok((settings, warnings));
+        return Ok((settings, warnings, None));
     }
     // An ini that is the only one in the zip may name the main file.
     let only_ini = match (&uploaded_ini, inis.as_slice()) {
@@ -177,7 +185,7 @@ pub(super) async fn prepare(
         ini.as_ref().map(|(ini, name)| (ini, name.as_str())),
         overrides,
     )?;
-    Ok((settings, warnings))
+    Ok((settings, warnings, None))
 }
 
 /// Extracts the checked zip into `scratch/project`.
@@ -228,12 +236,14 @@ fn choose_main(
         (Some(main), _) => Err(ApiError::unprocessable(format!(
             "main file \"{main}\" is not a .{ext} file in {display} (it has: {})",
             name_list(candidates)
-        ))),
+        ))
+        .on_field(MAIN)),
         (None, [only]) => Ok(only.to_string()),
         (None, _) => Err(ApiError::unprocessable(format!(
             "the zip holds several .{ext} files ({}); choose one scene to render its animation with `main` (--main PATH), or render them as a sequence, one file per frame in name order, with `sequence` (--sequence)",
             name_list(candidates)
-        ))),
+        ))
+        .on_field(MAIN)),
     }
 }
 

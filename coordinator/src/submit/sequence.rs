@@ -8,6 +8,7 @@
 
 use std::cmp::Ordering;
 
+use idlefarm_protocol::submit_fields::FRAMES;
 use idlefarm_protocol::{PovraySettings, RenderSettings};
 
 use super::fields::Overrides;
@@ -69,7 +70,8 @@ fn frames(overrides: &Overrides, files: usize) -> Result<(i64, i64, i64), ApiErr
         Some(range) => Err(ApiError::unprocessable(format!(
             "frame range {}-{} is outside the sequence's 1-{last} (one frame per scene file)",
             range.start, range.end
-        ))),
+        ))
+        .on_field(FRAMES)),
     }
 }
 

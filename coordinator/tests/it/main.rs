@@ -13,4 +13,5 @@ mod presence;
 mod scenes;
 mod sequence;
 mod up;
+mod uploads;
 mod web;

@@ -5,3 +5,4 @@ mod admin;
 pub mod browser;
 mod jobs;
 mod login;
+mod submit;
