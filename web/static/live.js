@@ -36,19 +36,24 @@ function matches(region, type, event) {
   return true;
 }
 
-// Per region: when it was last fetched and whether another fetch is due.
-const timing = new WeakMap();
+// Per region id: when it was last fetched and whether another fetch is due. Keyed by id, not
+// by element, because every refresh replaces the element.
+const timing = new Map();
 
 function schedule(region) {
-  const t = timing.get(region) || { last: 0, timer: null, busy: false };
-  timing.set(region, t);
+  const id = region.id;
+  if (!id) return;
+  let t = timing.get(id);
+  if (!t) { t = { last: 0, timer: null, busy: false, again: false }; timing.set(id, t); }
   if (t.timer || t.busy) { t.again = true; return; }
   const interval = Number(region.dataset.liveInterval) || MIN_INTERVAL_MS;
   const wait = Math.max(0, t.last + interval - Date.now());
-  t.timer = setTimeout(() => { t.timer = null; refresh(region, t); }, wait);
+  t.timer = setTimeout(() => { t.timer = null; refresh(id, t); }, wait);
 }
 
-async function refresh(region, t) {
+async function refresh(id, t) {
+  const region = document.getElementById(id);
+  if (!region) return;
   t.busy = true;
   t.again = false;
   t.last = Date.now();
@@ -65,7 +70,8 @@ async function refresh(region, t) {
     // The stream's reconnect re-fetches everything.
   } finally {
     t.busy = false;
-    if (t.again) schedule(region);
+    const current = document.getElementById(id);
+    if (t.again && current) schedule(current);
   }
 }
 
@@ -80,7 +86,6 @@ function swap(region, html) {
     fresh.querySelector('#' + CSS.escape(open.id))?.setAttribute('open', '');
   }
   region.replaceWith(fresh);
-  timing.set(fresh, timing.get(region));
   if (focused) document.getElementById(focused)?.focus();
   document.dispatchEvent(new CustomEvent('live:swapped', { detail: fresh }));
 }

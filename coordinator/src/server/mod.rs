@@ -128,6 +128,7 @@ pub fn router(coord: Arc<Coordinator>) -> Router {
         .layer(axum::middleware::map_response(
             crate::pages::security_headers,
         ))
+        .layer(crate::pages::compression())
         .with_state(coord)
 }
 

@@ -54,3 +54,50 @@ async fn every_answer_carries_a_strict_content_security_policy() {
         assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
     }
 }
+
+#[tokio::test]
+async fn pages_and_scripts_are_gzipped_but_the_event_stream_is_not() {
+    let farm = Farm::start(|_| {}).await;
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{}/api/v1/tokens", farm.url))
+        .json(&serde_json::json!({
+            "name": "admin",
+            "password": farm.admin_password.as_deref().unwrap(),
+            "label": "gzip test",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", token["token"].as_str().unwrap());
+    let get = |path: &str| {
+        http.get(format!("{}{path}", farm.url))
+            .header("authorization", &bearer)
+            .header("accept-encoding", "gzip")
+            .send()
+    };
+    for path in ["/static/live.js", "/jobs", "/submit"] {
+        let r = get(path).await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            r.headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap()),
+            Some("gzip"),
+            "{path}"
+        );
+    }
+    // The event stream must reach the page event by event: never buffered by a compressor.
+    let r = get("/api/v1/events").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert!(r.headers().get("content-encoding").is_none());
+}
