@@ -7,8 +7,8 @@ use crate::common::{Farm, shared_tempdir};
 use crate::scenes::make_blend;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_blend_is_uploaded_inspected_adjusted_and_submitted() {
-    let farm = Farm::start(|_| {}).await;
+async fn a_blend_is_uploaded_inspected_adjusted_submitted_and_watched_until_its_video_plays() {
+    let mut farm = Farm::start(|_| {}).await;
     let dir = shared_tempdir();
     let blend = make_blend(dir.path(), "cube.blend", 6, 64, 48);
     let b = Browser::start(&farm.url).await;
@@ -49,6 +49,28 @@ async fn a_blend_is_uploaded_inspected_adjusted_and_submitted() {
     let job = farm.client.job(id).await.unwrap();
     assert_eq!((job.settings.frame_start, job.settings.frame_end), (2, 4));
     assert_eq!(job.name, "cube.blend");
+
+    // The job page fills in live, without a reload, until the video player appears.
+    b.wait_for("#frame-grid").await;
+    assert_eq!(b.count("#frame-grid .cell[data-frame]").await, 3);
+    b.client
+        .execute("window.stillTheSamePage = true; return null;", vec![])
+        .await
+        .unwrap();
+    farm.add_agent("pc-1");
+    b.wait_until("every frame done", || async {
+        b.count("#frame-grid .cell[data-frame][data-state=done]")
+            .await
+            == 3
+    })
+    .await;
+    b.wait_for("#job-output video").await;
+    let same = b
+        .client
+        .execute("return window.stillTheSamePage === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, serde_json::Value::Bool(true), "the page was reloaded");
     b.close().await;
     farm.stop().await;
 }
