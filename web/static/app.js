@@ -3,7 +3,9 @@
 import { startLive } from './live.js';
 import { startForms } from './forms.js';
 import { startClock } from './ago.js';
+import { startFarm } from './farm.js';
 
 startForms();
 startClock();
 startLive();
+startFarm();

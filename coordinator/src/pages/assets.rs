@@ -26,6 +26,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../web/static/forms.js"),
     ),
     ("ago.js", JS, include_bytes!("../../../web/static/ago.js")),
+    ("farm.js", JS, include_bytes!("../../../web/static/farm.js")),
     (
         "favicon.svg",
         "image/svg+xml",

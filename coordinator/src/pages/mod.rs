@@ -10,8 +10,11 @@
 
 mod assets;
 mod chrome;
+mod farm;
 mod login;
 mod overview;
+mod pc;
+mod timeline;
 
 use std::sync::Arc;
 
@@ -29,6 +32,7 @@ pub fn routes() -> Router<Arc<Coordinator>> {
     Router::new()
         .route("/", get(overview::page))
         .route(login::LOGIN_PAGE, get(login::page))
+        .route(farm::FARM_PAGE, get(farm::page))
         .route(assets::ROUTE, get(assets::serve))
 }
 
