@@ -47,6 +47,8 @@ function schedule(region) {
 }
 
 async function refresh(region, t) {
+  // An event that arrives during the fetch asks again, of the element that replaced `region`.
+  let current = region;
   t.busy = true;
   t.again = false;
   t.last = Date.now();
@@ -58,21 +60,22 @@ async function refresh(region, t) {
     if (response.status === 401) { location.assign('/login?next=' + encodeURIComponent(location.pathname + location.search)); return; }
     if (response.status === 404 && region.dataset.gone) { location.assign(region.dataset.gone); return; }
     if (!response.ok) return;
-    swap(region, await response.text());
+    current = swap(region, await response.text()) || region;
   } catch (_) {
     // The stream's reconnect re-fetches everything.
   } finally {
     t.busy = false;
-    if (t.again) schedule(region);
+    if (t.again) schedule(current);
   }
 }
 
-// Replaces `region` by the first element of `html`, keeping keyboard focus and open <details>.
+// Replaces `region` by the first element of `html`, keeping keyboard focus and open <details>;
+// returns the new element (null when nothing was replaced).
 function swap(region, html) {
   const template = document.createElement('template');
   template.innerHTML = html;
   const fresh = template.content.firstElementChild;
-  if (!fresh || !region.isConnected) return;
+  if (!fresh || !region.isConnected) return null;
   const focused = region.contains(document.activeElement) ? document.activeElement.id : null;
   for (const open of region.querySelectorAll('details[open][id]')) {
     fresh.querySelector('#' + CSS.escape(open.id))?.setAttribute('open', '');
@@ -81,6 +84,7 @@ function swap(region, html) {
   timing.set(fresh, timing.get(region));
   if (focused) document.getElementById(focused)?.focus();
   document.dispatchEvent(new CustomEvent('live:swapped', { detail: fresh }));
+  return fresh;
 }
 
 /// Re-fetches every live region of the page.

@@ -2,9 +2,11 @@
 //! 24-hour and 7-day timelines, frames and yields; for admins, the actions on each PC and the
 //! enrolment tokens. Every action is a form to the agents' and tokens' JSON API.
 //!
-//! Live parts (`?part=`): `pcs` (the list, after enrolments, renames, drains, forgets), `pc`
-//! with `&agent=ID` (one PC's state and timelines, after its presence or frames change) and
-//! `tokens` (the token list, after the token forms).
+//! Live parts (`?part=`): `pc` with `&agent=ID` (one PC's state, timelines and action buttons,
+//! after its presence, frames or settings change), `pcs` (the whole list, when a PC the page
+//! does not show yet appears; see `web/static/farm.js`) and `tokens` (the token list, after
+//! the token forms). The rename and tags fields are outside every live part, so nothing a
+//! person types is replaced under them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,6 +61,14 @@ struct PcsPart {
 #[template(path = "farm_pc.html")]
 struct PcPart {
     pc: Pc,
+    admin: bool,
+}
+
+/// What stands in for a PC that was forgotten while a page showed it.
+#[derive(Template)]
+#[template(path = "farm_pc_gone.html")]
+struct PcGonePart {
+    agent: i64,
 }
 
 #[derive(Template)]
@@ -137,11 +147,10 @@ pub async fn page(
             pcs: pcs(&coord, &caller, None).await?,
             admin,
         }),
-        (Some("pc"), Some(agent)) => {
-            let pc = pcs(&coord, &caller, Some(agent)).await?.pop();
-            let pc = pc.ok_or_else(|| ApiError::not_found(format!("there is no PC {agent}")))?;
-            render(&PcPart { pc })
-        }
+        (Some("pc"), Some(agent)) => match pcs(&coord, &caller, Some(agent)).await?.pop() {
+            Some(pc) => render(&PcPart { pc, admin }),
+            None => render(&PcGonePart { agent }),
+        },
         (Some("tokens"), None) => {
             caller.require_admin_to("see enrolment tokens")?;
             render(&TokensPart {

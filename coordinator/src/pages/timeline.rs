@@ -12,6 +12,9 @@ use idlefarm_protocol::events::PresenceChange;
 /// Width of every timeline in SVG user units; the `<svg>` stretches it to the page's width.
 pub const WIDTH: f64 = 1000.0;
 
+/// The narrowest span drawn, in SVG units (about 2 px on a laptop screen).
+pub const MIN_WIDTH: f64 = 2.0;
+
 /// One hour in milliseconds.
 const HOUR_MS: i64 = 3_600_000;
 
@@ -89,7 +92,8 @@ pub struct Tick {
 pub struct Timeline {
     /// Which period it shows.
     pub period: Period,
-    /// Spans oldest first; time before the first known state has none.
+    /// Spans oldest first, except that spans widened to [`MIN_WIDTH`] come last (drawn on
+    /// top); time before the first known state has none.
     pub spans: Vec<Span>,
     /// Axis labels, oldest first, ending with `now`.
     pub ticks: Vec<Tick>,
@@ -142,7 +146,14 @@ impl Timeline {
             span.x = round((span.from_ms - start) as f64 * scale);
             span.width = round((span.to_ms - span.from_ms) as f64 * scale);
             span.title = span_title(span.state, span.from_ms, span.to_ms, now_ms);
+            // A minute of rendering in a day is worth seeing: it gets a sliver.
+            if span.width < MIN_WIDTH {
+                span.width = MIN_WIDTH;
+                span.x = span.x.min(WIDTH - MIN_WIDTH);
+            }
         }
+        // Widened spans overlap their neighbours: drawn last, they stay on top.
+        spans.sort_by_key(|s| s.width <= MIN_WIDTH);
         Timeline {
             period,
             spans,
@@ -313,10 +324,15 @@ mod tests {
             at(NOW - HOUR_MS + 90_000, Idle),
         ];
         let t = Timeline::new(Period::Week, &history, NOW);
-        let rendering: Vec<_> = t.spans.iter().filter(|s| s.state == "rendering").collect();
-        assert_eq!(rendering.len(), 1);
-        assert!(rendering[0].width > 0.0 && rendering[0].width < 1.0);
+        // Drawn last, on top of its neighbours, and wide enough to see.
+        let last = t.spans.last().unwrap();
+        assert_eq!((last.state, last.width), ("rendering", MIN_WIDTH));
+        assert_eq!(t.spans.len(), 3);
         assert_eq!(t.rendering, "1 min");
+        assert_eq!(last.title, "Rendering for 1 min, until 58 min ago");
+        // A render that just began, at the right edge, stays inside the timeline.
+        let t = Timeline::new(Period::Day, &[at(NOW - 500, Rendering)], NOW);
+        assert_eq!(extent(&t), [("rendering", WIDTH - MIN_WIDTH, MIN_WIDTH)]);
     }
 
     #[test]

@@ -108,11 +108,12 @@ pub async fn heartbeat(
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     check_reported(req.presence)?;
     coord.touch(agent, Some(req.presence));
-    coord.presence_seen(agent, req.presence).await?;
+    // Stored before the event goes out: pages re-read the agents list when they receive it.
     coord
         .store
         .agent_seen(agent, req.presence, now_secs())
         .await?;
+    coord.presence_seen(agent, req.presence).await?;
     let revoked = coord.renew(agent, &req.leases).await?;
     Ok(Json(HeartbeatResponse {
         revoked,

@@ -2,4 +2,5 @@
 //! 127.0.0.1.
 
 pub mod browser;
+mod farm;
 mod login;
