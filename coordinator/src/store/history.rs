@@ -221,6 +221,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_offline_mark_keeps_when_the_agent_was_last_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids) = store_with_agents(dir.path(), 1).await;
+        let pc = ids[0];
+        // Enrolment counts as being seen (at 0 here).
+        assert_eq!(store.agent_last_seen(pc).await.unwrap(), Some(0));
+        assert_eq!(store.agent_last_seen(pc + 1).await.unwrap(), None);
+        store.agent_seen(pc, Rendering, 1_000).await.unwrap();
+        store
+            .set_agent_presence(pc, PresenceState::Offline)
+            .await
+            .unwrap();
+        store
+            .record_presence(pc, PresenceState::Offline, 61_000)
+            .await
+            .unwrap();
+        assert_eq!(store.agent_last_seen(pc).await.unwrap(), Some(1_000));
+        let listed = store.agent_infos(1_100).await.unwrap();
+        assert_eq!(listed[0].presence, PresenceState::Offline);
+        assert_eq!(listed[0].last_seen_secs_ago, Some(100));
+        assert_eq!(
+            store.last_presence(pc).await.unwrap(),
+            Some(at(61_000, PresenceState::Offline))
+        );
+    }
+
+    #[tokio::test]
     async fn history_survives_reopening_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let (store, ids) = store_with_agents(dir.path(), 1).await;

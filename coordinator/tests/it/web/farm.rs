@@ -388,10 +388,21 @@ async fn a_submitter_sees_the_pcs_but_no_admin_action_and_no_token() {
     let pc = HandAgent::enrol(&farm, "lab-3").await;
     pc.heartbeat(PresenceState::OutsideSchedule).await;
     let password = farm.add_user("sam", Role::Submitter).await;
-    let b = Browser::start(&farm.url).await;
+    // A phone-width window: the page fits without sideways scrolling.
+    let b = Browser::start_sized(&farm.url, 390, 844).await;
     b.login("sam", &password).await;
     b.goto("/farm").await;
     b.wait_for(&badge(pc.id, "outside-schedule")).await;
+    let overflow = b
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(overflow.as_f64().unwrap() <= 0.0, "{overflow}");
+    b.screenshot("farm-phone").await;
     assert_eq!(b.count("details.manage").await, 0);
     assert_eq!(b.count("[data-action]").await, 0);
     assert_eq!(b.count("form[data-api]").await, 1, "only the log-out form");
