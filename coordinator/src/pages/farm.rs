@@ -30,9 +30,8 @@ use crate::server::{Caller, Coordinator};
 /// Route of the farm page.
 pub const FARM_PAGE: &str = "/farm";
 
-/// The page's query: which live part to render.
+/// The page's query: which live part to render (other parameters are ignored).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FarmQuery {
     part: Option<String>,
     agent: Option<i64>,

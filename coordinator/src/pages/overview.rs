@@ -23,9 +23,8 @@ use crate::server::{Caller, Coordinator};
 /// Hours the frames-per-hour chart shows.
 const CHART_HOURS: usize = 24;
 
-/// The page's query: which live part to render.
+/// The page's query: which live part to render (other parameters are ignored).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct OverviewQuery {
     part: Option<String>,
 }
