@@ -3,4 +3,5 @@
 
 pub mod browser;
 mod farm;
+mod farm_admin;
 mod login;
