@@ -198,12 +198,34 @@ pub enum PresenceState {
     OutsideSchedule,
     /// The agent is finishing its work and takes no more.
     Draining,
+    /// The coordinator has not heard from the agent for longer than a lease lives (the PC is
+    /// off, or its network is). Only the coordinator says this, in presence history and
+    /// events; agents never send it, and a heartbeat or lease request that does is refused.
+    Offline,
 }
 
 impl PresenceState {
     /// Whether the coordinator may lease work to an agent in this state.
     pub fn may_take_work(self) -> bool {
         matches!(self, PresenceState::Idle | PresenceState::Rendering)
+    }
+
+    /// Whether an agent may report this state (every state but [`PresenceState::Offline`]).
+    pub fn is_reported_by_agents(self) -> bool {
+        self != PresenceState::Offline
+    }
+
+    /// The wire name (`user-present`), also used in the database and as the pages' CSS state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresenceState::Idle => "idle",
+            PresenceState::Rendering => "rendering",
+            PresenceState::UserPresent => "user-present",
+            PresenceState::Suspended => "suspended",
+            PresenceState::OutsideSchedule => "outside-schedule",
+            PresenceState::Draining => "draining",
+            PresenceState::Offline => "offline",
+        }
     }
 }
 
@@ -685,6 +707,21 @@ mod tests {
         let json = serde_json::to_string(&PresenceState::UserPresent).unwrap();
         assert_eq!(json, "\"user-present\"");
         assert!(!PresenceState::Suspended.may_take_work());
+        assert!(!PresenceState::Offline.may_take_work());
+        assert!(!PresenceState::Offline.is_reported_by_agents());
+        assert!(PresenceState::Draining.is_reported_by_agents());
+        for state in [
+            PresenceState::Idle,
+            PresenceState::Rendering,
+            PresenceState::UserPresent,
+            PresenceState::Suspended,
+            PresenceState::OutsideSchedule,
+            PresenceState::Draining,
+            PresenceState::Offline,
+        ] {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json.trim_matches('"'), state.as_str());
+        }
     }
 
     #[test]

@@ -6,8 +6,10 @@ import { startClock } from './ago.js';
 import { startGrid } from './grid.js';
 import './repeat.js';
 import './upload.js';
+import { startFarm } from './farm.js';
 
 startForms();
 startClock();
 startGrid();
 startLive();
+startFarm();

@@ -75,12 +75,13 @@ async function refresh(id, t) {
   }
 }
 
-// Replaces `region` by the first element of `html`, keeping keyboard focus and open <details>.
+// Replaces `region` by the first element of `html`, keeping keyboard focus and open <details>;
+// returns the new element (null when nothing was replaced).
 function swap(region, html) {
   const template = document.createElement('template');
   template.innerHTML = html;
   const fresh = template.content.firstElementChild;
-  if (!fresh || !region.isConnected) return;
+  if (!fresh || !region.isConnected) return null;
   const focused = region.contains(document.activeElement) ? document.activeElement.id : null;
   for (const open of region.querySelectorAll('details[open][id]')) {
     fresh.querySelector('#' + CSS.escape(open.id))?.setAttribute('open', '');
@@ -88,6 +89,7 @@ function swap(region, html) {
   region.replaceWith(fresh);
   if (focused) document.getElementById(focused)?.focus();
   document.dispatchEvent(new CustomEvent('live:swapped', { detail: fresh }));
+  return fresh;
 }
 
 /// Re-fetches every live region of the page.

@@ -37,6 +37,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
         JS,
         include_bytes!("../../../web/static/upload.js"),
     ),
+    ("farm.js", JS, include_bytes!("../../../web/static/farm.js")),
     (
         "favicon.svg",
         "image/svg+xml",

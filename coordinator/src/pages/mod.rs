@@ -11,13 +11,16 @@
 mod admin;
 mod assets;
 mod chrome;
+mod farm;
 mod job;
 mod jobs;
 mod login;
 mod overview;
+mod pc;
 mod setup;
 mod stamp;
 mod submit;
+mod timeline;
 mod view;
 
 use std::sync::Arc;
@@ -47,6 +50,7 @@ pub fn routes() -> Router<Arc<Coordinator>> {
         .route(admin::ADMIN_PAGE, get(admin::page))
         .route(submit::SUBMIT_PAGE, get(submit::page))
         .route(submit::STAGED_PAGE, get(submit::staged))
+        .route(farm::FARM_PAGE, get(farm::page))
         .route(assets::ROUTE, get(assets::serve))
 }
 

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use idlefarm_protocol::{
     AUTHORIZATION, HeartbeatRequest, HeartbeatResponse, ImageFormat, LeaseEnd, LeaseRequest,
-    LeaseResponse, RegisterRequest, RegisterResponse, frame_file_name,
+    LeaseResponse, PresenceState, RegisterRequest, RegisterResponse, frame_file_name,
 };
 use tokio_util::io::ReaderStream;
 
@@ -106,12 +106,14 @@ pub async fn heartbeat(
     AgentAuth(agent): AgentAuth,
     JsonBody(req): JsonBody<HeartbeatRequest>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
+    check_reported(req.presence)?;
     coord.touch(agent, Some(req.presence));
-    coord.presence_seen(agent, req.presence).await?;
+    // Stored before the event goes out: pages re-read the agents list when they receive it.
     coord
         .store
         .agent_seen(agent, req.presence, now_secs())
         .await?;
+    coord.presence_seen(agent, req.presence).await?;
     let revoked = coord.renew(agent, &req.leases).await?;
     Ok(Json(HeartbeatResponse {
         revoked,
@@ -124,6 +126,7 @@ pub async fn lease(
     AgentAuth(agent): AgentAuth,
     JsonBody(req): JsonBody<LeaseRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
+    check_reported(req.presence)?;
     coord.touch(agent, Some(req.presence));
     // Long poll: with nothing to do, wait a while for work to be queued instead of making the
     // agent ask again and again. Registered before looking, so no wake-up is missed.
@@ -145,6 +148,17 @@ pub async fn lease(
         lease,
         retry_after_secs: 0,
     }))
+}
+
+/// Refuses a presence state only the coordinator may give (an agent that talks is not offline).
+fn check_reported(presence: PresenceState) -> Result<(), ApiError> {
+    if presence.is_reported_by_agents() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "presence `{}` is the coordinator's word for an agent it has not heard from; agents report what their PC is doing",
+        presence.as_str()
+    )))
 }
 
 /// Sends a job's input to an agent that holds (or just held) a lease on that job.

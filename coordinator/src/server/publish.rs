@@ -1,7 +1,8 @@
 //! What the coordinator tells the live event stream, and the handlers that read it: the SSE
 //! stream itself, an agent's presence history and frame thumbnails. State changes call
 //! `job_changed`, `job_deleted`, `frame_changed`, `agent_changed` and `presence_seen` after
-//! releasing the scheduler lock.
+//! releasing the scheduler lock; the background task calls `mark_silent_offline`, which turns
+//! an agent's silence into an `offline` entry of its history.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +97,56 @@ impl Coordinator {
             self.store.record_presence(agent, state, now_ms()).await?;
         }
         self.events.publish(EventKind::Presence { agent, state });
+        Ok(())
+    }
+
+    /// Marks agents not heard from for longer than a lease lives as offline: in their history,
+    /// in the agents list and with a `presence` event. Their next heartbeat records what they
+    /// report again. Agents not heard from since this coordinator started are judged by when
+    /// the database last saw them.
+    pub(crate) async fn mark_silent_offline(&self) -> Result<(), ApiError> {
+        let limit = self.config.lease_ttl;
+        let ids: Vec<i64> = self.agents.read().await.keys().copied().collect();
+        let mut silent = Vec::new();
+        let mut unheard = Vec::new();
+        {
+            let live = self.liveness.lock().expect("not poisoned");
+            let last = self.last_presence.lock().expect("not poisoned");
+            for id in ids {
+                if last.get(&id) == Some(&PresenceState::Offline) {
+                    continue;
+                }
+                match live.get(&id) {
+                    Some(l) if l.at.elapsed() > limit => silent.push(id),
+                    Some(_) => {}
+                    None => unheard.push(id),
+                }
+            }
+        }
+        let now = now_ms() / 1000;
+        for id in unheard {
+            let seen = self.store.agent_last_seen(id).await?;
+            if seen.is_none_or(|t| now - t > limit.as_secs() as i64) {
+                silent.push(id);
+            }
+        }
+        for id in silent {
+            // A heartbeat may have come in meanwhile: then the agent is not offline.
+            let heard = self
+                .liveness
+                .lock()
+                .expect("not poisoned")
+                .get(&id)
+                .is_some_and(|l| l.at.elapsed() <= limit);
+            if heard {
+                continue;
+            }
+            tracing::info!(agent = id, "agent not heard from for {limit:?}: offline");
+            self.store
+                .set_agent_presence(id, PresenceState::Offline)
+                .await?;
+            self.presence_seen(id, PresenceState::Offline).await?;
+        }
         Ok(())
     }
 

@@ -200,7 +200,7 @@ impl Coordinator {
         self.data.root()
     }
 
-    /// Starts lease expiry and assembly in the background.
+    /// Starts lease expiry, offline detection and assembly in the background.
     pub(crate) fn start_background(self: Arc<Self>) -> JoinHandle<()> {
         let rx = self.assemble_rx.lock().expect("not poisoned").take();
         tokio::spawn(async move {
@@ -217,6 +217,9 @@ impl Coordinator {
                 }
                 if let Err(e) = self.expire_leases().await {
                     tracing::warn!("expiring leases: {}", e.message);
+                }
+                if let Err(e) = self.mark_silent_offline().await {
+                    tracing::warn!("marking silent agents offline: {}", e.message);
                 }
                 if assembler.as_ref().is_some_and(|a| a.is_finished()) {
                     tracing::error!("assembler stopped");
@@ -504,10 +507,11 @@ impl Coordinator {
             .jobs
             .get_mut(&job)
             .ok_or_else(|| ApiError::conflict("job is gone"))?;
+        let now = now_ms();
         let accepted = check_rendering(entry).and_then(|()| {
             entry
                 .board
-                .frame_done(frame, agent, now_ms())
+                .frame_done(frame, agent, now)
                 .map_err(|r| reject_message(Err(r), frame).unwrap_err())
         });
         let idx = match accepted {
@@ -523,7 +527,7 @@ impl Coordinator {
             }
         };
         self.store
-            .frame_done(job, &entry.board, idx, &file_name)
+            .frame_done(job, &entry.board, idx, &file_name, now)
             .await?;
         entry.row.latest_frame = Some(frame);
         if entry.board.is_complete() {

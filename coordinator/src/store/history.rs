@@ -1,5 +1,6 @@
 //! Per-agent presence history: every change of an agent's presence state with its time, so a
-//! page can draw each PC's idle / away / rendering timeline.
+//! page can draw each PC's idle / away / rendering / off timeline. `offline` entries are the
+//! coordinator's: it writes one when an agent falls silent.
 
 use idlefarm_protocol::PresenceState;
 use idlefarm_protocol::events::PresenceChange;
@@ -71,6 +72,31 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(change).collect()
+    }
+
+    /// When the agent was last heard from, Unix seconds (`None`: never, or no such agent).
+    pub async fn agent_last_seen(&self, agent: i64) -> Result<Option<i64>, sqlx::Error> {
+        let seen: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT last_seen FROM agents WHERE id = ?")
+                .bind(agent)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(seen.flatten())
+    }
+
+    /// Sets the presence the agents list shows without touching when it was last seen (for
+    /// [`PresenceState::Offline`], which no agent reports).
+    pub async fn set_agent_presence(
+        &self,
+        agent: i64,
+        state: PresenceState,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE agents SET presence = ? WHERE id = ?")
+            .bind(presence_str(state))
+            .bind(agent)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Deletes changes older than `before_ms`, except each agent's last one before it (which
@@ -192,6 +218,33 @@ mod tests {
         );
         // Nothing more to prune at the same cutoff.
         assert_eq!(store.prune_presence(250).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_offline_mark_keeps_when_the_agent_was_last_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids) = store_with_agents(dir.path(), 1).await;
+        let pc = ids[0];
+        // Enrolment counts as being seen (at 0 here).
+        assert_eq!(store.agent_last_seen(pc).await.unwrap(), Some(0));
+        assert_eq!(store.agent_last_seen(pc + 1).await.unwrap(), None);
+        store.agent_seen(pc, Rendering, 1_000).await.unwrap();
+        store
+            .set_agent_presence(pc, PresenceState::Offline)
+            .await
+            .unwrap();
+        store
+            .record_presence(pc, PresenceState::Offline, 61_000)
+            .await
+            .unwrap();
+        assert_eq!(store.agent_last_seen(pc).await.unwrap(), Some(1_000));
+        let listed = store.agent_infos(1_100).await.unwrap();
+        assert_eq!(listed[0].presence, PresenceState::Offline);
+        assert_eq!(listed[0].last_seen_secs_ago, Some(100));
+        assert_eq!(
+            store.last_presence(pc).await.unwrap(),
+            Some(at(61_000, PresenceState::Offline))
+        );
     }
 
     #[tokio::test]

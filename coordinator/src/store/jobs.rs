@@ -220,18 +220,20 @@ impl Store {
         Ok(())
     }
 
-    /// Persists a done frame and credits its agent.
+    /// Persists a done frame, stored at `at_ms` (Unix millis), and credits its agent.
     pub async fn frame_done(
         &self,
         job_id: i64,
         board: &Board,
         idx: usize,
         file: &str,
+        at_ms: i64,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         write_frames(&mut tx, job_id, board, &[idx]).await?;
-        sqlx::query("UPDATE frames SET file = ? WHERE job_id = ? AND idx = ?")
+        sqlx::query("UPDATE frames SET file = ?, done_at_ms = ? WHERE job_id = ? AND idx = ?")
             .bind(file)
+            .bind(at_ms)
             .bind(job_id)
             .bind(idx as i64)
             .execute(&mut *tx)

@@ -23,6 +23,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 mod history;
+mod throughput;
+
+pub use throughput::HOUR_MS;
 
 /// Handle on the database.
 #[derive(Clone)]

@@ -268,7 +268,8 @@ async fn the_job_page_fits_a_phone_and_works_with_the_keyboard() {
     let farm = Farm::start(|_| {}).await;
     let job = submit_pov(&farm.client, 40, "phone").await;
     let b = Browser::start_sized(&farm.url, 390, 800).await;
-    b.login("admin", farm.admin_password.as_deref().unwrap()).await;
+    b.login("admin", farm.admin_password.as_deref().unwrap())
+        .await;
     for page in ["/jobs".to_owned(), format!("/jobs/{}", job.id)] {
         b.goto(&page).await;
         b.wait_for("main h1").await;
@@ -280,14 +281,21 @@ async fn the_job_page_fits_a_phone_and_works_with_the_keyboard() {
             )
             .await
             .unwrap();
-        assert_eq!(overflow.as_i64(), Some(0), "{page} scrolls sideways on a phone");
+        assert_eq!(
+            overflow.as_i64(),
+            Some(0),
+            "{page} scrolls sideways on a phone"
+        );
     }
     // A frame is selected with the keyboard: focus its cell, press Enter.
     let cell = b.wait_for("#f-7").await;
     cell.send_keys("\u{e007}").await.unwrap();
     b.wait_text("#retry-selected", "1 selected frame").await;
     b.wait_text("#frame-detail", "Frame 7").await;
-    assert_eq!(b.attr("#f-7", "aria-pressed").await.as_deref(), Some("true"));
+    assert_eq!(
+        b.attr("#f-7", "aria-pressed").await.as_deref(),
+        Some("true")
+    );
     b.screenshot("job-phone").await;
     b.close().await;
 }

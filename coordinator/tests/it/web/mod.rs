@@ -3,6 +3,8 @@
 
 mod admin;
 pub mod browser;
+mod farm;
+mod farm_admin;
 mod jobs;
 mod login;
 mod submit;
