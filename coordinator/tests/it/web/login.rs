@@ -79,7 +79,7 @@ async fn pages_and_scripts_are_gzipped_but_the_event_stream_is_not() {
             .header("accept-encoding", "gzip")
             .send()
     };
-    for path in ["/static/live.js", "/jobs", "/submit"] {
+    for path in ["/static/live.js", "/jobs", "/farm"] {
         let r = get(path).await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         assert_eq!(
