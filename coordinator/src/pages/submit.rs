@@ -15,6 +15,7 @@ use idlefarm_protocol::{
 };
 
 use super::chrome::{Chrome, Nav, PageCaller, PageResult, render};
+use super::pc::iso_utc;
 use crate::server::Coordinator;
 
 /// Route of the page that uploads a scene.
@@ -229,27 +230,6 @@ fn bytes_text(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
-}
-
-/// Unix seconds as `2026-11-22T10:00:00Z` (days to a civil date after Howard Hinnant's
-/// `civil_from_days`), so browsers read the time the same everywhere.
-fn iso_utc(secs: i64) -> String {
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
 }
 
 #[cfg(test)]

@@ -1,45 +1,22 @@
-//! The job page: its progress and ETA, a frame grid (one cell per frame, coloured by state; a
-//! cell shows its frame's thumbnail, render time, PC and attempts, and selected cells can be
-//! rendered again), the latest frame, a filmstrip, the video and downloads once assembled,
-//! warnings, the failures' log tails, and the actions this person may take.
-//!
-//! Each part is a live region rendered by this module alone (`?part=summary|grid|latest|strip|
-//! output|failures|frame`), so a refresh is the same template as the first render.
+//! The job page's parts, each a live region with its own template: the summary (state,
+//! progress, times, actions), the frame grid and one frame's detail, the latest frame, the
+//! filmstrip, the video and downloads, and the failures. `super::page` renders them whole or
+//! one at a time (`?part=`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
-use idlefarm_protocol::{FailureInfo, FrameInfo, JobInfo, JobState, Renderer, routes};
-use serde::Deserialize;
+use idlefarm_protocol::{FailureInfo, FrameCounts, FrameInfo, JobInfo, JobState, routes};
 
-use super::chrome::{Chrome, Nav, PageCaller, PageResult, render};
-use super::view::{Bar, duration_ms, iso_time, now_secs};
+use super::super::view::{Bar, duration_ms, iso_time, now_secs};
+use super::job_page_url;
 use crate::error::ApiError;
-use crate::server::{Coordinator, authorize_job};
-
-/// Route of a job's page.
-pub const JOB_PAGE: &str = "/jobs/{id}";
-
-/// The page of job `id`.
-pub fn job_page_url(id: i64) -> String {
-    format!("/jobs/{id}")
-}
 
 /// Most thumbnails the filmstrip shows; longer jobs are sampled evenly.
 const STRIP_MAX: usize = 24;
 
-#[derive(Debug, Default, Deserialize)]
-pub struct JobQuery {
-    #[serde(default)]
-    part: String,
-    /// The frame `part=frame` shows.
-    frame: Option<i64>,
-}
-
 /// What the person may do with the job, as API URLs (`None`: not offered now).
-pub struct Actions {
+pub(super) struct Actions {
     pub cancel: Option<String>,
     pub pause: Option<String>,
     pub resume: Option<String>,
@@ -67,13 +44,13 @@ impl Actions {
 /// The summary: state, progress, times and actions.
 #[derive(Template)]
 #[template(path = "job_summary.html")]
-struct Summary {
+pub(super) struct Summary {
     id: i64,
     src: String,
     state: &'static str,
     error: Option<String>,
     bar: Bar,
-    counts: idlefarm_protocol::FrameCounts,
+    counts: FrameCounts,
     percent: u64,
     eta: Option<String>,
     started: Option<String>,
@@ -83,14 +60,14 @@ struct Summary {
 }
 
 /// One cell of the frame grid.
-pub struct Cell {
+pub(super) struct Cell {
     pub frame: i64,
     pub state: String,
 }
 
 #[derive(Template)]
 #[template(path = "job_grid.html")]
-struct Grid {
+pub(super) struct Grid {
     id: i64,
     src: String,
     cells: Vec<Cell>,
@@ -99,7 +76,7 @@ struct Grid {
 }
 
 /// A done frame shown as a thumbnail.
-pub struct Shot {
+pub(super) struct Shot {
     pub frame: i64,
     pub thumbnail: String,
     pub file: String,
@@ -107,7 +84,7 @@ pub struct Shot {
 
 #[derive(Template)]
 #[template(path = "job_latest.html")]
-struct Latest {
+pub(super) struct Latest {
     id: i64,
     src: String,
     shot: Option<Shot>,
@@ -115,7 +92,7 @@ struct Latest {
 
 #[derive(Template)]
 #[template(path = "job_strip.html")]
-struct Strip {
+pub(super) struct Strip {
     id: i64,
     src: String,
     shots: Vec<Shot>,
@@ -124,7 +101,7 @@ struct Strip {
 
 #[derive(Template)]
 #[template(path = "job_output.html")]
-struct Output {
+pub(super) struct Output {
     id: i64,
     src: String,
     has_video: bool,
@@ -134,7 +111,7 @@ struct Output {
 }
 
 /// A failed lease as the page shows it.
-pub struct Failure {
+pub(super) struct Failure {
     pub lease: i64,
     pub at: String,
     pub agent: String,
@@ -145,7 +122,7 @@ pub struct Failure {
 
 #[derive(Template)]
 #[template(path = "job_failures.html")]
-struct Failures {
+pub(super) struct Failures {
     id: i64,
     src: String,
     failures: Vec<Failure>,
@@ -154,7 +131,7 @@ struct Failures {
 /// The detail of one frame (a grid cell's).
 #[derive(Template)]
 #[template(path = "job_frame.html")]
-struct FrameDetail {
+pub(super) struct FrameDetail {
     frame: i64,
     state: String,
     agent: Option<String>,
@@ -166,38 +143,7 @@ struct FrameDetail {
     shot: Option<Shot>,
 }
 
-/// The job's settings, as facts.
-pub struct Facts {
-    pub renderer: &'static str,
-    pub file: String,
-    pub frames: String,
-    pub size: String,
-    pub engine: Option<String>,
-    pub format: &'static str,
-    pub fps: String,
-    pub chunk: String,
-    pub tags: String,
-    pub owner: String,
-    pub submitted: String,
-}
-
-#[derive(Template)]
-#[template(path = "job.html")]
-struct JobPage {
-    chrome: Chrome,
-    id: i64,
-    name: String,
-    facts: Facts,
-    warnings: Vec<String>,
-    summary: Summary,
-    latest: Latest,
-    grid: Grid,
-    strip: Strip,
-    output: Output,
-    failures: Failures,
-}
-
-fn shot(job: i64, f: &FrameInfo) -> Option<Shot> {
+pub(super) fn shot(job: i64, f: &FrameInfo) -> Option<Shot> {
     let file = f.file.as_ref()?;
     Some(Shot {
         frame: f.frame,
@@ -207,7 +153,7 @@ fn shot(job: i64, f: &FrameInfo) -> Option<Shot> {
 }
 
 /// Up to [`STRIP_MAX`] done frames, evenly spread over all done frames.
-fn sample<T>(items: &[T]) -> Vec<&T> {
+pub(super) fn sample<T>(items: &[T]) -> Vec<&T> {
     if items.len() <= STRIP_MAX {
         return items.iter().collect();
     }
@@ -217,7 +163,7 @@ fn sample<T>(items: &[T]) -> Vec<&T> {
 }
 
 /// Frame numbers as ranges: `1-3, 7`.
-fn frame_list(frames: &[i64]) -> String {
+pub(super) fn frame_list(frames: &[i64]) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut i = 0;
     while i < frames.len() {
@@ -237,55 +183,17 @@ fn frame_list(frames: &[i64]) -> String {
     parts.join(", ")
 }
 
-fn facts(job: &JobInfo) -> Facts {
-    let s = &job.settings;
-    let (w, h) = s.frame_size();
-    Facts {
-        renderer: match s.renderer {
-            Renderer::Blender => "Blender",
-            Renderer::Povray => "POV-Ray",
-        },
-        file: s.main_file.clone(),
-        frames: if s.frame_step > 1 {
-            format!("{}-{} step {}", s.frame_start, s.frame_end, s.frame_step)
-        } else {
-            format!("{}-{}", s.frame_start, s.frame_end)
-        },
-        size: if s.percentage == 100 {
-            format!("{w} × {h}")
-        } else {
-            format!(
-                "{w} × {h} ({} × {} at {} %)",
-                s.resolution_x, s.resolution_y, s.percentage
-            )
-        },
-        engine: s.engine.clone(),
-        format: s.format.extension(),
-        fps: format!("{}", s.fps),
-        chunk: job
-            .chunk_size
-            .map_or_else(|| "automatic".to_owned(), |c| format!("{c} frames")),
-        tags: if job.required_tags.is_empty() {
-            "none".into()
-        } else {
-            job.required_tags.join(", ")
-        },
-        owner: job.owner.clone().unwrap_or_else(|| "—".into()),
-        submitted: iso_time(job.created_at),
-    }
-}
-
 /// Everything the page needs, read once.
-struct Loaded {
-    job: JobInfo,
-    frames: Vec<FrameInfo>,
+pub(super) struct Loaded {
+    pub(super) job: JobInfo,
+    pub(super) frames: Vec<FrameInfo>,
 }
 
-fn part_src(id: i64, part: &str) -> String {
+pub(super) fn part_src(id: i64, part: &str) -> String {
     format!("{}?part={part}", job_page_url(id))
 }
 
-fn summary(l: &Loaded) -> Summary {
+pub(super) fn summary(l: &Loaded) -> Summary {
     let job = &l.job;
     let total = job.frames.total().max(1);
     Summary {
@@ -304,7 +212,7 @@ fn summary(l: &Loaded) -> Summary {
     }
 }
 
-fn grid(l: &Loaded) -> Grid {
+pub(super) fn grid(l: &Loaded) -> Grid {
     Grid {
         id: l.job.id,
         src: part_src(l.job.id, "grid"),
@@ -321,7 +229,7 @@ fn grid(l: &Loaded) -> Grid {
     }
 }
 
-fn latest(l: &Loaded) -> Latest {
+pub(super) fn latest(l: &Loaded) -> Latest {
     let frame = l.job.latest_frame;
     Latest {
         id: l.job.id,
@@ -332,7 +240,7 @@ fn latest(l: &Loaded) -> Latest {
     }
 }
 
-fn strip(l: &Loaded) -> Strip {
+pub(super) fn strip(l: &Loaded) -> Strip {
     let done: Vec<&FrameInfo> = l.frames.iter().filter(|f| f.file.is_some()).collect();
     Strip {
         id: l.job.id,
@@ -345,7 +253,7 @@ fn strip(l: &Loaded) -> Strip {
     }
 }
 
-fn output(job: &JobInfo) -> Output {
+pub(super) fn output(job: &JobInfo) -> Output {
     Output {
         id: job.id,
         src: part_src(job.id, "output"),
@@ -356,7 +264,7 @@ fn output(job: &JobInfo) -> Output {
     }
 }
 
-fn failures(id: i64, list: Vec<FailureInfo>, names: &HashMap<i64, String>) -> Failures {
+pub(super) fn failures(id: i64, list: Vec<FailureInfo>, names: &HashMap<i64, String>) -> Failures {
     Failures {
         id,
         src: part_src(id, "failures"),
@@ -374,23 +282,14 @@ fn failures(id: i64, list: Vec<FailureInfo>, names: &HashMap<i64, String>) -> Fa
     }
 }
 
-fn agent_name(names: &HashMap<i64, String>, id: i64) -> String {
+pub(super) fn agent_name(names: &HashMap<i64, String>, id: i64) -> String {
     names
         .get(&id)
         .cloned()
         .unwrap_or_else(|| format!("PC {id}"))
 }
 
-async fn agent_names(coord: &Coordinator) -> Result<HashMap<i64, String>, ApiError> {
-    Ok(coord
-        .agent_infos()
-        .await?
-        .into_iter()
-        .map(|a| (a.id, a.name))
-        .collect())
-}
-
-fn frame_detail(
+pub(super) fn frame_detail(
     l: &Loaded,
     frame: i64,
     names: &HashMap<i64, String>,
@@ -410,77 +309,6 @@ fn frame_detail(
         render_time: f.render_ms.map(duration_ms),
         source: f.source.clone(),
         shot: shot(l.job.id, f),
-    })
-}
-
-/// `GET /jobs/{id}`.
-pub async fn page(
-    State(coord): State<Arc<Coordinator>>,
-    PageCaller(caller): PageCaller,
-    Path(id): Path<String>,
-    Query(q): Query<JobQuery>,
-) -> PageResult {
-    let id: i64 = id.parse().map_err(|_| {
-        ApiError::bad_request(format!("malformed path: `{id}` is not a job number"))
-    })?;
-    authorize_job(&coord, &caller, id).await?;
-    let job = coord.job_info(id).await?;
-    // Parts that need no frames answer without reading them (a 100,000-frame job's list is big).
-    match q.part.as_str() {
-        "output" => return render(&output(&job)),
-        "failures" => {
-            let names = agent_names(&coord).await?;
-            let list = coord
-                .store()
-                .job_failures(id)
-                .await
-                .map_err(ApiError::from)?;
-            return render(&failures(id, list, &names));
-        }
-        _ => {}
-    }
-    let l = Loaded {
-        frames: coord.frame_infos(id).await?,
-        job,
-    };
-    match q.part.as_str() {
-        "summary" => return render(&summary(&l)),
-        "grid" => return render(&grid(&l)),
-        "latest" => return render(&latest(&l)),
-        "strip" => return render(&strip(&l)),
-        "frame" => {
-            let frame = q
-                .frame
-                .ok_or_else(|| ApiError::bad_request("part=frame needs frame=N"))?;
-            let names = agent_names(&coord).await?;
-            return render(&frame_detail(&l, frame, &names)?);
-        }
-        "" => {}
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "`{other}` is not a part of the job page; use summary, grid, latest, strip, output, failures or frame"
-            ))
-            .into());
-        }
-    }
-    let names = agent_names(&coord).await?;
-    let list = coord
-        .store()
-        .job_failures(id)
-        .await
-        .map_err(ApiError::from)?;
-    render(&JobPage {
-        chrome: Chrome::new(&caller, Nav::Jobs),
-        id,
-        name: l.job.name.clone(),
-        facts: facts(&l.job),
-        warnings: l.job.warnings.clone(),
-        summary: summary(&l),
-        latest: latest(&l),
-        grid: grid(&l),
-        strip: strip(&l),
-        output: output(&l.job),
-        failures: failures(id, list, &names),
     })
 }
 
