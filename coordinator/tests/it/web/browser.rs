@@ -201,6 +201,25 @@ impl Browser {
         el.attr(attr).await.ok().flatten()
     }
 
+    /// Marks the window, so [`Browser::assert_not_reloaded`] can tell that a later change
+    /// arrived without a reload.
+    pub async fn mark_window(&self) {
+        self.client
+            .execute("window.__notReloaded = true; return null;", vec![])
+            .await
+            .unwrap();
+    }
+
+    /// Fails when the page was loaded again since [`Browser::mark_window`].
+    pub async fn assert_not_reloaded(&self) {
+        let marked = self
+            .client
+            .execute("return window.__notReloaded === true;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(marked, serde_json::json!(true), "the page was reloaded");
+    }
+
     /// The path and query of the page now (`/jobs/3`).
     pub async fn path(&self) -> String {
         let url = self.client.current_url().await.unwrap();

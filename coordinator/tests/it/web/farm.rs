@@ -36,23 +36,6 @@ pub(super) fn badge(id: i64, state: &str) -> String {
     format!("#pc-{id}-status .badge[data-state='{state}']")
 }
 
-/// Marks the window, so a later check can tell the page was never reloaded.
-pub(super) async fn mark_window(b: &Browser) {
-    b.client
-        .execute("window.__notReloaded = true;", vec![])
-        .await
-        .unwrap();
-}
-
-pub(super) async fn assert_not_reloaded(b: &Browser) {
-    let marked = b
-        .client
-        .execute("return window.__notReloaded === true;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(marked, serde_json::json!(true), "the page was reloaded");
-}
-
 /// Writes a plausible week into PC `id`'s history, ending 10 minutes ago: nights off, people
 /// at the PC in the mornings, renders at lunch and in the evenings.
 async fn seed_a_week(farm: &Farm, id: i64) {
@@ -114,7 +97,7 @@ async fn the_farm_page_follows_a_pc_live_and_draws_its_render() {
     b.goto("/farm").await;
     b.wait_for(&badge(id, "user-present")).await;
     b.wait_text("#live-status", "live").await;
-    mark_window(&b).await;
+    b.mark_window().await;
 
     // The person leaves: the badge follows without a reload.
     person.set(Availability::Available);
@@ -158,7 +141,7 @@ async fn the_farm_page_follows_a_pc_live_and_draws_its_render() {
     b.wait_for(&badge(id, "suspended")).await;
     b.wait_text(&format!("#pc-{id}-status .pc-thumb"), "farm <b>page</b>")
         .await;
-    assert_not_reloaded(&b).await;
+    b.assert_not_reloaded().await;
     let running = farm.client.job(job).await.unwrap();
     assert!(running.frames.done < FRAMES as u64, "{running:?}");
 

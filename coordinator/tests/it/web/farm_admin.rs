@@ -10,7 +10,7 @@ use idlefarm_protocol::{
 };
 
 use super::browser::Browser;
-use super::farm::{assert_not_reloaded, badge, mark_window};
+use super::farm::badge;
 use crate::common::Farm;
 
 /// An agent driven by hand over HTTP, so the test decides when it falls silent.
@@ -77,7 +77,7 @@ async fn a_silent_pc_turns_offline_and_back_and_admins_manage_enrolment_tokens()
         .await;
     b.goto("/farm").await;
     b.wait_text("#live-status", "live").await;
-    mark_window(&b).await;
+    b.mark_window().await;
     // No more heartbeats: after a lease's lifetime the PC shows as offline, live.
     b.wait_for(&badge(pc.id, "offline")).await;
     b.wait_for(&format!(
@@ -88,7 +88,7 @@ async fn a_silent_pc_turns_offline_and_back_and_admins_manage_enrolment_tokens()
     // It comes back with its next heartbeat.
     pc.heartbeat(PresenceState::UserPresent).await;
     b.wait_for(&badge(pc.id, "user-present")).await;
-    assert_not_reloaded(&b).await;
+    b.assert_not_reloaded().await;
     let history: Vec<PresenceChange> = pc
         .http
         .get(farm.client.url(&agent_history_path(pc.id)))

@@ -59,20 +59,7 @@ async fn every_answer_carries_a_strict_content_security_policy() {
 async fn pages_and_scripts_are_gzipped_but_the_event_stream_is_not() {
     let farm = Farm::start(|_| {}).await;
     let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{}/api/v1/tokens", farm.url))
-        .json(&serde_json::json!({
-            "name": "admin",
-            "password": farm.admin_password.as_deref().unwrap(),
-            "label": "gzip test",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bearer = format!("Bearer {}", token["token"].as_str().unwrap());
+    let bearer = format!("Bearer {}", farm.client.token().unwrap());
     let get = |path: &str| {
         http.get(format!("{}{path}", farm.url))
             .header("authorization", &bearer)

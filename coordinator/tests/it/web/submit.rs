@@ -53,10 +53,7 @@ async fn a_blend_is_uploaded_inspected_adjusted_submitted_and_watched_until_its_
     // The job page fills in live, without a reload, until the video player appears.
     b.wait_for("#frame-grid").await;
     assert_eq!(b.count("#frame-grid .cell[data-frame]").await, 3);
-    b.client
-        .execute("window.stillTheSamePage = true; return null;", vec![])
-        .await
-        .unwrap();
+    b.mark_window().await;
     farm.add_agent("pc-1");
     b.wait_until("every frame done", || async {
         b.count("#frame-grid .cell[data-frame][data-state=done]")
@@ -65,12 +62,7 @@ async fn a_blend_is_uploaded_inspected_adjusted_submitted_and_watched_until_its_
     })
     .await;
     b.wait_for("#job-output video").await;
-    let same = b
-        .client
-        .execute("return window.stillTheSamePage === true;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(same, serde_json::Value::Bool(true), "the page was reloaded");
+    b.assert_not_reloaded().await;
     b.close().await;
     farm.stop().await;
 }
