@@ -11,4 +11,5 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 echo "building idlefarm (release)…" >&2
 cargo build --release --quiet --bins
-exec target/release/idlefarm up "$@"
+# Cargo puts the binaries under $CARGO_TARGET_DIR when it is set.
+exec "${CARGO_TARGET_DIR:-target}/release/idlefarm" up "$@"
