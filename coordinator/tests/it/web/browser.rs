@@ -50,9 +50,7 @@ impl Browser {
             .spawn()
             .expect("chromedriver runs (installer/deps.sh test installs chromium-driver)");
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
+        let mut options = serde_json::json!({
                 "args": [
                     "--headless=new",
                     "--no-sandbox",
@@ -66,8 +64,14 @@ impl Browser {
                     "--metrics-recording-only",
                     format!("--window-size={width},{height}"),
                 ]
-            }),
-        );
+        });
+        // Chromium's windows are never narrower than 500 px: a phone's width is emulated.
+        if width < 500 {
+            options["mobileEmulation"] = serde_json::json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 }
+            });
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         let url = format!("http://127.0.0.1:{port}");
         let mut last = None;
         for _ in 0..100 {
