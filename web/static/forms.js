@@ -2,7 +2,7 @@
 //   <form data-api="POST" action="/api/v1/jobs/7/cancel" data-confirm="Cancel job 7?" data-then="refresh">
 // The fields become a JSON body (or multipart, for enctype="multipart/form-data"); the session's
 // CSRF token goes in the X-CSRF-Token header. Field conversions: data-type="int" (a number),
-// "list" (comma- or space-separated words), "json" (the value is JSON), "bool" (a checkbox);
+// "list" (comma- or space-separated words; an empty one is sent as [] with data-keep-empty), "json" (the value is JSON), "bool" (a checkbox);
 // empty fields are left out. After success, data-then says what happens: "reload", "refresh"
 // (re-fetch the page's live regions), "go:/jobs/{job.id}" (fill {path} from the answer) or
 // nothing. <output data-from="password"> shows a value of the answer (a new password, a token).
@@ -22,7 +22,8 @@ function fieldValue(el) {
   if (type === 'bool') return el.checked;
   if (el.type === 'checkbox' || el.type === 'radio') return el.checked ? el.value : undefined;
   const raw = el.value.trim();
-  if (raw === '') return undefined;
+  // An emptied list field means "none" when it says so (a PC's tags), else it is left out.
+  if (raw === '') return type === 'list' && el.hasAttribute('data-keep-empty') ? [] : undefined;
   switch (type) {
     case 'int': return Number(raw);
     case 'list': return raw.split(/[\s,]+/).filter(Boolean);

@@ -225,6 +225,16 @@ async fn the_farm_page_follows_a_pc_live_and_draws_its_render() {
         agent_named(&farm, "lab-1-window").await.tags,
         ["room-2", "gpu"]
     );
+    // An emptied field takes every tag away.
+    b.goto("/farm").await;
+    open_manage(&b, id).await;
+    b.fill(&format!("#tags-{id}"), "").await;
+    b.click(&format!("#manage-{id} [data-form='tags'] button"))
+        .await;
+    b.wait_until("the tags to be gone", || async {
+        agent_named(&farm, "lab-1-window").await.tags.is_empty()
+    })
+    .await;
     b.close().await;
     farm.stop().await;
 }
