@@ -9,7 +9,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartRejection};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use idlefarm_protocol::{
     AgentInfo, FailureInfo, FrameInfo, JobInfo, SubmitResponse, submit_fields,
@@ -235,22 +235,51 @@ pub async fn failures(
     Ok(Json(coord.store.job_failures(id).await?))
 }
 
+/// Sends a stored file. Images and videos are shown in the browser (`inline`), anything else is
+/// a download. Each answer has an ETag from the file's size and modification time (stored files
+/// are replaced whole, by rename), so a page that shows a thumbnail again gets a 304.
 pub(crate) async fn send_file(
     path: PathBuf,
     content_type: &str,
     download_name: &str,
+    request: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|_| ApiError::not_found(format!("{download_name} is not available (yet)")))?;
-    let len = file.metadata().await?.len();
-    Response::builder()
+    let meta = file.metadata().await?;
+    let len = meta.len();
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let etag = format!("\"{len:x}-{modified:x}\"");
+    let disposition = if content_type.starts_with("image/") || content_type.starts_with("video/") {
+        "inline"
+    } else {
+        "attachment"
+    };
+    let builder = Response::builder()
         .header(header::CONTENT_TYPE, content_type)
-        .header(header::CONTENT_LENGTH, len)
+        .header(header::ETAG, &etag)
+        .header(header::CACHE_CONTROL, "private, no-cache")
         .header(
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{download_name}\""),
-        )
+            format!("{disposition}; filename=\"{download_name}\""),
+        );
+    let unchanged = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+    if unchanged {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .map_err(ApiError::internal);
+    }
+    builder
+        .header(header::CONTENT_LENGTH, len)
         .body(Body::from_stream(ReaderStream::new(file)))
         .map_err(ApiError::internal)
 }
@@ -268,6 +297,7 @@ fn is_frame_file(file: &str) -> bool {
 pub async fn frame_file(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
+    headers: HeaderMap,
     PathParams((id, file)): PathParams<(i64, String)>,
 ) -> Result<Response, ApiError> {
     authorize_job(&coord, &caller, id).await?;
@@ -281,21 +311,35 @@ pub async fn frame_file(
     } else {
         "image/jpeg"
     };
-    send_file(coord.data.frames_dir(id).join(&file), content_type, &file).await
+    send_file(
+        coord.data.frames_dir(id).join(&file),
+        content_type,
+        &file,
+        &headers,
+    )
+    .await
 }
 
 pub async fn video(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
+    headers: HeaderMap,
     PathParams(id): PathParams<i64>,
 ) -> Result<Response, ApiError> {
     authorize_job(&coord, &caller, id).await?;
-    send_file(coord.data.video(id), "video/mp4", &format!("job-{id}.mp4")).await
+    send_file(
+        coord.data.video(id),
+        "video/mp4",
+        &format!("job-{id}.mp4"),
+        &headers,
+    )
+    .await
 }
 
 pub async fn frames_zip(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
+    headers: HeaderMap,
     PathParams(id): PathParams<i64>,
 ) -> Result<Response, ApiError> {
     authorize_job(&coord, &caller, id).await?;
@@ -303,6 +347,7 @@ pub async fn frames_zip(
         coord.data.frames_zip(id),
         "application/zip",
         &format!("job-{id}-frames.zip"),
+        &headers,
     )
     .await
 }

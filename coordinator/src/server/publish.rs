@@ -213,6 +213,7 @@ pub async fn history(
 pub async fn thumbnail(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
+    headers: HeaderMap,
     PathParams((id, frame)): PathParams<(i64, String)>,
 ) -> Result<Response, ApiError> {
     let frame: i64 = frame
@@ -221,5 +222,5 @@ pub async fn thumbnail(
     authorize_job(&coord, &caller, id).await?;
     let path = coord.data.thumbnail(id, frame);
     let name = frame_file_name(frame, idlefarm_protocol::ImageFormat::Jpeg);
-    super::jobs::send_file(path, "image/jpeg", &name).await
+    super::jobs::send_file(path, "image/jpeg", &name, &headers).await
 }

@@ -59,6 +59,46 @@ async fn the_job_page_fills_in_live_until_the_video_plays() {
     b.wait_text("#job-state", "done").await;
     b.assert_not_reloaded().await;
     assert_eq!(b.count("#filmstrip img").await, 8);
+
+    // A thumbnail shown again costs a 304; frames are shown inline, the zip is a download.
+    let http = reqwest::Client::new();
+    let bearer = format!("Bearer {}", farm.client.token().unwrap());
+    let get = |path: String, etag: Option<String>| {
+        let mut req = http
+            .get(format!("{}{path}", farm.url))
+            .header("authorization", &bearer);
+        if let Some(tag) = etag {
+            req = req.header("if-none-match", tag);
+        }
+        req.send()
+    };
+    let thumb = idlefarm_protocol::routes::job_frame_thumbnail(job.id, 1);
+    let first = get(thumb.clone(), None).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let again = get(thumb, Some(etag)).await.unwrap();
+    assert_eq!(again.status(), 304);
+    let frame = get(
+        idlefarm_protocol::routes::job_frame_file(job.id, "frame_00001.png"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        frame.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline")
+    );
+    let zip = get(idlefarm_protocol::routes::job_frames_zip(job.id), None)
+        .await
+        .unwrap();
+    assert!(
+        zip.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
     assert!(b.exists("#latest-frame img").await);
 
     // A cell shows its frame: thumbnail, render time, PC and attempts.
