@@ -154,6 +154,27 @@ impl Farm {
     }
 }
 
+impl Farm {
+    /// Stops the coordinator (and any agents) and starts a fresh one on the same address and
+    /// data directory, with default settings: what a page sees when the coordinator restarts.
+    pub async fn restart_server(&mut self) {
+        let _ = self.stop.send(true);
+        for a in self.agents.drain(..) {
+            let _ = a.await;
+        }
+        let old = std::mem::replace(&mut self.server, tokio::spawn(async { Ok(()) }));
+        old.await.unwrap().expect("server ran cleanly");
+        let coord = Coordinator::open(ServerConfig::new(self.data()))
+            .await
+            .expect("coordinator opens again");
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+        let (stop, rx) = watch::channel(false);
+        self.stop = stop;
+        self.server = tokio::spawn(server::run(listener, coord, wait_true(rx)));
+    }
+}
+
 async fn wait_true(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }

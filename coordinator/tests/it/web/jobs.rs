@@ -331,3 +331,35 @@ async fn the_job_page_fits_a_phone_and_works_with_the_keyboard() {
     b.screenshot("job-phone").await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_reconnects_after_the_coordinator_restarts_and_catches_up() {
+    let mut farm = Farm::start(|_| {}).await;
+    let job = submit_pov(&farm.client, 4, "restart").await;
+    let b = Browser::start(&farm.url).await;
+    b.login("admin", farm.admin_password.as_deref().unwrap())
+        .await;
+    b.goto(&format!("/jobs/{}", job.id)).await;
+    b.wait_text("#live-status", "live").await;
+    b.mark_window().await;
+
+    farm.restart_server().await;
+    // Paused at once, before the page's stream is back (its first retry waits a second): the
+    // page learns it from the re-sync after reconnecting, not from the event.
+    let pause = idlefarm_protocol::routes::with_id(idlefarm_protocol::routes::JOB_PAUSE, job.id);
+    let resume = idlefarm_protocol::routes::with_id(idlefarm_protocol::routes::JOB_RESUME, job.id);
+    farm.client
+        .post_json(&pause, &serde_json::json!({}))
+        .await
+        .unwrap();
+    b.wait_text("#job-state", "paused").await;
+    b.wait_text("#live-status", "live").await;
+    // And it follows events again.
+    farm.client
+        .post_json(&resume, &serde_json::json!({}))
+        .await
+        .unwrap();
+    b.wait_text("#job-state", "rendering").await;
+    b.assert_not_reloaded().await;
+    b.close().await;
+}
