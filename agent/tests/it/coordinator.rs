@@ -130,6 +130,7 @@ async fn lease(
 
 async fn blob(
     State(fake): State<Shared>,
+    method: axum::http::Method,
     headers: HeaderMap,
     UrlPath(hash): UrlPath<String>,
 ) -> Result<Vec<u8>, Answer> {
@@ -137,7 +138,10 @@ async fn blob(
     if agent_of(&fake, &headers).is_none() {
         return Err(error(StatusCode::UNAUTHORIZED, "bad credentials"));
     }
-    fake.blob_downloads += 1;
+    // The agent asks for the size first (HEAD, for its disk budget): not a download.
+    if method == axum::http::Method::GET {
+        fake.blob_downloads += 1;
+    }
     fake.blobs
         .get(&hash)
         .cloned()
