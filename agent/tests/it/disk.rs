@@ -91,11 +91,7 @@ async fn old_inputs_are_evicted_and_an_input_that_cannot_fit_is_declined() {
     // Two 600 KiB inputs do not fit a 1 MiB cache: the first made room for the second, and
     // the declined one evicted nothing.
     let cache = names_in(&dir.path().join("cache"));
-    assert_eq!(
-        cache,
-        [second.clone()],
-        "first input {first} should be gone"
-    );
+    assert_eq!(cache, [second], "first input {first} should be gone");
     assert!(names_in(&dir.path().join("leases")).is_empty());
 
     let _ = stop.send(());
