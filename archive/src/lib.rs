@@ -4,8 +4,10 @@
 //! anything is stored; the agent calls [`extract`] before rendering. Both run the same checks:
 //! every entry must be a regular file or a folder with a plain relative path (no absolute paths,
 //! no `..`, no backslashes, no links, no devices), no path may appear twice, and the number of
-//! entries and the unpacked size are capped. Extraction counts the bytes it actually writes, so
-//! an archive that lies about its sizes in its headers is still stopped at the limit.
+//! entries and the unpacked size are capped, and an entry that unpacks to more than a few MB
+//! may expand at most 100:1 (a zip bomb expands about 1,000:1). Extraction counts the bytes it
+//! actually writes, so an archive that lies about its sizes in its headers is still stopped at
+//! the limits.
 
 mod check;
 mod error;
