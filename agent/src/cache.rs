@@ -15,6 +15,7 @@ use std::time::Duration;
 use idlefarm_archive::{ArchiveError, Limits};
 use idlefarm_protocol::{InputKind, Lease};
 
+use crate::budget::{self, DiskBudget, OverBudget, Space};
 use crate::client::{Client, ClientError};
 use crate::input_name::{NameError, checked_name, quote};
 
@@ -44,6 +45,9 @@ pub enum CacheError {
     /// The download failed.
     #[error("cannot download the job's input: {0}")]
     Download(#[source] ClientError),
+    /// The input would break this PC's disk budget: the lease is declined, not failed.
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
     /// The zip project cannot be extracted.
     #[error("cannot unpack the job's zip project: {0}")]
     Archive(#[from] ArchiveError),
@@ -101,6 +105,7 @@ pub struct PreparedInput {
 #[derive(Debug)]
 pub struct InputCache {
     dir: PathBuf,
+    budget: DiskBudget,
     // One preparation at a time: two leases of one job must not download it twice.
     lock: tokio::sync::Mutex<()>,
 }
@@ -136,8 +141,9 @@ impl Drop for TempPath {
 }
 
 impl InputCache {
-    /// Opens (creating it 0755) the cache in `dir` and removes leftovers of interrupted work.
-    pub fn open(dir: PathBuf) -> std::io::Result<InputCache> {
+    /// Opens (creating it 0755) the cache in `dir`, kept within `budget`, and removes
+    /// leftovers of interrupted work.
+    pub fn open(dir: PathBuf, budget: DiskBudget) -> std::io::Result<InputCache> {
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
         for entry in std::fs::read_dir(&dir)? {
@@ -151,6 +157,7 @@ impl InputCache {
         }
         Ok(InputCache {
             dir,
+            budget,
             lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -180,9 +187,13 @@ impl InputCache {
             let _guard = self.lock.lock().await;
             if !root.is_dir() {
                 self.fetch(client, &hash, lease).await?;
-            } else if lease.input_kind == InputKind::File && !root.join(&relative).exists() {
-                // The same bytes were submitted before under another name: link the cached copy.
-                link_under_new_name(&root, &relative)?;
+            } else {
+                budget::touch(&root);
+                if lease.input_kind == InputKind::File && !root.join(&relative).exists() {
+                    // The same bytes were submitted before under another name: link the cached
+                    // copy.
+                    link_under_new_name(&root, &relative)?;
+                }
             }
         }
         let main_file = root.join(&relative);
@@ -198,7 +209,17 @@ impl InputCache {
     /// Downloads, verifies and prepares `hash` into `cache/<hash>/`.
     async fn fetch(&self, client: &Client, hash: &str, lease: &Lease) -> Result<(), CacheError> {
         tracing::info!(hash, kind = ?lease.input_kind, "downloading job input");
+        // Room for the download before it starts, when the coordinator says its size; the
+        // file on disk is checked again below either way.
+        let size = match client.blob_size(hash).await {
+            Ok(size) => size.unwrap_or(0),
+            Err(err) if err.is_transient() => return Err(CacheError::Download(err)),
+            Err(_) => 0,
+        };
+        self.make_room(size, hash)?;
         let download = self.download(client, hash).await?;
+        // The download now counts as part of the cache.
+        self.make_room(0, hash)?;
         let staging = TempPath::new(&self.dir, hash, ".dir");
         std::fs::create_dir(staging.path()).map_err(io_err("cannot create a cache folder"))?;
         set_mode(staging.path(), 0o755)?;
@@ -215,8 +236,26 @@ impl InputCache {
                     .map_err(io_err("cannot move the downloaded input"))?;
                 let dest = staging.path().to_path_buf();
                 let zip_for_task = zip.clone();
+                let listed = match idlefarm_archive::list(&zip, &Limits::default()) {
+                    Ok(entries) => entries,
+                    Err(err) => {
+                        let _ = std::fs::remove_file(&zip);
+                        return Err(err.into());
+                    }
+                };
+                let unpacked: u64 = listed.iter().map(|e| e.size).sum();
+                if let Err(err) = self.make_room(unpacked, hash) {
+                    let _ = std::fs::remove_file(&zip);
+                    return Err(err);
+                }
+                // What the headers declare is what the budget made room for: an archive that
+                // unpacks to more is stopped there.
+                let limits = Limits {
+                    max_total_bytes: unpacked,
+                    ..Limits::default()
+                };
                 let extracted = tokio::task::spawn_blocking(move || {
-                    idlefarm_archive::extract(&zip_for_task, &dest, &Limits::default())
+                    idlefarm_archive::extract(&zip_for_task, &dest, &limits)
                 })
                 .await
                 .map_err(|err| CacheError::Io {
@@ -239,6 +278,14 @@ impl InputCache {
             Err(err) => return Err(io_err("cannot move the prepared input into place")(err)),
         }
         sync_dir(&self.dir);
+        Ok(())
+    }
+
+    /// Evicts least recently used inputs until `need` more bytes fit the budget, or says why
+    /// they cannot.
+    fn make_room(&self, need: u64, hash: &str) -> Result<(), CacheError> {
+        let space = Space::of(&self.dir).map_err(io_err("cannot measure the cache's disk"))?;
+        self.budget.make_room(&self.dir, need, hash, space)?;
         Ok(())
     }
 

@@ -286,6 +286,16 @@ impl Client {
         Ok(response.json().await?)
     }
 
+    /// The size of a job input in bytes, from a `HEAD` request, when the coordinator says.
+    pub async fn blob_size(&self, hash: &str) -> Result<Option<u64>, ClientError> {
+        let url = self.url(&routes::agent_blob(hash));
+        let response = self.send(|http| http.head(&url)).await?;
+        Ok(response
+            .headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok()))
+    }
+
     /// Streams the blob `hash` into `dest`; returns the blake3 hex of what was received.
     pub async fn download_blob(
         &self,

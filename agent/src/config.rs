@@ -11,14 +11,17 @@
 //! schedule = "Mon-Fri 19:00-07:00; Sat-Sun"
 //! cpu_threshold = 30         # percent of the whole machine used by other programs
 //! system_bus = "unix:path=/run/dbus/system_bus_socket"
+//! max_cache = "10G"          # most disk the input cache may use
+//! min_free = "10%"           # of the disk that stays free (or a size, e.g. "20G")
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use idlefarm_runtime::parse_duration;
+use idlefarm_runtime::{parse_duration, parse_size};
 use serde::Deserialize;
 
+use crate::budget::MinFree;
 use crate::presence::policy::Policy;
 use crate::presence::schedule::Schedule;
 
@@ -59,6 +62,10 @@ pub struct FileConfig {
     pub heartbeat_interval: Option<String>,
     /// Path of the local status socket the desktop companion connects to.
     pub status_socket: Option<PathBuf>,
+    /// Most disk the input cache may use, e.g. `10G`.
+    pub max_cache: Option<String>,
+    /// What stays free on the disk, e.g. `10%` or `20G`.
+    pub min_free: Option<String>,
 }
 
 impl FileConfig {
@@ -81,6 +88,12 @@ impl FileConfig {
             if let Some(v) = value {
                 parse_duration(v).map_err(|e| format!("{key}: {e}"))?;
             }
+        }
+        if let Some(s) = &config.max_cache {
+            parse_size(s).map_err(|e| format!("max_cache: {e}"))?;
+        }
+        if let Some(s) = &config.min_free {
+            MinFree::parse(s).map_err(|e| format!("min_free: {e}"))?;
         }
         if let Some(s) = &config.schedule {
             Schedule::parse(s).map_err(|e| format!("schedule: {e}"))?;
@@ -139,6 +152,14 @@ cpu_threshold = 40
         assert!(err.contains("Funday"), "{err}");
         let err = FileConfig::parse("cpu_threshold = 250").unwrap_err();
         assert!(err.contains("cpu_threshold"), "{err}");
+        let err = FileConfig::parse("max_cache = \"lots\"").unwrap_err();
+        assert!(err.contains("max_cache") && err.contains("lots"), "{err}");
+        let err = FileConfig::parse("max_cache = 10").unwrap_err();
+        assert!(err.contains("max_cache"), "{err}");
+        let err = FileConfig::parse("min_free = \"150%\"").unwrap_err();
+        assert!(err.contains("min_free") && err.contains("150%"), "{err}");
+        let ok = FileConfig::parse("max_cache = \"2G\"\nmin_free = \"5%\"").unwrap();
+        assert_eq!(ok.min_free.as_deref(), Some("5%"));
         let err = FileConfig::parse("token = ").unwrap_err();
         assert!(!err.is_empty());
         let err = FileConfig::load(Path::new("/nonexistent/agent.toml")).unwrap_err();

@@ -6,6 +6,7 @@
 //! each frame as soon as it exists and reports how the lease ended. A heartbeat keeps leases
 //! alive and abandons revoked ones. The agent only makes outbound requests.
 
+pub mod budget;
 mod cache;
 mod client;
 pub mod config;
@@ -67,6 +68,8 @@ pub struct AgentConfig {
     pub setback_wait: Duration,
     /// Where pauses, yields and rendered frames are announced to the desktop companion.
     pub status: status::StatusHub,
+    /// How much disk the input cache may use (default 10 GiB, keeping 10 % of the disk free).
+    pub disk_budget: budget::DiskBudget,
 }
 
 impl AgentConfig {
@@ -88,6 +91,7 @@ impl AgentConfig {
             max_suspend: Duration::from_secs(60),
             setback_wait: crate::pace::FIRST_SETBACK_WAIT,
             status: status::StatusHub::new(),
+            disk_budget: budget::DiskBudget::default(),
         }
     }
 }
@@ -105,6 +109,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("max_suspend", &self.max_suspend)
             .field("setback_wait", &self.setback_wait)
+            .field("disk_budget", &self.disk_budget)
             .finish()
     }
 }
@@ -164,7 +169,7 @@ pub async fn run(
         let _ = std::fs::remove_dir_all(entry.path());
     }
     std::fs::set_permissions(&leases_dir, std::fs::Permissions::from_mode(0o755))?;
-    let cache = cache::InputCache::open(work_dir.join("cache"))
+    let cache = cache::InputCache::open(work_dir.join("cache"), config.disk_budget)
         .with_context(|| format!("cannot open the input cache in {}", work_dir.display()))?;
     let env = render::RenderEnv {
         blender: config.blender.clone(),

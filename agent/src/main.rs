@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use idlefarm_agent::budget::MinFree;
 use idlefarm_agent::config::FileConfig;
 use idlefarm_agent::presence::monitor::{DetectedPresence, PresenceConfig};
 use idlefarm_agent::presence::policy::Policy;
@@ -72,6 +73,14 @@ struct Args {
     /// Time between heartbeats [default: 5s].
     #[arg(long, value_parser = parse_duration)]
     heartbeat_interval: Option<Duration>,
+    /// Most disk the input cache may use, e.g. 20G; least recently used inputs are removed to
+    /// stay under it, and a job whose input cannot fit is declined [default: 10G].
+    #[arg(long, value_parser = idlefarm_runtime::parse_size)]
+    max_cache: Option<u64>,
+    /// What must stay free on the disk of the work directory: a percentage of it, e.g. 10%,
+    /// or a size, e.g. 20G [default: 10%].
+    #[arg(long, value_parser = MinFree::parse)]
+    min_free: Option<MinFree>,
     /// Local status socket for the desktop companion and `idlefarm-agent status`.
     #[arg(long, global = true)]
     status_socket: Option<PathBuf>,
@@ -125,6 +134,20 @@ fn settings(args: Args) -> anyhow::Result<(AgentConfig, PresenceConfig, PathBuf)
         .or(FileConfig::duration(&file.heartbeat_interval))
     {
         agent.heartbeat_interval = d;
+    }
+    if let Some(max) = args.max_cache.or_else(|| {
+        file.max_cache
+            .as_deref()
+            .and_then(|s| idlefarm_runtime::parse_size(s).ok())
+    }) {
+        agent.disk_budget.max_cache = max;
+    }
+    if let Some(min) = args.min_free.or_else(|| {
+        file.min_free
+            .as_deref()
+            .and_then(|s| MinFree::parse(s).ok())
+    }) {
+        agent.disk_budget.min_free = min;
     }
     let defaults = PresenceConfig::default();
     let schedule = match args.schedule {
@@ -254,6 +277,11 @@ mod tests {
             ("--policy", "lazy"),
             ("--schedule", "Funday"),
             ("--cpu-threshold", "400"),
+            ("--max-cache", "lots"),
+            ("--max-cache", "0"),
+            ("--max-cache", "1.5G"),
+            ("--min-free", "150%"),
+            ("--min-free", "ten"),
         ] {
             let err = Args::try_parse_from(BASE.iter().chain(&[flag, value]))
                 .unwrap_err()
@@ -314,9 +342,30 @@ mod tests {
         .unwrap();
         let (agent, presence, _) = settings(args).unwrap();
         assert_eq!(agent.coordinator, "http://file:1");
+        assert_eq!(
+            agent.disk_budget,
+            idlefarm_agent::budget::DiskBudget::default()
+        );
         assert_eq!(presence.idle_after, Duration::from_secs(10));
         assert_eq!(presence.settle, Duration::from_secs(1));
         assert_eq!(presence.policy, Policy::Idle);
+
+        std::fs::write(
+            &path,
+            "coordinator = \"http://f:1\"\ntoken = \"t\"\nmax_cache = \"2G\"\nmin_free = \"5G\"\n",
+        )
+        .unwrap();
+        let args = Args::try_parse_from([
+            "idlefarm-agent",
+            "--config",
+            path.to_str().unwrap(),
+            "--min-free",
+            "20%",
+        ])
+        .unwrap();
+        let (agent, _, _) = settings(args).unwrap();
+        assert_eq!(agent.disk_budget.max_cache, 2 << 30);
+        assert_eq!(agent.disk_budget.min_free, MinFree::Percent(20.0));
 
         std::fs::write(&path, "coordinater = \"typo\"\n").unwrap();
         let args =

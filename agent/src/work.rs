@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::InputCache;
+use crate::cache::{CacheError, InputCache};
 use crate::client::{Client, ClientError};
 use crate::heartbeat::{ActiveLease, MAX_BACKOFF, Status};
 use crate::pace::{Ending, Pace};
@@ -200,6 +200,12 @@ impl Worker {
         };
         let input = match input {
             Ok(input) => input,
+            Err(CacheError::OverBudget(why)) => {
+                tracing::warn!(lease = lease.id, "declining the lease: {why}");
+                // Nothing wrong with the job or this PC: the coordinator offers it elsewhere.
+                let end = end(LeaseOutcome::Declined, Some(why.to_string()), None);
+                return Some((Ending::Interrupted, end));
+            }
             Err(err) if err.is_transient() => {
                 tracing::warn!(
                     lease = lease.id,

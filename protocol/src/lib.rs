@@ -315,6 +315,10 @@ pub enum LeaseOutcome {
     Yield,
     /// The renderer failed.
     Failed,
+    /// The agent cannot take the lease on, e.g. its input would break the PC's disk budget:
+    /// the frames go back to the queue, the agent is not offered the job again for a while,
+    /// and it never counts as a failure.
+    Declined,
 }
 
 /// A job's state as the coordinator reports it.
@@ -563,6 +567,10 @@ pub struct AgentInfo {
     /// The frame it stored most recently: (job, frame).
     #[serde(default)]
     pub latest_frame: Option<(i64, i64)>,
+    /// The lease it declined most recently and why (`job 3: …`), while that still keeps it
+    /// off the job; a decline is never a failure.
+    #[serde(default)]
+    pub declined: Option<String>,
 }
 
 /// `POST /api/v1/jobs/{id}/priority`.

@@ -4,6 +4,7 @@
 mod coordinator;
 mod cpu;
 mod dbus_support;
+mod disk;
 mod hostile;
 mod logind;
 mod monitor;

@@ -93,6 +93,9 @@ impl LocalAgent {
             .arg("--work-dir")
             .arg(work_dir)
             .args(["--policy", "always"])
+            // The coordinator's own PC already holds every input and frame: the local agent
+            // keeps 1 GiB free rather than the 10 % a lab PC that belongs to others keeps.
+            .args(["--min-free", "1G"])
             .arg("--name")
             .arg(format!("{}-local", idlefarm_runtime::hostname()))
             .arg("--status-socket")

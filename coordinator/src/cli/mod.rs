@@ -140,6 +140,12 @@ mod tests {
     fn bad_flags_are_refused_with_the_flag_named() {
         let err = Cli::try_parse_from(["idlefarm", "serve", "--max-upload", "huge"]).unwrap_err();
         assert!(err.to_string().contains("--max-upload"), "{err}");
+        for bad in ["lots", "0", "2X", "1.5G"] {
+            let err =
+                Cli::try_parse_from(["idlefarm", "serve", "--max-unpacked", bad]).unwrap_err();
+            assert!(err.to_string().contains("--max-unpacked"), "{bad}: {err}");
+        }
+        assert!(Cli::try_parse_from(["idlefarm", "up", "--max-unpacked", "2G"]).is_ok());
         let err = Cli::try_parse_from(["idlefarm", "status", "seven"]).unwrap_err();
         assert!(err.to_string().contains("seven"), "{err}");
         assert!(

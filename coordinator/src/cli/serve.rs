@@ -24,6 +24,10 @@ pub(super) struct ServeArgs {
     /// Largest accepted upload, e.g. `500M`, `4G`.
     #[arg(long, default_value = "4G", value_parser = parse_size)]
     max_upload: u64,
+    /// Most a submitted zip project may unpack to, e.g. `2G`; each lab PC that renders it
+    /// needs this much disk.
+    #[arg(long, default_value = "4G", value_parser = parse_size)]
+    max_unpacked: u64,
     /// How long a lease lives without a heartbeat from its agent, e.g. `60s`.
     #[arg(long, default_value = "60s", value_parser = idlefarm_runtime::parse_duration)]
     lease_ttl: Duration,
@@ -35,22 +39,7 @@ pub(super) struct ServeArgs {
     chunk_target: Duration,
 }
 
-/// Parses sizes like `4096`, `500K`, `200M`, `4G`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (digits, mult) = match s.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&s[..i], 1u64 << 10),
-        Some((i, 'm' | 'M')) => (&s[..i], 1 << 20),
-        Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
-        _ => (s, 1),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size; use e.g. 4096, 500K, 200M or 4G"))?;
-    n.checked_mul(mult)
-        .filter(|&v| v > 0)
-        .ok_or_else(|| format!("`{s}` must be between 1 byte and 16 EiB"))
-}
+pub use idlefarm_runtime::parse_size;
 
 /// Runs a coordinator until Ctrl-C or SIGTERM; `with_agent` (`up`) also runs a local agent.
 pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
@@ -65,6 +54,7 @@ pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<(
         .unwrap_or_else(|| default_listen.parse().expect("valid address"));
     let config = ServerConfig {
         max_upload_bytes: args.max_upload,
+        max_unpacked_bytes: args.max_unpacked,
         lease_ttl: args.lease_ttl,
         chunk_target: args.chunk_target,
         health: HealthPolicy {

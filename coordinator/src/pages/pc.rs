@@ -111,7 +111,11 @@ impl Pc {
                 "failed on several jobs within an hour; an admin may release it".to_owned()
             })),
             "offline" | "rendering" | "suspended" => None,
-            _ => info.no_work_reason.clone(),
+            // A job it declined (its disk budget) explains an idle PC when nothing else does.
+            _ => info
+                .no_work_reason
+                .clone()
+                .or_else(|| info.declined.clone()),
         };
         let latest = info.latest_frame.and_then(|(job, frame)| {
             jobs.get(&job).map(|name| Latest {
@@ -228,6 +232,18 @@ mod tests {
         assert_eq!(pc.last_seen.as_deref(), Some("1970-01-01T00:16:35Z"));
         assert_eq!(pc.actions.drain, "/api/v1/agents/4/drain");
         assert!(Pc::new(info(), &HashMap::new(), 1_000).latest.is_none());
+    }
+
+    #[test]
+    fn an_idle_pc_that_declined_a_job_says_why() {
+        let mut i = info();
+        i.presence = PresenceState::Idle;
+        i.declined = Some("declined job 7: its input needs 12.0 GiB".into());
+        let pc = Pc::new(i, &HashMap::new(), 1_000);
+        assert_eq!(
+            pc.reason.as_deref(),
+            Some("declined job 7: its input needs 12.0 GiB")
+        );
     }
 
     #[test]

@@ -292,6 +292,7 @@ impl Coordinator {
         let mut sched = self.sched.lock().await;
         sched.failures.remove(&agent);
         sched.no_work.remove(&agent);
+        sched.declines.forget(agent);
         drop(sched);
         self.agent_changed(agent);
         self.work_queued.notify_waiters();

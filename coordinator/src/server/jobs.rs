@@ -48,7 +48,7 @@ pub async fn api_not_found() -> ApiError {
 pub(super) fn submit_tools(coord: &Coordinator) -> submit::Tools {
     submit::Tools {
         blender: coord.config.blender.clone(),
-        ..submit::Tools::default()
+        max_unpacked_bytes: coord.config.max_unpacked_bytes,
     }
 }
 

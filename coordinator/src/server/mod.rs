@@ -6,6 +6,7 @@ mod actions;
 mod agents;
 mod caller;
 mod control;
+mod declines;
 pub mod events;
 mod frame_upload;
 mod image_end;
@@ -47,6 +48,8 @@ pub struct ServerConfig {
     pub ffmpeg: PathBuf,
     /// Largest accepted upload (job submission) in bytes.
     pub max_upload_bytes: u64,
+    /// Most bytes a submitted zip project may unpack to.
+    pub max_unpacked_bytes: u64,
     /// How long a lease lives without a heartbeat.
     pub lease_ttl: Duration,
     /// How long an automatically sized chunk should take.
@@ -67,6 +70,7 @@ impl ServerConfig {
             blender: "blender".into(),
             ffmpeg: "ffmpeg".into(),
             max_upload_bytes: 4 << 30,
+            max_unpacked_bytes: idlefarm_archive::DEFAULT_MAX_TOTAL_BYTES,
             lease_ttl: Duration::from_secs(60),
             chunk_target: Duration::from_secs(120),
             health: HealthPolicy::default(),

@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, RwLock, mpsc};
 use tokio::task::JoinHandle;
 
 use super::ServerConfig;
+use super::declines::Declines;
 use super::leases::LeaseOwner;
 use crate::assemble;
 use crate::error::ApiError;
@@ -88,6 +89,8 @@ pub(crate) struct Sched {
     pub failures: HashMap<i64, Vec<FailureRecord>>,
     /// Why each agent got no work at its last request, for the dashboard.
     pub no_work: HashMap<i64, NoWork>,
+    /// Leases agents declined, so a job is not offered again to a PC that cannot hold it.
+    pub declines: Declines,
 }
 
 /// What the coordinator last heard from an agent.
@@ -371,6 +374,9 @@ impl Coordinator {
         };
         sched.no_work.remove(&agent);
         for job in order {
+            if sched.declines.holds(agent, job, now) {
+                continue;
+            }
             let Some(entry) = sched.jobs.get_mut(&job) else {
                 continue;
             };
@@ -592,11 +598,17 @@ impl Coordinator {
                     .push(FailureRecord { job, at: now });
             }
             LeaseOutcome::Yield => self.store.count_yield(agent).await?,
+            LeaseOutcome::Declined => {
+                let reason = message.unwrap_or_else(|| "the agent cannot take it on".into());
+                tracing::info!(job, lease, agent, "lease declined: {reason}");
+                sched.declines.record(agent, job, reason, now);
+            }
             LeaseOutcome::Complete => {}
         }
         let how = match outcome {
             LeaseOutcome::Complete => LeaseEnding::Complete,
-            LeaseOutcome::Yield => LeaseEnding::Yield,
+            // The frames go back to the queue as for a person, without counting anything.
+            LeaseOutcome::Yield | LeaseOutcome::Declined => LeaseEnding::Yield,
             LeaseOutcome::Failed => LeaseEnding::Failed,
         };
         let Some(entry) = sched.jobs.get_mut(&job) else {

@@ -85,6 +85,7 @@ impl Coordinator {
                 .map(|u| u / 1000);
             info.blocklisted_jobs = health.blocklisted.iter().copied().collect();
             info.no_work_reason = sched.no_work.get(&info.id).map(|why| why.describe(now));
+            info.declined = sched.declines.describe(info.id, now);
         }
         Ok(infos)
     }

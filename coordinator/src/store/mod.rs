@@ -255,6 +255,7 @@ impl Store {
                     latest_frame: r
                         .try_get::<Option<i64>, _>(10)?
                         .zip(r.try_get::<Option<i64>, _>(11)?),
+                    declined: None,
                 })
             })
             .collect()

@@ -50,7 +50,7 @@ impl Default for Tools {
     fn default() -> Self {
         Tools {
             blender: PathBuf::from("blender"),
-            max_unpacked_bytes: 8 << 30,
+            max_unpacked_bytes: idlefarm_archive::DEFAULT_MAX_TOTAL_BYTES,
         }
     }
 }

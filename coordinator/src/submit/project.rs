@@ -209,7 +209,9 @@ async fn extract(
 /// failure to write the scratch folder is ours: logged with its paths, answered without them.
 fn archive_error(display: &str, err: ArchiveError) -> ApiError {
     match err {
-        ArchiveError::TooLarge { .. } => ApiError::too_large(format!("{display}: {err}")),
+        ArchiveError::TooLarge { .. } | ArchiveError::Bomb { .. } => {
+            ApiError::too_large(format!("{display}: {err}"))
+        }
         ArchiveError::Io { .. } | ArchiveError::Blocked { .. } => {
             let detail = format!("extracting {display}: {err}");
             tracing::error!("{detail}");

@@ -356,6 +356,45 @@ async fn a_zip_that_unpacks_too_large_is_413() {
 }
 
 #[tokio::test]
+async fn a_zip_bomb_is_413_naming_its_entry_and_nothing_is_unpacked() {
+    let scratch = Scratch::new();
+    // 1 GiB of zeros streamed through the compressor: about 1 MB on disk.
+    let path = scratch.path.join("upload-bomb");
+    let mut zip = ZipWriter::new(std::fs::File::create(&path).unwrap());
+    zip.start_file("scene.pov", SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(b"sphere { 0, 1 }").unwrap();
+    zip.start_file("textures/wall.png", SimpleFileOptions::default())
+        .unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..1024 {
+        zip.write_all(&zeros).unwrap();
+    }
+    zip.finish().unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() < 4 << 20);
+    let upload = Upload {
+        file: UploadedFile {
+            file_name: "bomb.zip".into(),
+            path,
+        },
+        ini: None,
+        fields: SubmitFields::default(),
+    };
+    let err = prepare(upload, &scratch.path, &Tools::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status, 413);
+    assert!(
+        err.message
+            .starts_with("bomb.zip: entry \"textures/wall.png\" unpacks to 1 GiB from ")
+            && err.message.contains("at most 100:1"),
+        "{}",
+        err.message
+    );
+    assert!(!scratch.path.join("project").exists());
+}
+
+#[tokio::test]
 async fn a_pov_with_an_ini_takes_its_animation() {
     let scratch = Scratch::new();
     let file = scratch.file("ball.pov", b"sphere { 0, 1 pigment { rgb clock } }");

@@ -111,6 +111,9 @@ impl Farm {
         config.heartbeat_interval = Duration::from_millis(500);
         // Leases that end badly slow an agent down; tests of broken PCs need it quick.
         config.setback_wait = Duration::from_millis(50);
+        // The test machine's disk may be fuller than the 10 % a lab PC keeps free; the disk
+        // budget has tests of its own.
+        config.disk_budget.min_free = idlefarm_agent::budget::MinFree::Bytes(0);
         configure(&mut config);
         let rx = self.stop.subscribe();
         self.agents.push(tokio::spawn(idlefarm_agent::run(
@@ -132,7 +135,7 @@ impl Farm {
                 "--name",
                 name,
             ])
-            .args(["--policy", "always"])
+            .args(["--policy", "always", "--min-free", "0%"])
             .arg("--work-dir")
             .arg(self.dir.path().join(format!("agent-{name}")))
             .arg("--status-socket")

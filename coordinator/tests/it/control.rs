@@ -9,6 +9,7 @@
 
 mod access;
 mod agents;
+mod disk;
 mod health;
 mod input;
 mod jobs;
