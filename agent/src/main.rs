@@ -24,7 +24,7 @@ struct Args {
     #[command(subcommand)]
     command: Option<Command>,
     /// Config file (TOML); flags override it.
-    #[arg(long, env = "IDLEFARM_AGENT_CONFIG")]
+    #[arg(long, global = true, env = "IDLEFARM_AGENT_CONFIG")]
     config: Option<PathBuf>,
     /// Base URL of the coordinator, e.g. http://farm.lab:7870.
     #[arg(long, env = "IDLEFARM_COORDINATOR")]
@@ -34,7 +34,7 @@ struct Args {
     token: Option<String>,
     /// Cache, credentials and render output [default: $XDG_STATE_HOME/idlefarm-agent,
     /// ~/.local/state/idlefarm-agent, or /var/lib/idlefarm-agent as root].
-    #[arg(long)]
+    #[arg(long, global = true)]
     work_dir: Option<PathBuf>,
     /// Name shown on the dashboard [default: host name].
     #[arg(long)]
@@ -81,14 +81,17 @@ struct Args {
     /// or a size, e.g. 20G [default: 10%].
     #[arg(long, value_parser = MinFree::parse)]
     min_free: Option<MinFree>,
-    /// Local status socket for the desktop companion and `idlefarm-agent status`.
+    /// Local status socket for the desktop companion and `idlefarm-agent status` [default:
+    /// status.sock in --work-dir; with the default work dir $XDG_RUNTIME_DIR/idlefarm-agent.sock,
+    /// or /run/idlefarm-agent/status.sock as root].
     #[arg(long, global = true)]
     status_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show what the running agent is doing and why (reads its status socket).
+    /// Show what the running agent is doing and why (reads its status socket; give it the
+    /// agent's --config, --work-dir or --status-socket to find an agent started with them).
     Status,
 }
 
@@ -99,22 +102,42 @@ fn parse_percent(s: &str) -> Result<f32, String> {
     }
 }
 
+/// The config file named by `--config`, or an empty one.
+fn load_file(args: &Args) -> anyhow::Result<FileConfig> {
+    match &args.config {
+        Some(path) => FileConfig::load(path).map_err(anyhow::Error::msg),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+/// The work dir: flag over file over default.
+fn work_dir(args: &Args, file: &FileConfig) -> PathBuf {
+    args.work_dir
+        .clone()
+        .or_else(|| file.work_dir.clone())
+        .unwrap_or_else(default_agent_work_dir)
+}
+
+/// The status socket, found the same way by the agent and by `idlefarm-agent status`: flag over
+/// file over the one that goes with the work dir.
+fn socket_path(args: &Args, file: &FileConfig) -> PathBuf {
+    args.status_socket
+        .clone()
+        .or_else(|| file.status_socket.clone())
+        .unwrap_or_else(|| status::socket_path_for(&work_dir(args, file)))
+}
+
 /// The agent's and the presence monitor's settings: flags over file over defaults.
 fn settings(args: Args) -> anyhow::Result<(AgentConfig, PresenceConfig, PathBuf)> {
-    let file = match &args.config {
-        Some(path) => FileConfig::load(path).map_err(anyhow::Error::msg)?,
-        None => FileConfig::default(),
-    };
+    let file = load_file(&args)?;
+    let socket = socket_path(&args, &file);
+    let work_dir = work_dir(&args, &file);
     let Some(coordinator) = args.coordinator.or(file.coordinator) else {
         bail!("no coordinator: pass --coordinator URL (or set it in the config file)");
     };
     let Some(token) = args.token.or(file.token) else {
         bail!("no enrolment token: pass --token T (`idlefarm token` on the coordinator prints it)");
     };
-    let work_dir = args
-        .work_dir
-        .or(file.work_dir)
-        .unwrap_or_else(default_agent_work_dir);
     let mut agent = AgentConfig::new(coordinator, token, work_dir);
     if let Some(name) = args.name.or(file.name) {
         agent.name = name;
@@ -177,10 +200,6 @@ fn settings(args: Args) -> anyhow::Result<(AgentConfig, PresenceConfig, PathBuf)
             .unwrap_or(defaults.cpu_threshold),
         ..defaults
     };
-    let socket = args
-        .status_socket
-        .or(file.status_socket)
-        .unwrap_or_else(status::default_socket_path);
     Ok((agent, presence, socket))
 }
 
@@ -226,17 +245,24 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     if let Some(Command::Status) = args.command {
-        let socket = args
-            .status_socket
-            .clone()
-            .unwrap_or_else(status::default_socket_path);
+        let socket = socket_path(&args, &load_file(&args)?);
         return print_status(socket).await;
     }
     let (mut config, presence_config, socket) = settings(args)?;
     let hub = StatusHub::new();
-    let _server = hub
-        .serve(&socket)
-        .with_context(|| format!("cannot open the status socket {}", socket.display()))?;
+    let _server = match hub.serve(&socket) {
+        Ok(server) => server,
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => bail!(
+            "another idlefarm-agent is running with the status socket {} (and so, most likely, with \
+             this work dir {}): give this agent its own --work-dir, or its own --status-socket",
+            socket.display(),
+            config.work_dir.display()
+        ),
+        Err(err) => {
+            return Err(err)
+                .with_context(|| format!("cannot open the status socket {}", socket.display()));
+        }
+    };
     config.status = hub.clone();
     tracing::info!(policy = %presence_config.policy, socket = %socket.display(), "presence policy");
     let presence: Arc<dyn Presence> = match presence_config.policy {

@@ -421,8 +421,8 @@ pub(crate) async fn read_line(
     Ok(Some(()))
 }
 
-/// Default socket path: [`SYSTEM_SOCKET_PATH`] when root, else
-/// `$XDG_RUNTIME_DIR/idlefarm-agent.sock`, or `status.sock` in the agent's default work dir
+/// Default socket path of an agent with the default work dir: [`SYSTEM_SOCKET_PATH`] when root,
+/// else `$XDG_RUNTIME_DIR/idlefarm-agent.sock`, or `status.sock` in the agent's default work dir
 /// ([`idlefarm_runtime::default_agent_work_dir`]) when there is no runtime dir.
 pub fn default_socket_path() -> PathBuf {
     if idlefarm_runtime::is_root() {
@@ -431,6 +431,18 @@ pub fn default_socket_path() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         Some(runtime) => PathBuf::from(runtime).join("idlefarm-agent.sock"),
         None => idlefarm_runtime::default_agent_work_dir().join("status.sock"),
+    }
+}
+
+/// The socket of the agent whose work dir is `work_dir` when none is given: the
+/// [`default_socket_path`] for the default work dir, else `status.sock` inside the work dir.
+/// Two agents on one host differ in their work dirs (they must: credentials and cache live
+/// there), so each gets its own socket, and `idlefarm-agent status --work-dir D` finds it.
+pub fn socket_path_for(work_dir: &Path) -> PathBuf {
+    if work_dir == idlefarm_runtime::default_agent_work_dir() {
+        default_socket_path()
+    } else {
+        work_dir.join("status.sock")
     }
 }
 

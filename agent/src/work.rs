@@ -1,8 +1,8 @@
 //! The lease loop: while the PC is available, ask for a lease, prepare its input, render it,
 //! upload every frame as soon as it is finished, and end the lease (complete, yield or failed).
 //!
-//! One lease at a time. Frames travel from the renderer to an uploader task through a channel,
-//! so uploads overlap rendering. Only network trouble and a full disk give a lease back; any other
+//! One lease at a time, asked for only on a fresh "available" reading of the presence. Frames
+//! travel from the renderer to an uploader task through a channel, so uploads overlap rendering. Only network trouble and a full disk give a lease back; any other
 //! error with the lease is its failure, reported with the reason, and leases that end badly slow
 //! the next request down ([`crate::pace`]).
 
@@ -71,6 +71,15 @@ impl Worker {
                         return Ok(());
                     }
                 }
+            }
+            // "Available" may be a slow poll old; a person may have sat down since. Take work
+            // only on a reading as fresh as the one a running renderer is held to.
+            let confirmed = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                confirmed = self.presence.confirm() => confirmed,
+            };
+            if confirmed != Availability::Available {
+                continue;
             }
             let request = LeaseRequest {
                 presence: PresenceState::Idle,

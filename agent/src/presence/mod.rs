@@ -5,6 +5,7 @@
 //! PC. Real detection (logind sessions, input idle time, CPU use, schedules) plugs in here; the
 //! agent itself only ever sees the watch channel.
 
+pub mod cadence;
 pub mod cpu;
 pub mod logind;
 pub mod monitor;
@@ -14,6 +15,7 @@ pub mod schedule;
 pub mod tty;
 pub mod x11;
 
+use futures::future::BoxFuture;
 use idlefarm_protocol::PresenceState;
 use tokio::sync::watch;
 
@@ -31,6 +33,15 @@ pub trait Presence: Send + Sync + 'static {
     /// Current availability; the agent consults it before asking for work and watches it while
     /// rendering.
     fn watch(&self) -> watch::Receiver<Availability>;
+
+    /// Availability from a reading no older than the source's fast-poll interval, taking a
+    /// new reading first when the last one is older. The lease loop asks it just before it
+    /// takes work, so a person who touched the PC since the last slow poll gets no renderer.
+    /// Sources that are never stale keep this default: the current value.
+    fn confirm(&self) -> BoxFuture<'_, Availability> {
+        let now = *self.watch().borrow();
+        Box::pin(std::future::ready(now))
+    }
 }
 
 /// A dedicated render node: always available.

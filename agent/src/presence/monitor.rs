@@ -4,18 +4,24 @@
 //!
 //! Event-driven where the source allows: logind's `SessionNew`/`SessionRemoved` and property
 //! signals wake the monitor at once. Input idle time has to be polled: slowly while nothing
-//! renders, fast (every [`PresenceConfig::fast_poll`]) while a renderer runs, so a person who
-//! touches the mouse stops it within a fraction of a second. Becoming unavailable is published
-//! at once; becoming available only after the verdict held for the settle time.
+//! renders, fast (every [`PresenceConfig::fast_poll`]) from the moment a renderer is spawned
+//! (the render module wakes the monitor then) until shortly after the last one ended, so a
+//! person who touches the mouse stops it within a fraction of a second ([`cadence`]). The lease
+//! loop asks for a fresh reading before it takes work ([`Presence::confirm`]). Becoming
+//! unavailable is published at once; becoming available only after the verdict held for the
+//! settle time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use idlefarm_protocol::PresenceState;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+
+use super::cadence::{self, Rendering};
 
 use super::cpu::{Hysteresis, OtherCpu};
 use super::logind::{Logind, Session};
@@ -23,7 +29,7 @@ use super::policy::{self, Observation, Policy, SessionObservation, Verdict};
 use super::schedule::{Schedule, WeekTime};
 use super::x11::{X11Idle, find_xauthority};
 use super::{Availability, Presence, mutter, tty};
-use crate::render::process::running_groups;
+use crate::render::process::{renderer_starts, running_groups};
 use crate::status::{SourceStatus, StatusEvent, StatusHub};
 
 /// How presence is decided.
@@ -69,6 +75,11 @@ impl Default for PresenceConfig {
 pub struct DetectedPresence {
     tx: watch::Sender<Availability>,
     reason: Arc<Mutex<String>>,
+    /// When the last reading (a monitor tick) began.
+    read_at: watch::Sender<Option<Instant>>,
+    /// Asks the monitor for a reading now.
+    wake: Arc<Notify>,
+    fast_poll: Duration,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -77,9 +88,19 @@ impl DetectedPresence {
     pub fn start(config: PresenceConfig, hub: StatusHub) -> Arc<DetectedPresence> {
         let tx = watch::Sender::new(Availability::Unavailable(PresenceState::UserPresent));
         let reason = Arc::new(Mutex::new("starting".to_owned()));
+        let read_at = watch::Sender::new(None);
+        let wake = Arc::new(Notify::new());
+        let fast_poll = config.fast_poll;
         let monitor = Monitor::new(config, hub, tx.clone(), reason.clone());
-        let task = tokio::spawn(monitor.run());
-        Arc::new(DetectedPresence { tx, reason, task })
+        let task = tokio::spawn(monitor.run(read_at.clone(), wake.clone()));
+        Arc::new(DetectedPresence {
+            tx,
+            reason,
+            read_at,
+            wake,
+            fast_poll,
+            task,
+        })
     }
 
     /// Why the PC is (un)available, in words.
@@ -97,6 +118,25 @@ impl Drop for DetectedPresence {
 impl Presence for DetectedPresence {
     fn watch(&self) -> watch::Receiver<Availability> {
         self.tx.subscribe()
+    }
+
+    fn confirm(&self) -> BoxFuture<'_, Availability> {
+        Box::pin(async move {
+            let asked = Instant::now();
+            let mut read_at = self.read_at.subscribe();
+            let fresh = read_at
+                .borrow()
+                .is_some_and(|t| cadence::is_fresh(asked.duration_since(t), self.fast_poll));
+            if !fresh {
+                self.wake.notify_one();
+                let newer = read_at.wait_for(|t| t.is_some_and(|t| t >= asked)).await;
+                if newer.is_err() {
+                    // The monitor is gone: nothing vouches for the PC being free.
+                    return Availability::Unavailable(PresenceState::UserPresent);
+                }
+            }
+            *self.tx.borrow()
+        })
     }
 }
 
@@ -157,30 +197,44 @@ impl Monitor {
         }
     }
 
-    async fn run(mut self) {
+    /// Reads and publishes until aborted; `read_at` gets the start of every reading, `wake`
+    /// asks for one at once.
+    async fn run(mut self, read_at: watch::Sender<Option<Instant>>, wake: Arc<Notify>) {
+        let mut starts = renderer_starts();
+        let mut last_render: Option<Instant> = None;
         loop {
+            let began = Instant::now();
             self.tick().await;
+            read_at.send_replace(Some(began));
+            let now = Instant::now();
             let rendering = !running_groups().is_empty();
-            let fast = rendering && self.config.policy == Policy::Idle;
-            let wait = if fast {
-                self.config.fast_poll
-            } else {
-                self.config.slow_poll
-            };
-            match self.changes.as_mut() {
-                Some(changes) => {
-                    tokio::select! {
-                        change = changes.next() => {
-                            if change.is_none() {
-                                self.drop_logind("the system bus connection was lost".into());
-                            } else {
-                                self.sessions_read = None;
-                            }
-                        }
-                        _ = tokio::time::sleep(wait) => {}
-                    }
+            if rendering {
+                last_render = Some(now);
+            }
+            let wait = cadence::next_wait(
+                self.config.policy,
+                Rendering {
+                    now: rendering,
+                    since_last: last_render.map(|t| now.duration_since(t)),
+                },
+                self.config.fast_poll,
+                self.config.slow_poll,
+            );
+            let changes = async {
+                match self.changes.as_mut() {
+                    Some(changes) => Some(changes.next().await.is_some()),
+                    None => std::future::pending().await,
                 }
-                None => tokio::time::sleep(wait).await,
+            };
+            tokio::select! {
+                change = changes => match change {
+                    Some(false) => self.drop_logind("the system bus connection was lost".into()),
+                    _ => self.sessions_read = None,
+                },
+                // A renderer was just spawned: read input now, then fast while it runs.
+                _ = starts.changed() => {}
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }

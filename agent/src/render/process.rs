@@ -168,6 +168,9 @@ pub fn spawn(
     let mut child = command.spawn()?;
     let pgid = child.id().map(|id| id as libc::pid_t).unwrap_or(0);
     running_groups_mut().insert(pgid);
+    // Wake the presence monitor now: it must poll input fast from the renderer's first moment,
+    // not from its next slow poll.
+    RENDERER_STARTS.send_modify(|starts| *starts = starts.wrapping_add(1));
     let (tx, rx) = mpsc::channel(256);
     if let Some(stdout) = child.stdout.take() {
         tokio::spawn(forward_lines(stdout, tx.clone()));
@@ -282,6 +285,16 @@ fn running_groups_mut() -> std::sync::MutexGuard<'static, std::collections::BTre
 /// the agent's own work out of "other CPU use" and to poll input quickly while a render runs.
 pub fn running_groups() -> Vec<u32> {
     running_groups_mut().iter().map(|&g| g as u32).collect()
+}
+
+/// Counts renderer starts; watchers wake at each one.
+static RENDERER_STARTS: std::sync::LazyLock<tokio::sync::watch::Sender<u64>> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::Sender::new(0));
+
+/// Wakes whenever this agent spawns a renderer (the value counts starts). The presence monitor
+/// waits on it so it switches to fast input polling the moment a renderer exists.
+pub fn renderer_starts() -> tokio::sync::watch::Receiver<u64> {
+    RENDERER_STARTS.subscribe()
 }
 
 impl Drop for RendererProcess {

@@ -11,6 +11,7 @@ mod monitor;
 mod notify;
 mod render;
 mod sequence;
+mod status_socket;
 mod support;
 mod x11;
 mod x_support;

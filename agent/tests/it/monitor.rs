@@ -1,6 +1,7 @@
 //! The presence monitor as a whole, on real sources: other programs keeping the CPU busy make
-//! an `idle`-policy agent unavailable while a short spike does not, and sources that cannot be
-//! read never count as idle — the status says why.
+//! an `idle`-policy agent unavailable while a short spike does not, sources that cannot be
+//! read never count as idle — the status says why — and a person who touches the PC between
+//! chunks or just before a renderer starts is seen at once (Xvfb + xdotool).
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -14,6 +15,7 @@ use idlefarm_agent::{Availability, Presence};
 use idlefarm_protocol::PresenceState;
 
 use crate::dbus_support::MockLogind;
+use crate::x_support::Xvfb;
 
 /// Busy loops, one per core, each in its own process group; killed on drop.
 struct Burners(Vec<Child>);
@@ -193,4 +195,91 @@ async fn a_session_whose_display_cannot_be_reached_counts_as_present() {
     let no_user = DetectedPresence::start(config, StatusHub::new());
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(no_user.reason().contains("carol"), "{}", no_user.reason());
+}
+
+/// A session process on `xvfb`'s display, where the monitor finds the Xauthority cookie.
+struct SessionProcess(Child);
+
+impl Drop for SessionProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Asks for fresh readings until the PC is available.
+async fn confirm_until_available(presence: &Arc<DetectedPresence>) {
+    let available = tokio::time::timeout(Duration::from_secs(30), async {
+        while presence.confirm().await != Availability::Available {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(available.is_ok(), "never available: {}", presence.reason());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renderer_start_wakes_the_monitor_and_work_waits_for_a_fresh_reading() {
+    let xvfb = Xvfb::start();
+    let _session = SessionProcess(
+        xvfb.env(&mut Command::new("sleep"))
+            .arg("infinity")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let logind = MockLogind::start().await;
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    logind
+        .add_session("2", uid, "person", "user", "x11", Some(&xvfb.display))
+        .await;
+    let config = PresenceConfig {
+        policy: Policy::Idle,
+        idle_after: Duration::from_millis(300),
+        settle: Duration::ZERO,
+        system_bus: Some(logind.bus.address.clone()),
+        cpu_threshold: 100.0,
+        // On its own the monitor would not read again within this test: only a renderer
+        // start, a request for a fresh reading or fast polling can make it notice a person.
+        slow_poll: Duration::from_secs(3600),
+        fast_poll: Duration::from_millis(1),
+        ..PresenceConfig::default()
+    };
+    let presence = DetectedPresence::start(config, StatusHub::new());
+    confirm_until_available(&presence).await;
+
+    // Between chunks: the lease loop's fresh reading sees a person who touched the mouse
+    // after the last reading, however recent the watch's "available" looks.
+    xvfb.touch_mouse();
+    assert_ne!(
+        presence.confirm().await,
+        Availability::Available,
+        "{}",
+        presence.reason()
+    );
+    confirm_until_available(&presence).await;
+
+    // A person touches the PC just before a renderer starts: its spawn wakes the monitor.
+    xvfb.touch_mouse();
+    let mut sleeper = tokio::process::Command::new("sleep");
+    sleeper.arg("60");
+    let (renderer, _lines) =
+        idlefarm_agent::render::process::spawn(sleeper, None).expect("spawn a stand-in renderer");
+    wait_for(&presence, Duration::from_secs(20), |a| {
+        a != Availability::Available
+    })
+    .await;
+    // While it runs, input is read fast: the monitor sees the person leave and come back
+    // without anyone asking.
+    wait_for(&presence, Duration::from_secs(20), |a| {
+        a == Availability::Available
+    })
+    .await;
+    xvfb.touch_mouse();
+    wait_for(&presence, Duration::from_secs(20), |a| {
+        a != Availability::Available
+    })
+    .await;
+    drop(renderer);
 }
