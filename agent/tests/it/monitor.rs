@@ -123,6 +123,8 @@ async fn an_unreachable_logind_is_not_idle_and_the_status_says_why() {
         policy: Policy::Idle,
         settle: Duration::ZERO,
         system_bus: Some(format!("unix:path={}", dir.path().join("no-bus").display())),
+        // No utmp either, so nothing says who is here.
+        utmp: dir.path().join("no-utmp"),
         slow_poll: Duration::from_millis(200),
         ..PresenceConfig::default()
     };
