@@ -137,7 +137,7 @@ async fn a_scene_cannot_write_outside_its_lease_folder() {
         !escaped.exists(),
         "nothing was written outside the lease folder"
     );
-    assert!(output.contains("Cannot open file"), "{output}");
+    assert!(output.contains("Cannot open user file"), "{output}");
 
     // Appending to the agent's credentials is as closed as /tmp.
     let scene = format!(
