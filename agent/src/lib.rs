@@ -163,6 +163,13 @@ pub async fn run(
         user.check_can_reach(&work_dir)?;
         tracing::info!(user = %user.name, "renders run as `{}`", user.name);
     }
+    match render::confine::abi_version() {
+        Some(abi) if abi >= 4 => tracing::info!("renders are confined with Landlock (ABI {abi})"),
+        Some(abi) => tracing::info!(
+            "renders are confined with Landlock (ABI {abi}); TCP stays open (needs ABI 4, Linux 6.7)"
+        ),
+        None => {} // `confine::for_render` warns at the first render.
+    }
     let leases_dir = prepare_dir(&work_dir.join("leases"))?;
     // Output of leases from before a crash or restart: those leases are long gone.
     for entry in std::fs::read_dir(&leases_dir)?.flatten() {

@@ -2,7 +2,7 @@
 //!
 //! The agent asks for work only while its [`Presence`] says [`Availability::Available`], and
 //! watches it while a renderer runs so it can stop the renderer the moment a person needs the
-//! PC. Real detection (logind sessions, input idle time, CPU use, schedules) plugs in here; the
+//! PC. Real detection (logind sessions or, without logind, utmp, input idle time, CPU use, schedules) plugs in here; the
 //! agent itself only ever sees the watch channel.
 
 pub mod cadence;
@@ -13,6 +13,7 @@ pub mod mutter;
 pub mod policy;
 pub mod schedule;
 pub mod tty;
+pub mod utmp;
 pub mod x11;
 
 use futures::future::BoxFuture;

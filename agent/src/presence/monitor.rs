@@ -1,4 +1,5 @@
-//! The presence monitor: watches every source (logind sessions, X11 / Mutter / terminal input
+//! The presence monitor: watches every source (logind sessions — or, while logind cannot be
+//! reached, utmp logins and X sockets ([`utmp`](super::utmp)) — X11 / Mutter / terminal input
 //! idle time, other CPU use, the schedule), asks the [`policy`](super::policy) for a verdict and
 //! publishes [`Availability`] on a watch channel the agent reads.
 //!
@@ -12,6 +13,7 @@
 //! settle time.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,7 +30,7 @@ use super::logind::{Logind, Session};
 use super::policy::{self, Observation, Policy, SessionObservation, Verdict};
 use super::schedule::{Schedule, WeekTime};
 use super::x11::{X11Idle, find_xauthority};
-use super::{Availability, Presence, mutter, tty};
+use super::{Availability, Presence, mutter, tty, utmp};
 use crate::render::process::{renderer_starts, running_groups};
 use crate::status::{SourceStatus, StatusEvent, StatusHub};
 
@@ -45,6 +47,10 @@ pub struct PresenceConfig {
     pub schedule: Option<Schedule>,
     /// D-Bus address of the system bus (logind); `None` = the standard system bus.
     pub system_bus: Option<String>,
+    /// The utmp file read for logins while logind cannot be reached.
+    pub utmp: PathBuf,
+    /// Where X servers' sockets are looked for while logind cannot be reached.
+    pub x11_sockets: PathBuf,
     /// Under `idle`: other programs' CPU share (percent of the whole machine) that counts as busy.
     pub cpu_threshold: f32,
     /// How long other CPU use must stay above (or below) the threshold to flip.
@@ -63,6 +69,8 @@ impl Default for PresenceConfig {
             settle: Duration::from_secs(30),
             schedule: None,
             system_bus: None,
+            utmp: PathBuf::from(utmp::DEFAULT_UTMP),
+            x11_sockets: PathBuf::from(utmp::DEFAULT_X11_SOCKETS),
             cpu_threshold: 30.0,
             cpu_hold: Duration::from_secs(10),
             slow_poll: Duration::from_secs(2),
@@ -142,6 +150,8 @@ impl Presence for DetectedPresence {
 
 const LOGIND_RETRY: Duration = Duration::from_secs(10);
 const SESSION_REFRESH: Duration = Duration::from_secs(10);
+/// utmp has no change signal: reading it (a few records) often is how a login is noticed.
+const UTMP_REFRESH: Duration = Duration::from_secs(1);
 /// Reading every process's CPU time costs a few milliseconds on a busy desktop: often enough
 /// for the hysteresis, rare enough for the idle footprint target.
 const CPU_SAMPLE: Duration = Duration::from_secs(2);
@@ -159,6 +169,8 @@ struct Monitor {
     changes: Option<BoxStream<'static, ()>>,
     sessions: Result<Vec<Session>, String>,
     sessions_read: Option<Instant>,
+    /// Whether `sessions` came from utmp because logind could not be reached.
+    from_utmp: bool,
     x11: HashMap<String, X11Idle>,
     x11_failed: HashMap<String, (Instant, String)>,
     cpu: OtherCpu,
@@ -187,6 +199,7 @@ impl Monitor {
             changes: None,
             sessions: Err("not read yet".into()),
             sessions_read: None,
+            from_utmp: false,
             x11: HashMap::new(),
             x11_failed: HashMap::new(),
             cpu: OtherCpu::new(),
@@ -263,9 +276,13 @@ impl Monitor {
             }
         }
         let Some(logind) = &self.logind else {
-            self.sessions = Err(self.logind_error.clone());
+            self.read_utmp();
             return;
         };
+        if self.from_utmp {
+            self.from_utmp = false;
+            self.sessions_read = None;
+        }
         if self
             .sessions_read
             .is_some_and(|t| t.elapsed() < SESSION_REFRESH)
@@ -279,6 +296,21 @@ impl Monitor {
             }
             Err(e) => self.drop_logind(e.to_string()),
         }
+    }
+
+    /// The fallback while logind cannot be reached: logins from utmp and the X sockets.
+    fn read_utmp(&mut self) {
+        let fresh = self.from_utmp
+            && self
+                .sessions_read
+                .is_some_and(|t| t.elapsed() < UTMP_REFRESH);
+        if fresh {
+            return;
+        }
+        self.from_utmp = true;
+        self.sessions_read = Some(Instant::now());
+        self.sessions = utmp::sessions(&self.config.utmp, &self.config.x11_sockets)
+            .map_err(|e| format!("{}; and without logind: {e}", self.logind_error));
     }
 
     async fn input_idle(&mut self, s: &Session) -> Result<Duration, String> {
@@ -451,6 +483,15 @@ impl Monitor {
             source: "policy".into(),
             reading: self.config.policy.to_string(),
         }];
+        if self.from_utmp {
+            out.push(SourceStatus {
+                source: "logind".into(),
+                reading: format!(
+                    "unknown: {} (logins read from utmp instead)",
+                    self.logind_error
+                ),
+            });
+        }
         let logind = match &obs.sessions {
             Err(why) => format!("unknown: {why}"),
             Ok(s) if s.is_empty() => "no user sessions".into(),
@@ -470,7 +511,7 @@ impl Monitor {
             }
         };
         out.push(SourceStatus {
-            source: "logind".into(),
+            source: if self.from_utmp { "utmp" } else { "logind" }.into(),
             reading: logind,
         });
         if let Ok(sessions) = &obs.sessions {

@@ -7,6 +7,7 @@
 //! finished before that are kept. This module knows nothing about the network.
 
 pub mod blender;
+pub mod confine;
 mod detect;
 mod output;
 pub mod povray;
@@ -154,7 +155,21 @@ async fn run(
             };
         }
     };
-    let (mut child, mut lines) = match process::spawn(command, env.user.as_ref()) {
+    let program = match renderer {
+        Renderer::Blender => &env.blender,
+        Renderer::Povray => &env.povray,
+    };
+    let confinement = match confine::for_render(program, &job.input_root, &job.out_dir) {
+        Ok(confinement) => confinement,
+        Err(err) => {
+            return RenderOutcome::Failed {
+                message: format!("cannot confine {name} for frames {range}: {err}"),
+                log_tail: String::new(),
+            };
+        }
+    };
+    let spawned = process::spawn(command, env.user.as_ref(), confinement.as_ref());
+    let (mut child, mut lines) = match spawned {
         Ok(spawned) => spawned,
         Err(err) => {
             return RenderOutcome::Failed {

@@ -4,7 +4,9 @@
 //! process and thread it starts), at nice 19 with `SCHED_IDLE` and idle I/O priority, and, when
 //! the agent runs as root, as an unprivileged user: the privilege drop happens in the forked child
 //! before `exec`, with the user resolved beforehand because only async-signal-safe calls are
-//! allowed there. Its stdout and stderr are read line by line and handed to the caller.
+//! allowed there. Last before `exec` the child confines itself with the Landlock ruleset the
+//! caller prepared ([`super::confine`]). Its stdout and stderr are read line by line and handed
+//! to the caller.
 
 use std::ffi::CString;
 use std::io;
@@ -12,6 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
+use super::confine::{self, Confinement};
 use crate::passwd::{Key, lookup};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -126,13 +129,17 @@ pub struct RendererProcess {
 }
 
 /// Starts `command` in its own process group at the lowest CPU and I/O priority, as `user` when
-/// given. Returns the process and a channel of its output lines (stdout and stderr interleaved),
-/// which closes when both streams end.
+/// given, confined by `confinement` when given. Returns the process and a channel of its output
+/// lines (stdout and stderr interleaved), which closes when both streams end.
 pub fn spawn(
     mut command: Command,
     user: Option<&RenderUser>,
+    confinement: Option<&Confinement>,
 ) -> io::Result<(RendererProcess, mpsc::Receiver<String>)> {
     let ids = user.map(|u| (u.uid as libc::uid_t, u.gid as libc::gid_t));
+    // The descriptor stays open in the parent (borrowed from `confinement`) until `spawn`
+    // returns, so the child always finds it.
+    let ruleset = confinement.map_or(-1, Confinement::raw_fd);
     command
         .process_group(0)
         .stdin(Stdio::null())
@@ -162,7 +169,8 @@ pub fn spawn(
             // If the agent dies (even by SIGKILL) its renderer must not render on unseen; set
             // after the uid change, which clears it.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
+            // Last: the scene must not escape its confinement, so a failure here fails the spawn.
+            confine::restrict_self(ruleset)
         });
     }
     let mut child = command.spawn()?;
@@ -352,7 +360,7 @@ mod tests {
         command
             .arg("-c")
             .arg("echo one; echo two >&2; printf 'a\\rb'");
-        let (mut process, mut lines) = spawn(command, None).unwrap();
+        let (mut process, mut lines) = spawn(command, None, None).unwrap();
         let mut got = Vec::new();
         while let Some(line) = lines.recv().await {
             got.push(line);
@@ -366,7 +374,7 @@ mod tests {
     async fn children_run_in_their_own_group_at_idle_priority() {
         let mut command = Command::new("sleep");
         command.arg("30");
-        let (mut process, _lines) = spawn(command, None).unwrap();
+        let (mut process, _lines) = spawn(command, None, None).unwrap();
         let pid = process.pid();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         let fields: Vec<&str> = stat

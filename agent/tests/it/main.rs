@@ -1,6 +1,7 @@
 //! Integration tests of the agent: real renders through the render module, and the whole
 //! agent against a small in-process coordinator.
 
+mod confine;
 mod coordinator;
 mod cpu;
 mod dbus_support;
@@ -13,5 +14,6 @@ mod render;
 mod sequence;
 mod status_socket;
 mod support;
+mod utmp;
 mod x11;
 mod x_support;

@@ -125,6 +125,8 @@ async fn an_unreachable_logind_is_not_idle_and_the_status_says_why() {
         policy: Policy::Idle,
         settle: Duration::ZERO,
         system_bus: Some(format!("unix:path={}", dir.path().join("no-bus").display())),
+        // No utmp either, so nothing says who is here.
+        utmp: dir.path().join("no-utmp"),
         slow_poll: Duration::from_millis(200),
         ..PresenceConfig::default()
     };
@@ -264,8 +266,8 @@ async fn a_renderer_start_wakes_the_monitor_and_work_waits_for_a_fresh_reading()
     xvfb.touch_mouse();
     let mut sleeper = tokio::process::Command::new("sleep");
     sleeper.arg("60");
-    let (renderer, _lines) =
-        idlefarm_agent::render::process::spawn(sleeper, None).expect("spawn a stand-in renderer");
+    let (renderer, _lines) = idlefarm_agent::render::process::spawn(sleeper, None, None)
+        .expect("spawn a stand-in renderer");
     wait_for(&presence, Duration::from_secs(20), |a| {
         a != Availability::Available
     })
