@@ -85,10 +85,8 @@ pub(super) fn apply_key(ini: &mut PovIni, key: &str, value: &str) -> Result<(), 
                 }
             }
         }
-        k if WRITTEN_FILE_KEYS.contains(&k) => {
-            if boolean(key, word).is_err() {
-                inside_job(key, value)?;
-            }
+        k if WRITTEN_FILE_KEYS.contains(&k) && boolean(key, word).is_err() => {
+            inside_job(key, value)?;
         }
         _ => {} // Declare, Display, Quality, Jitter, Sampling_Method, gamma, radiosity, ...
     }
