@@ -9,7 +9,8 @@ declare -A cmd_of=([blender]=blender [povray]=povray [povray-includes]=povray-in
 if [ "${1:-run}" = test ]; then
     # Xvfb + xdotool for X11 input, python-dbusmock on a private D-Bus for logind and notifications.
     # Headless Chromium + chromedriver for the web app's browser tests.
-    want+=(python3 xvfb xauth xdotool dbus-daemon python3-dbusmock chromium chromium-driver)
+    # povray-examples: POV-Ray's own example animations, rendered on the farm and compared.
+    want+=(python3 xvfb xauth xdotool dbus-daemon python3-dbusmock chromium chromium-driver povray-examples)
     cmd_of[python3]=python3
     cmd_of[xvfb]=Xvfb
     cmd_of[xauth]=xauth
@@ -18,6 +19,7 @@ if [ "${1:-run}" = test ]; then
     cmd_of[python3-dbusmock]="python3-dbusmock"
     cmd_of[chromium]=chromium
     cmd_of[chromium-driver]=chromedriver
+    cmd_of[povray-examples]=povray-examples
 fi
 
 missing=()
@@ -25,6 +27,7 @@ have() {
     case "$1" in
         python3-dbusmock) /usr/bin/python3 -c 'import dbusmock' >/dev/null 2>&1 ;;
         povray-includes) [ -f /usr/share/povray-3.7/include/colors.inc ] ;;
+        povray-examples) [ -d /usr/share/doc/povray/examples/animations ] ;;
         *) command -v "$1" >/dev/null 2>&1 ;;
     esac
 }

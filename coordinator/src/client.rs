@@ -27,6 +27,8 @@ pub struct SubmitOptions {
     pub main: Option<String>,
     /// Render a zip's scene files as a sequence, one file per frame.
     pub sequence: bool,
+    /// The `[Section]` of the POV-Ray `.ini` to read.
+    pub ini_section: Option<String>,
     /// Job name.
     pub name: Option<String>,
     /// Video frame rate.
@@ -181,6 +183,7 @@ impl Client {
             (f::CHUNK, &opts.chunk),
             (f::SCENE, &opts.scene),
             (f::MAIN, &opts.main),
+            (f::INI_SECTION, &opts.ini_section),
             (f::NAME, &opts.name),
             (f::FPS, &opts.fps),
             (f::FORMAT, &opts.format),

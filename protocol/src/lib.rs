@@ -151,6 +151,17 @@ pub struct PovraySettings {
     pub antialias_threshold: Option<f64>,
     /// `Antialias_Depth` / `+R3`.
     pub antialias_depth: Option<u32>,
+    /// `Cyclic_Animation` / `+KC`: the clock of the last frame stops short of `final_clock`.
+    #[serde(default)]
+    pub cyclic: bool,
+    /// The submitter's `.ini` as submitted. The agent hands it to POV-Ray and adds only what
+    /// the farm controls; `None` for jobs from before inis were passed on, which the agent
+    /// renders from the fields above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ini: Option<String>,
+    /// The `[Section]` of `ini` POV-Ray reads besides its options before the first label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ini_section: Option<String>,
 }
 
 /// Enrolment: an agent trades an enrolment token for its own id and secret.
@@ -641,6 +652,8 @@ pub mod submit_fields {
     pub const MAIN: &str = "main";
     /// `1`/`true`: render the zip's scene files as a sequence, one file per frame.
     pub const SEQUENCE: &str = "sequence";
+    /// The `[Section]` of the POV-Ray `.ini` to read, as in `povray scene.ini[Section]`.
+    pub const INI_SECTION: &str = "ini_section";
     /// Job name.
     pub const NAME: &str = "name";
     /// Frames-per-second override.
@@ -708,6 +721,23 @@ mod tests {
         assert_eq!(s.source_of(0), None);
         assert_eq!(s.source_of(3), None);
         assert_eq!(s.source_of(i64::MIN), None);
+    }
+
+    #[test]
+    fn povray_settings_from_before_inis_were_passed_on_still_load() {
+        let json = r#"{"initial_frame":1,"final_frame":20,"initial_clock":0.0,
+            "final_clock":1.0,"antialias":true,"antialias_threshold":0.3,"antialias_depth":3}"#;
+        let old: PovraySettings = serde_json::from_str(json).unwrap();
+        assert_eq!((old.cyclic, old.ini, old.ini_section), (false, None, None));
+        let new = PovraySettings {
+            ini: Some("+KFF20 +KC".into()),
+            ini_section: Some("Small".into()),
+            cyclic: true,
+            ..old
+        };
+        let back: PovraySettings =
+            serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
     }
 
     #[test]

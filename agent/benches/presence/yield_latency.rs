@@ -478,6 +478,9 @@ fn povray_settings(frames: i64) -> RenderSettings {
             antialias: true,
             antialias_threshold: Some(0.1),
             antialias_depth: Some(3),
+            cyclic: false,
+            ini: None,
+            ini_section: None,
         }),
         sequence: None,
     }

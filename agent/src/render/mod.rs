@@ -319,6 +319,7 @@ fn prepare(job: &RenderJob, run: &Run<'_>, env: &RenderEnv) -> std::io::Result<C
         ),
         Renderer::Povray => {
             let created = povray::write_conf(&job.out_dir, &job.input_root)?;
+            povray::write_ini(s, &job.out_dir)?;
             if let Some(user) = &env.user {
                 for dir in created {
                     user.chown(&dir)?;

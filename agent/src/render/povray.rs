@@ -1,6 +1,12 @@
 //! POV-Ray 3.7 on the command line: the arguments for a lease's frames, the per-render
 //! `povray.conf` that confines the scene's file I/O, and recognising finished frame files.
 //!
+//! A job with the submitter's `.ini` renders with that ini as POV-Ray's first argument, so
+//! every option in it counts exactly as in a direct `povray scene.ini`; after it come only
+//! what the farm controls (input and output paths, the lease's frames, no display, library
+//! path, threads), which POV-Ray applies over the ini's values. Older jobs without the ini
+//! text are rendered from the settings parsed out of it.
+//!
 //! POV-Ray names animation frames `frame<N>.png`, N zero-padded to the number of digits of the
 //! animation's final frame (`+KFF120` gives `frame005.png`). While it renders frame N it keeps a
 //! `frame<N>.pov-state` file beside them and writes `frame<N>.png` only when the frame is done,
@@ -15,6 +21,9 @@ use idlefarm_protocol::{ImageFormat, PovraySettings, RenderSettings};
 /// Where POV-Ray 3.7 keeps its include files and sample inis.
 const POVRAY_SHARE: &str = "/usr/share/povray-3.7";
 
+/// The name the submitter's ini gets in the lease's work folder.
+const JOB_INI: &str = "idlefarm-job.ini";
+
 /// The animation settings of a job, or plain defaults over the job's range when it has none.
 fn animation(settings: &RenderSettings) -> PovraySettings {
     settings.povray.clone().unwrap_or(PovraySettings {
@@ -25,7 +34,18 @@ fn animation(settings: &RenderSettings) -> PovraySettings {
         antialias: false,
         antialias_threshold: None,
         antialias_depth: None,
+        cyclic: false,
+        ini: None,
+        ini_section: None,
     })
+}
+
+/// Writes the submitter's ini, if the job has one, into `out_dir` for POV-Ray to read.
+pub fn write_ini(settings: &RenderSettings, out_dir: &Path) -> io::Result<()> {
+    match settings.povray.as_ref().and_then(|p| p.ini.as_ref()) {
+        Some(text) => std::fs::write(out_dir.join(JOB_INI), text),
+        None => Ok(()),
+    }
 }
 
 /// The arguments that render `frames` (consecutive frames) of `main_file` into `out_dir`.
@@ -38,21 +58,81 @@ pub fn args(
     let anim = animation(settings);
     let first = frames.first().copied().unwrap_or(settings.frame_start);
     let last = frames.last().copied().unwrap_or(first);
-    let animation: [OsString; 6] = [
+    let subset: [OsString; 2] = [format!("+SF{first}").into(), format!("+EF{last}").into()];
+    if anim.ini.is_some() {
+        // The ini holds the animation; only the lease's frames are the farm's.
+        return with_ini(settings, &anim, main_file, out_dir, subset);
+    }
+    let animation = [
         format!("+KFI{}", anim.initial_frame).into(),
         format!("+KFF{}", anim.final_frame).into(),
         format!("+KI{}", anim.initial_clock).into(),
         format!("+KF{}", anim.final_clock).into(),
-        format!("+SF{first}").into(),
-        format!("+EF{last}").into(),
-    ];
+    ]
+    .into_iter()
+    .chain(subset);
     with_quality(settings, &anim, main_file, out_dir, animation)
 }
 
 /// The arguments that render one file of a scene sequence as a still image, with the job's
 /// size and quality and no animation keys (its `clock` stays 0), into `out_dir/frame.<ext>`.
 pub fn still_args(settings: &RenderSettings, scene_file: &Path, out_dir: &Path) -> Vec<OsString> {
-    with_quality(settings, &animation(settings), scene_file, out_dir, [])
+    let anim = animation(settings);
+    if anim.ini.is_some() {
+        // One frame at clock 0 whatever animation the ini sets up, so the output is a still.
+        let still = ["+KFI1", "+KFF1", "+KI0", "+KF0", "+SF1", "+EF1"].map(OsString::from);
+        return with_ini(settings, &anim, scene_file, out_dir, still);
+    }
+    with_quality(settings, &anim, scene_file, out_dir, [])
+}
+
+/// The job's ini, then the farm's input, output, size and `frames` switches over it.
+fn with_ini(
+    settings: &RenderSettings,
+    anim: &PovraySettings,
+    main_file: &Path,
+    out_dir: &Path,
+    frames: impl IntoIterator<Item = OsString>,
+) -> Vec<OsString> {
+    let mut ini = out_dir.join(JOB_INI).into_os_string();
+    if let Some(section) = &anim.ini_section {
+        ini.push(format!("[{section}]"));
+    }
+    let mut args = vec![ini];
+    args.extend(input_output(settings, main_file, out_dir));
+    args.extend(frames);
+    // -P: a `Pause_When_Done` in the ini would otherwise wait for a key nobody presses.
+    args.extend(["-D".into(), "-P".into(), "-V".into()]);
+    args.extend(library_and_threads(main_file));
+    args
+}
+
+/// Input and output files, output type and size: the same for every way of rendering.
+fn input_output(settings: &RenderSettings, main_file: &Path, out_dir: &Path) -> Vec<OsString> {
+    let (width, height) = settings.frame_size();
+    let (file_type, ext) = match settings.format {
+        ImageFormat::Png => ("+FN", "png"),
+        ImageFormat::Jpeg => ("+FJ", "jpg"),
+    };
+    let mut input = OsString::from("+I");
+    input.push(main_file);
+    let mut output = OsString::from("+O");
+    output.push(out_dir);
+    output.push(format!("/frame.{ext}"));
+    vec![
+        input,
+        output,
+        file_type.into(),
+        format!("+W{width}").into(),
+        format!("+H{height}").into(),
+    ]
+}
+
+/// The scene's folder as a library path, and one render thread so the PC stays responsive.
+fn library_and_threads(main_file: &Path) -> [OsString; 2] {
+    let mut library = OsString::from("+L");
+    library.push(main_file.parent().unwrap_or(Path::new(".")));
+    [library, "+WT1".into()]
 }
 
 /// Input, output, size and antialiasing around `animation`'s switches.
@@ -63,27 +143,7 @@ fn with_quality(
     out_dir: &Path,
     animation: impl IntoIterator<Item = OsString>,
 ) -> Vec<OsString> {
-    let (width, height) = settings.frame_size();
-    let scene_dir = main_file.parent().unwrap_or(Path::new("."));
-    let (file_type, ext) = match settings.format {
-        ImageFormat::Png => ("+FN", "png"),
-        ImageFormat::Jpeg => ("+FJ", "jpg"),
-    };
-    let mut input = OsString::from("+I");
-    input.push(main_file);
-    let mut output = OsString::from("+O");
-    output.push(out_dir);
-    output.push(format!("/frame.{ext}"));
-    let mut library = OsString::from("+L");
-    library.push(scene_dir);
-
-    let mut args: Vec<OsString> = vec![
-        input,
-        output,
-        file_type.into(),
-        format!("+W{width}").into(),
-        format!("+H{height}").into(),
-    ];
+    let mut args = input_output(settings, main_file, out_dir);
     args.extend(animation);
     args.extend(["-D".into(), "-V".into()]);
     if anim.antialias {
@@ -97,8 +157,7 @@ fn with_quality(
     } else {
         args.push("-A".into());
     }
-    args.push(library);
-    args.push("+WT1".into());
+    args.extend(library_and_threads(main_file));
     args
 }
 
@@ -194,6 +253,9 @@ mod tests {
                 antialias: true,
                 antialias_threshold: Some(0.3),
                 antialias_depth: Some(3),
+                cyclic: false,
+                ini: None,
+                ini_section: None,
             }),
             sequence: None,
         }
@@ -273,6 +335,59 @@ mod tests {
         assert!(args.contains(&"+FJ".to_owned()));
         assert!(args.contains(&"-A".to_owned()));
         assert!(!args.iter().any(|a| a.starts_with("+R")));
+    }
+
+    #[test]
+    fn a_job_with_its_ini_renders_with_it_and_only_the_farms_switches() {
+        let mut s = settings();
+        let pov = s.povray.as_mut().unwrap();
+        pov.ini = Some("+kf0.1666 +kff20 +kc declare=fp=0\n".into());
+        pov.ini_section = Some("Small".into());
+        let strings = |args: Vec<OsString>| -> Vec<String> {
+            args.into_iter().map(|a| a.into_string().unwrap()).collect()
+        };
+        let animated = strings(args(
+            &s,
+            Path::new("/c/h/a.pov"),
+            Path::new("/l/3"),
+            &[5, 6],
+        ));
+        assert_eq!(
+            animated,
+            [
+                "/l/3/idlefarm-job.ini[Small]",
+                "+I/c/h/a.pov",
+                "+O/l/3/frame.png",
+                "+FN",
+                "+W320",
+                "+H240",
+                "+SF5",
+                "+EF6",
+                "-D",
+                "-P",
+                "-V",
+                "+L/c/h",
+                "+WT1",
+            ]
+        );
+        let still = strings(still_args(&s, Path::new("/c/h/f2.pov"), Path::new("/l/3")));
+        assert_eq!(still[0], "/l/3/idlefarm-job.ini[Small]");
+        assert_eq!(
+            still[6..12],
+            ["+KFI1", "+KFF1", "+KI0", "+KF0", "+SF1", "+EF1"]
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        write_ini(&s, dir.path()).unwrap();
+        let written = std::fs::read_to_string(dir.path().join(JOB_INI)).unwrap();
+        assert_eq!(written, "+kf0.1666 +kff20 +kc declare=fp=0\n");
+        let old = settings();
+        let other = tempfile::tempdir().unwrap();
+        write_ini(&old, other.path()).unwrap();
+        assert!(
+            !other.path().join(JOB_INI).exists(),
+            "an older job has no ini"
+        );
     }
 
     #[test]

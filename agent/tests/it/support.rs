@@ -76,6 +76,9 @@ pub fn povray_settings(main: &str, width: u32, height: u32, frames: i64) -> Rend
             antialias: false,
             antialias_threshold: None,
             antialias_depth: None,
+            cyclic: false,
+            ini: None,
+            ini_section: None,
         }),
         sequence: None,
     }

@@ -33,6 +33,10 @@ pub(super) struct SubmitArgs {
     /// Render a .zip's scene files as one animation, one file per frame in name order.
     #[arg(long, conflicts_with = "main")]
     sequence: bool,
+    /// The [Section] of the POV-Ray .ini to read besides its options before the first
+    /// section, as in `povray scene.ini[Section]`.
+    #[arg(long)]
+    ini_section: Option<String>,
     /// Job name (default: the file name).
     #[arg(long)]
     name: Option<String>,
@@ -64,6 +68,7 @@ pub(super) async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         scene: args.scene,
         main: args.main,
         sequence: args.sequence,
+        ini_section: args.ini_section,
         name: args.name,
         fps: args.fps,
         format: args.format,

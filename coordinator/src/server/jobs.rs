@@ -27,12 +27,13 @@ use crate::error::PathParams;
 use crate::submit::{self, SubmitFields, Upload};
 
 /// The submission's text fields besides `upload`.
-const TEXT_FIELDS: [&str; 10] = [
+const TEXT_FIELDS: [&str; 11] = [
     submit_fields::FRAMES,
     submit_fields::CHUNK,
     submit_fields::SCENE,
     submit_fields::MAIN,
     submit_fields::SEQUENCE,
+    submit_fields::INI_SECTION,
     submit_fields::NAME,
     submit_fields::FPS,
     submit_fields::FORMAT,
@@ -122,6 +123,7 @@ pub async fn submit(
         fps: field(submit_fields::FPS),
         format: field(submit_fields::FORMAT),
         sequence: field(submit_fields::SEQUENCE),
+        ini_section: field(submit_fields::INI_SECTION),
     };
     let (upload, staged) = match (field(submit_fields::UPLOAD), file) {
         (Some(_), Some(_)) => {

@@ -1,7 +1,7 @@
 //! The submission form's text fields, checked before any file is looked at.
 
 use idlefarm_protocol::ImageFormat;
-use idlefarm_protocol::submit_fields::{CHUNK, FORMAT, FPS, FRAMES, SEQUENCE};
+use idlefarm_protocol::submit_fields::{CHUNK, FORMAT, FPS, FRAMES, INI_SECTION, SEQUENCE};
 
 use super::SubmitFields;
 use super::frames::FrameRange;
@@ -38,6 +38,8 @@ pub(super) struct Overrides {
     pub format: Option<ImageFormat>,
     /// Render a zip's scene files as a sequence, one file per frame.
     pub sequence: bool,
+    /// The `[Section]` of the POV-Ray ini to read.
+    pub ini_section: Option<String>,
 }
 
 impl Overrides {
@@ -69,6 +71,10 @@ impl Overrides {
                 .transpose()
                 .map_err(|e| e.on_field(SEQUENCE))?
                 .unwrap_or(false),
+            ini_section: given(&fields.ini_section)
+                .map(parse_ini_section)
+                .transpose()
+                .map_err(|e| e.on_field(INI_SECTION))?,
         })
     }
 }
@@ -126,6 +132,25 @@ fn parse_switch(text: &str) -> Result<bool, ApiError> {
             "sequence \"{text}\" is not a yes or no; use 1 or true to render one scene file per frame"
         ))),
     }
+}
+
+/// Longest `ini_section` accepted, in characters.
+const MAX_SECTION_CHARS: usize = 100;
+
+/// The `ini_section` field: a label POV-Ray can be given as `file.ini[label]`.
+fn parse_ini_section(text: &str) -> Result<String, ApiError> {
+    let unusable = text.chars().count() > MAX_SECTION_CHARS
+        || text.chars().any(|c| c.is_control() || c == '[' || c == ']');
+    if unusable {
+        return Err(ApiError::bad_request(format!(
+            "ini_section \"{}\" is not a section name; give the label between [ and ] in the .ini, at most {MAX_SECTION_CHARS} characters",
+            text.chars()
+                .take(MAX_SECTION_CHARS)
+                .collect::<String>()
+                .escape_default()
+        )));
+    }
+    Ok(text.to_string())
 }
 
 /// The `main` field as a zip path: `/`-separated, without a leading `./` or `/`.
@@ -228,8 +253,31 @@ mod tests {
             fps: Some("".into()),
             format: Some(" ".into()),
             sequence: Some(" ".into()),
+            ini_section: Some(" ".into()),
         };
         assert_eq!(Overrides::parse(&all_blank).unwrap(), Overrides::default());
+    }
+
+    #[test]
+    fn ini_section_is_a_label_povray_can_be_given() {
+        let section = |v: &str| {
+            Overrides::parse(&fields(|f| f.ini_section = Some(v.into()))).map(|o| o.ini_section)
+        };
+        assert_eq!(section(" Small ").unwrap().as_deref(), Some("Small"));
+        assert_eq!(
+            section("640x480, AA").unwrap().as_deref(),
+            Some("640x480, AA")
+        );
+        for bad in ["a]b", "[Small]", "tab\there", &"x".repeat(101)] {
+            let err = section(bad).unwrap_err();
+            assert_eq!(err.status, 400, "{bad}");
+            assert!(
+                err.message.contains("is not a section name"),
+                "{}",
+                err.message
+            );
+            assert_eq!(err.field, Some(INI_SECTION));
+        }
     }
 
     #[test]

@@ -11,6 +11,9 @@ mod fields;
 pub mod frames;
 mod pov;
 pub mod povray_ini;
+#[cfg(test)]
+mod povray_ini_tests;
+mod povray_options;
 mod project;
 mod sequence;
 #[cfg(test)]
@@ -74,6 +77,8 @@ pub struct SubmitFields {
     pub format: Option<String>,
     /// `1`/`true`: a zip's scene files are a sequence, one file per frame.
     pub sequence: Option<String>,
+    /// The `[Section]` of the POV-Ray `.ini` to read.
+    pub ini_section: Option<String>,
 }
 
 /// A file the server has already streamed to disk in the scratch folder.
@@ -186,6 +191,10 @@ pub async fn prepare(upload: Upload, scratch: &Path, tools: &Tools) -> Result<Pr
     if settings.renderer == Renderer::Povray && overrides.scene.is_some() {
         warnings.push("the scene field was ignored: it only applies to Blender files".into());
     }
+    let read_an_ini = settings.povray.as_ref().is_some_and(|p| p.ini.is_some());
+    if overrides.ini_section.is_some() && !read_an_ini {
+        warnings.push("the ini_section field was ignored: the job has no POV-Ray .ini".into());
+    }
     check_frames(&settings).map_err(|e| e.on_field(FRAMES))?;
 
     let (scenes, active_scene) = match found.inspection {
@@ -255,7 +264,7 @@ async fn inspect_scene(
         }
         UploadKind::Pov => {
             pov::check_text(&file.path, display).await?;
-            let ini = read_uploaded_ini(ini).await?;
+            let ini = read_uploaded_ini(ini, overrides).await?;
             let ini = ini.as_ref().map(|(ini, name)| (ini, name.as_str()));
             Ok(Found {
                 input_kind: InputKind::File,
@@ -265,7 +274,7 @@ async fn inspect_scene(
             })
         }
         UploadKind::Zip => {
-            let ini = read_uploaded_ini(ini).await?;
+            let ini = read_uploaded_ini(ini, overrides).await?;
             let ini = ini.as_ref().map(|(ini, name)| (ini, name.as_str()));
             let (settings, more, inspection) =
                 project::prepare(&file.path, display, ini, scratch, tools, overrides).await?;
@@ -291,12 +300,13 @@ async fn check_not_empty(path: &Path, display: &str) -> Result<(), ApiError> {
 
 async fn read_uploaded_ini(
     ini: Option<&UploadedFile>,
+    overrides: &Overrides,
 ) -> Result<Option<(PovIni, String)>, ApiError> {
     let Some(ini) = ini else { return Ok(None) };
     let display = display_name(&ini.file_name);
     let read = async {
         check_not_empty(&ini.path, &display).await?;
-        pov::read_ini(&ini.path, &display).await
+        pov::read_ini(&ini.path, &display, overrides.ini_section.as_deref()).await
     };
     Ok(Some((read.await.map_err(|e| e.on_field(INI))?, display)))
 }

@@ -7,11 +7,12 @@ use idlefarm_protocol::{ImageFormat, PovraySettings, RenderSettings, Renderer};
 use tokio::io::AsyncReadExt;
 
 use super::fields::Overrides;
-use super::povray_ini::{PovIni, parse_ini};
+use super::povray_ini::{PovIni, parse_ini_section};
 use crate::error::ApiError;
 
-/// Largest `.ini` accepted; real ones are a few hundred bytes.
-const MAX_INI_BYTES: u64 = 1 << 20;
+/// Largest `.ini` accepted: real ones are a few hundred bytes, and the text travels with
+/// every lease of the job.
+const MAX_INI_BYTES: u64 = 64 << 10;
 
 /// Frame rate of the video when the submitter gives none (POV-Ray files do not say).
 const DEFAULT_FPS: f64 = 24.0;
@@ -33,8 +34,13 @@ pub(super) async fn check_text(path: &Path, display: &str) -> Result<(), ApiErro
     }
 }
 
-/// Reads and parses an ini file; errors are 400s that name the file and the line.
-pub(super) async fn read_ini(path: &Path, display: &str) -> Result<PovIni, ApiError> {
+/// Reads and parses an ini file with its chosen `section`, if any; errors are 400s that name
+/// the file and the line.
+pub(super) async fn read_ini(
+    path: &Path,
+    display: &str,
+    section: Option<&str>,
+) -> Result<PovIni, ApiError> {
     let len = tokio::fs::metadata(path).await?.len();
     if len > MAX_INI_BYTES {
         return Err(ApiError::bad_request(format!(
@@ -47,7 +53,7 @@ pub(super) async fn read_ini(path: &Path, display: &str) -> Result<PovIni, ApiEr
             "{display} does not look like a POV-Ray .ini file (it is binary)"
         )));
     }
-    parse_ini(&String::from_utf8_lossy(&bytes))
+    parse_ini_section(&String::from_utf8_lossy(&bytes), section)
         .map_err(|e| ApiError::bad_request(format!("{display}: {e}")))
 }
 
@@ -109,6 +115,9 @@ pub(super) fn settings(
             antialias: values.antialias,
             antialias_threshold: values.antialias_threshold,
             antialias_depth: values.antialias_depth,
+            cyclic: values.cyclic,
+            ini: ini.map(|(ini, _)| ini.source.clone()),
+            ini_section: ini.and_then(|(ini, _)| ini.section.clone()),
         }),
         sequence: None,
     })
@@ -118,6 +127,7 @@ pub(super) fn settings(
 mod tests {
     use super::*;
     use crate::submit::frames::FrameRange;
+    use crate::submit::povray_ini::parse_ini;
 
     fn with_frames(text: &str) -> Overrides {
         Overrides {

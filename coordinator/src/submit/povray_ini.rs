@@ -1,8 +1,14 @@
-//! POV-Ray `.ini` files: the animation and quality settings a `.pov` job starts from.
+//! POV-Ray `.ini` files: read the way POV-Ray 3.7 reads them, for the few values a farm plans
+//! a job with.
 //!
-//! Understands `Key=Value` lines and `+W64 +H36 +KFI1 …` switch lines, keeps what a render
-//! farm needs (frames, clock, size, antialiasing, the main file's name) and ignores the other
-//! well-formed options, except the shell-out commands, which are refused outright.
+//! The agent hands the submitter's ini to POV-Ray unchanged, so this module does not rebuild
+//! it: it follows POV-Ray's own reading rules (case-insensitive keys, `Key=Value` with one
+//! option per line, any number of `+X`/`-X` switches on a line and an option after them, `;`
+//! and `#` comments, quoted values, `[Section]` labels that only count when chosen, bare scene
+//! file names) and keeps the frames, subset, clock, cyclic mode and size. It refuses what a lab
+//! PC must not run: shell-out commands, other inis pulled in, and paths out of the job folder.
+
+use super::povray_options::{apply_key, apply_switch, check};
 
 /// The settings of an ini file, with POV-Ray's defaults for what it leaves out.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +21,8 @@ pub struct PovIni {
     pub initial_clock: f64,
     /// `Final_Clock` / `+KF` (default 1.0).
     pub final_clock: f64,
+    /// `Cyclic_Animation` / `+KC` (default off).
+    pub cyclic: bool,
     /// `Width` / `+W` (default 320).
     pub width: u32,
     /// `Height` / `+H` (default 240).
@@ -25,7 +33,7 @@ pub struct PovIni {
     pub antialias_threshold: Option<f64>,
     /// `Antialias_Depth` / `+R3`.
     pub antialias_depth: Option<u32>,
-    /// `Input_File_Name` / `+I`: the scene file, as written.
+    /// `Input_File_Name` / `+I` / a bare `scene.pov`: the scene file, as written.
     pub input_file_name: Option<String>,
     /// `Output_File_Name` / `+O`, as written (the agent chooses its own output names).
     pub output_file_name: Option<String>,
@@ -33,6 +41,12 @@ pub struct PovIni {
     pub subset_start_frame: Option<i64>,
     /// `Subset_End_Frame` / `+EF`.
     pub subset_end_frame: Option<i64>,
+    /// The `[Section]` read besides the options before the first label, if one was chosen.
+    pub section: Option<String>,
+    /// Every section label in the file, in order, so a submitter can be told what to choose.
+    pub sections: Vec<String>,
+    /// The file's text as submitted (without a byte order mark), which POV-Ray reads itself.
+    pub source: String,
 }
 
 impl Default for PovIni {
@@ -42,6 +56,7 @@ impl Default for PovIni {
             final_frame: 1,
             initial_clock: 0.0,
             final_clock: 1.0,
+            cyclic: false,
             width: 320,
             height: 240,
             antialias: false,
@@ -51,6 +66,9 @@ impl Default for PovIni {
             output_file_name: None,
             subset_start_frame: None,
             subset_end_frame: None,
+            section: None,
+            sections: Vec::new(),
+            source: String::new(),
         }
     }
 }
@@ -65,481 +83,180 @@ impl PovIni {
     }
 }
 
-use super::frames::MAX_FRAME_NUMBER;
-
-/// Largest width or height accepted.
-const MAX_DIMENSION: u32 = 16_384;
-
-/// Keys that make POV-Ray run programs; a lab PC must never run a submitter's commands.
-const SHELL_KEYS: [&str; 12] = [
-    "pre_scene_command",
-    "pre_scene_return",
-    "post_scene_command",
-    "post_scene_return",
-    "pre_frame_command",
-    "pre_frame_return",
-    "post_frame_command",
-    "post_frame_return",
-    "user_abort_command",
-    "user_abort_return",
-    "fatal_error_command",
-    "fatal_error_return",
-];
-
-/// Parses an ini file. The error names the line and what is wrong with it.
+/// Parses an ini file as POV-Ray does without a chosen section. The error names the line.
 pub fn parse_ini(text: &str) -> Result<PovIni, String> {
-    let mut ini = PovIni::default();
+    parse_ini_section(text, None)
+}
+
+/// Parses an ini file as `povray file.ini[section]` reads it: the options before the first
+/// label, then those of `section` (matched ignoring case). The error names the line.
+pub fn parse_ini_section(text: &str, section: Option<&str>) -> Result<PovIni, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    for (index, raw) in text.lines().enumerate() {
+    let mut ini = PovIni {
+        section: section.map(str::to_string),
+        source: text.to_string(),
+        ..PovIni::default()
+    };
+    let mut reading = true;
+    let mut found = section.is_none();
+    for (index, line) in text.lines().enumerate() {
         let number = index + 1;
-        let at_line = |e: String| format!("line {number}: {e}");
-        let line = strip_comment(raw).trim();
-        if line.is_empty() || line.starts_with("//") {
-            continue;
+        let mut rest = Line { text: line };
+        loop {
+            rest.skip_space();
+            let Some(first) = rest.peek() else { break };
+            let result = match first {
+                '[' => {
+                    let label = rest.section().map_err(|e| format!("line {number}: {e}"))?;
+                    reading = section.is_some_and(|s| s.eq_ignore_ascii_case(&label));
+                    found |= reading;
+                    ini.sections.push(label);
+                    continue;
+                }
+                _ if !reading => break,
+                ';' | '#' => break,
+                // Not POV-Ray's, but idlefarm has always read `//` lines as comments.
+                '/' if rest.text.starts_with("//") => break,
+                '+' | '-' => rest
+                    .switch()
+                    .and_then(|(token, value)| apply_switch(&mut ini, &token, value.as_deref())),
+                _ => match rest.option() {
+                    Ok(Some((key, value))) => {
+                        // POV-Ray reads one option per line and skips what follows it.
+                        let result = apply_key(&mut ini, &key, &value);
+                        rest.text = "";
+                        result
+                    }
+                    Ok(None) => rest.plain().and_then(|word| bare_word(&mut ini, &word)),
+                    Err(e) => Err(e),
+                },
+            };
+            result.map_err(|e| format!("line {number}: {e}"))?;
         }
-        if line.starts_with('[') {
-            if line.ends_with(']') {
-                continue; // sections are read as if their options were global
-            }
-            return Err(at_line(format!(
-                "section header \"{line}\" has no closing ']'"
-            )));
-        }
-        if line.starts_with('+') || line.starts_with('-') {
-            for token in line.split_whitespace() {
-                apply_switch(&mut ini, token).map_err(at_line)?;
-            }
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            return Err(at_line(format!(
-                "\"{line}\" is not an option; write Key=Value, +Switches, [Section] or a ; comment"
-            )));
-        };
-        apply_key(&mut ini, key.trim(), unquote(value.trim())).map_err(at_line)?;
+    }
+    if !found {
+        let labels = ini.sections.join("], [");
+        return Err(match labels.is_empty() {
+            true => format!(
+                "has no [{}] section (it has no sections at all); leave the section empty",
+                section.unwrap_or_default()
+            ),
+            false => format!(
+                "has no [{}] section; it has [{labels}]",
+                section.unwrap_or_default()
+            ),
+        });
     }
     check(&ini)?;
     Ok(ini)
 }
 
-/// Cuts a `;` comment off, unless the `;` is inside double quotes.
-fn strip_comment(line: &str) -> &str {
-    let mut quoted = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ';' if !quoted => return &line[..i],
-            _ => {}
+/// A word on its own: POV-Ray takes it as the scene file, or as another ini to read.
+fn bare_word(ini: &mut PovIni, word: &str) -> Result<(), String> {
+    let lower = word.to_ascii_lowercase();
+    let name = lower.split('[').next().unwrap_or_default();
+    if name.ends_with(".ini") {
+        return Err(format!(
+            "\"{word}\" reads another .ini file, which idlefarm does not follow; copy its options into this one"
+        ));
+    }
+    if word.contains('=') || !word.contains('.') {
+        return Err(format!(
+            "\"{word}\" is not an option; write Key=Value, +Switches, [Section], a scene file name or a ; comment"
+        ));
+    }
+    apply_key(ini, "Input_File_Name", word)
+}
+
+/// What is left of one line of the file, read the way POV-Ray's ini reader reads it.
+struct Line<'a> {
+    text: &'a str,
+}
+
+/// Characters that end an unquoted key, switch or word.
+fn ends_token(c: char) -> bool {
+    c.is_whitespace() || matches!(c, ',' | ';' | '#' | '"' | '\'' | '[' | ']' | '=')
+}
+
+impl<'a> Line<'a> {
+    fn peek(&self) -> Option<char> {
+        self.text.chars().next()
+    }
+
+    fn skip_space(&mut self) {
+        self.text = self.text.trim_start_matches([' ', '\t', '\r']);
+    }
+
+    /// Takes text up to the first character `stop` matches.
+    fn take_until(&mut self, stop: impl Fn(char) -> bool) -> &'a str {
+        let end = self.text.find(stop).unwrap_or(self.text.len());
+        let (taken, rest) = self.text.split_at(end);
+        self.text = rest;
+        taken
+    }
+
+    /// A quoted value after its opening quote, up to the matching quote.
+    fn quoted(&mut self) -> Result<String, String> {
+        let quote = self.peek().unwrap_or('"');
+        self.text = &self.text[quote.len_utf8()..];
+        let value = self.take_until(|c| c == quote);
+        if self.text.is_empty() {
+            return Err(format!("the value {quote}{value} has no closing {quote}"));
         }
+        self.text = &self.text[quote.len_utf8()..];
+        Ok(value.to_string())
     }
-    line
-}
 
-fn unquote(value: &str) -> &str {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value)
-}
-
-fn apply_key(ini: &mut PovIni, key: &str, value: &str) -> Result<(), String> {
-    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!("\"{key}\" is not an option name"));
-    }
-    let lower = key.to_ascii_lowercase();
-    if SHELL_KEYS.contains(&lower.as_str()) {
-        return Err(format!(
-            "{key} runs shell commands, which idlefarm does not allow; remove it"
-        ));
-    }
-    match lower.as_str() {
-        "initial_frame" => ini.initial_frame = frame(key, value)?,
-        "final_frame" => ini.final_frame = frame(key, value)?,
-        "subset_start_frame" => ini.subset_start_frame = Some(frame(key, value)?),
-        "subset_end_frame" => ini.subset_end_frame = Some(frame(key, value)?),
-        "initial_clock" => ini.initial_clock = clock(key, value)?,
-        "final_clock" => ini.final_clock = clock(key, value)?,
-        "width" => ini.width = dimension(key, value)?,
-        "height" => ini.height = dimension(key, value)?,
-        "antialias" => ini.antialias = boolean(key, value)?,
-        "antialias_threshold" => ini.antialias_threshold = Some(threshold(key, value)?),
-        "antialias_depth" => ini.antialias_depth = Some(depth(key, value)?),
-        "input_file_name" => ini.input_file_name = Some(file_name(key, value)?),
-        "output_file_name" => ini.output_file_name = Some(file_name(key, value)?),
-        _ => {} // Display, Verbose, Output_File_Type, Library_Path, Quality, ...
-    }
-    Ok(())
-}
-
-/// Applies one `+X…` / `-X…` switch. Switches idlefarm has no use for are ignored.
-fn apply_switch(ini: &mut PovIni, token: &str) -> Result<(), String> {
-    let on = token.starts_with('+');
-    let Some(body) = token.strip_prefix(['+', '-']) else {
-        return Err(format!(
-            "\"{token}\" is not a switch; switches look like +W320 (no space before the value)"
-        ));
-    };
-    if !body.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Err(format!(
-            "\"{token}\" is not a switch; switches look like +W320 or -A"
-        ));
-    }
-    let upper = body.to_ascii_uppercase();
-    // Longer names first: +KFI before +KF, +KF before +K...
-    let with_value = |prefix: &str| upper.starts_with(prefix).then(|| &body[prefix.len()..]);
-    let name = |prefix: &str| format!("{}{prefix}", &token[..1]);
-
-    if let Some(v) = with_value("KFI") {
-        ini.initial_frame = frame(&name("KFI"), v)?;
-    } else if let Some(v) = with_value("KFF") {
-        ini.final_frame = frame(&name("KFF"), v)?;
-    } else if let Some(v) = with_value("KI") {
-        ini.initial_clock = clock(&name("KI"), v)?;
-    } else if let Some(v) = with_value("KF") {
-        ini.final_clock = clock(&name("KF"), v)?;
-    } else if let Some(v) = with_value("SF") {
-        ini.subset_start_frame = Some(frame(&name("SF"), v)?);
-    } else if let Some(v) = with_value("EF") {
-        ini.subset_end_frame = Some(frame(&name("EF"), v)?);
-    } else if let Some(v) = single_letter(&upper, body, 'W') {
-        ini.width = dimension(&name("W"), v)?;
-    } else if let Some(v) = single_letter(&upper, body, 'H') {
-        ini.height = dimension(&name("H"), v)?;
-    } else if let Some(v) = single_letter(&upper, body, 'R') {
-        ini.antialias_depth = Some(depth(&name("R"), v)?);
-    } else if let Some(v) = single_letter(&upper, body, 'A') {
-        // `-A0.3` sets the threshold but leaves antialiasing off, as in POV-Ray.
-        ini.antialias = on;
-        if !v.is_empty() {
-            ini.antialias_threshold = Some(threshold(&name("A"), v)?);
+    /// `[Label]`, anywhere a token may start.
+    fn section(&mut self) -> Result<String, String> {
+        self.text = &self.text[1..];
+        let label = self.take_until(|c| c == ']');
+        if self.text.is_empty() {
+            return Err(format!("section header \"[{label}\" has no closing ']'"));
         }
-    } else if let Some(v) = with_value("I") {
-        if on && !v.is_empty() {
-            ini.input_file_name = Some(file_name(&name("I"), unquote(v))?);
+        self.text = &self.text[1..];
+        Ok(label.to_string())
+    }
+
+    /// A `+X…`/`-X…` switch, with a quoted value right after it if there is one.
+    fn switch(&mut self) -> Result<(String, Option<String>), String> {
+        let sign = &self.text[..1];
+        self.text = &self.text[1..];
+        let body = self.take_until(ends_token);
+        let value = match self.peek() {
+            Some('"' | '\'') => Some(self.quoted()?),
+            _ => None,
+        };
+        Ok((format!("{sign}{body}"), value))
+    }
+
+    /// `Key=Value`, or `None` (nothing taken) when the word is not followed by `=`.
+    fn option(&mut self) -> Result<Option<(String, String)>, String> {
+        let start = self.text;
+        let key = self.take_until(ends_token);
+        self.skip_space();
+        if key.is_empty() || self.peek() != Some('=') {
+            self.text = start;
+            return Ok(None);
         }
-    } else if let Some(v) = with_value("O")
-        && on
-        && !v.is_empty()
-    {
-        ini.output_file_name = Some(file_name(&name("O"), unquote(v))?);
-    }
-    Ok(())
-}
-
-/// The value of a one-letter numeric switch like `+W320`, or `None` when the letters go on
-/// (`+WT4` is the work-threads switch, not a width).
-fn single_letter<'a>(upper: &str, body: &'a str, letter: char) -> Option<&'a str> {
-    let rest = upper.strip_prefix(letter)?;
-    if rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return None;
-    }
-    Some(&body[1..])
-}
-
-/// A frame number within the bounds the `frames` field has, so no frame count computed from
-/// an ini can overflow.
-fn frame(key: &str, value: &str) -> Result<i64, String> {
-    let frame = value
-        .parse::<i64>()
-        .map_err(|_| format!("{key} must be a whole frame number, not \"{value}\""))?;
-    if frame.unsigned_abs() > MAX_FRAME_NUMBER.unsigned_abs() {
-        return Err(format!(
-            "{key} {frame} is out of bounds; frames go from -{MAX_FRAME_NUMBER} to {MAX_FRAME_NUMBER}"
-        ));
-    }
-    Ok(frame)
-}
-
-fn clock(key: &str, value: &str) -> Result<f64, String> {
-    value
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| format!("{key} must be a number, not \"{value}\""))
-}
-
-fn dimension(key: &str, value: &str) -> Result<u32, String> {
-    let n = value
-        .parse::<u32>()
-        .map_err(|_| format!("{key} must be a whole number of pixels, not \"{value}\""))?;
-    if n == 0 || n > MAX_DIMENSION {
-        return Err(format!(
-            "{key} must be between 1 and {MAX_DIMENSION} pixels, not {n}"
-        ));
-    }
-    Ok(n)
-}
-
-fn boolean(key: &str, value: &str) -> Result<bool, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "on" | "true" | "yes" | "1" => Ok(true),
-        "off" | "false" | "no" | "0" => Ok(false),
-        _ => Err(format!("{key} must be on or off, not \"{value}\"")),
-    }
-}
-
-fn threshold(key: &str, value: &str) -> Result<f64, String> {
-    let v = clock(key, value)?;
-    if v < 0.0 {
-        return Err(format!("{key} must not be negative, not {value}"));
-    }
-    Ok(v)
-}
-
-fn depth(key: &str, value: &str) -> Result<u32, String> {
-    match value.parse::<u32>() {
-        Ok(n @ 1..=9) => Ok(n),
-        _ => Err(format!(
-            "{key} must be a whole number from 1 to 9, not \"{value}\""
-        )),
-    }
-}
-
-fn file_name(key: &str, value: &str) -> Result<String, String> {
-    if value.is_empty() {
-        return Err(format!("{key} needs a file name"));
-    }
-    Ok(value.to_string())
-}
-
-/// Checks that the settings make sense together.
-fn check(ini: &PovIni) -> Result<(), String> {
-    if ini.final_frame < ini.initial_frame {
-        return Err(format!(
-            "Final_Frame {} is before Initial_Frame {}",
-            ini.final_frame, ini.initial_frame
-        ));
-    }
-    let (start, end) = ini.frames();
-    if end < start {
-        return Err(format!(
-            "Subset_End_Frame {end} is before Subset_Start_Frame {start}"
-        ));
-    }
-    if start < ini.initial_frame || end > ini.final_frame {
-        return Err(format!(
-            "the subset {start}-{end} (Subset_Start_Frame/Subset_End_Frame) is outside the animation's frames {}-{}",
-            ini.initial_frame, ini.final_frame
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_empty_file_gives_povray_defaults() {
-        let ini = parse_ini("").unwrap();
-        assert_eq!(ini, PovIni::default());
-        assert_eq!((ini.width, ini.height), (320, 240));
-        assert_eq!(ini.frames(), (1, 1));
-        assert_eq!((ini.initial_clock, ini.final_clock), (0.0, 1.0));
-        assert!(!ini.antialias);
+        self.text = &self.text[1..];
+        self.skip_space();
+        let value = match self.peek() {
+            Some('"' | '\'') => self.quoted()?,
+            // Unquoted values run to a comment or the line's end, so paths may hold spaces.
+            _ => self.take_until(|c| c == ';' || c == '#').trim().to_string(),
+        };
+        Ok(Some((key.to_string(), value)))
     }
 
-    #[test]
-    fn reads_key_value_lines_case_insensitively() {
-        let ini = parse_ini(
-            "; an animation\n\
-             [Animation]\n\
-             initial_frame = 1\n\
-             FINAL_FRAME=24 ; last one\n\
-             Initial_Clock=0\n\
-             Final_Clock = 2.5\n\
-             Width=64\n\
-             Height=36\n\
-             Antialias=On\n\
-             Antialias_Threshold=0.3\n\
-             Antialias_Depth=3\n\
-             Input_File_Name=\"scenes/ball.pov\"\n\
-             Output_File_Name=out/ball\n\
-             Display=Off\n\
-             Output_File_Type=N\n\
-             Library_Path=/usr/share/povray-3.7/include\n",
-        )
-        .unwrap();
-        assert_eq!((ini.initial_frame, ini.final_frame), (1, 24));
-        assert_eq!((ini.initial_clock, ini.final_clock), (0.0, 2.5));
-        assert_eq!((ini.width, ini.height), (64, 36));
-        assert!(ini.antialias);
-        assert_eq!(ini.antialias_threshold, Some(0.3));
-        assert_eq!(ini.antialias_depth, Some(3));
-        assert_eq!(ini.input_file_name.as_deref(), Some("scenes/ball.pov"));
-        assert_eq!(ini.output_file_name.as_deref(), Some("out/ball"));
-    }
-
-    #[test]
-    fn reads_switch_lines() {
-        let ini = parse_ini("+W64 +H36 +KFI1 +KFF24 +KI0 +KF1\n+A0.3 +R3 +Iball.pov -D +WT4 +Q9\n")
-            .unwrap();
-        assert_eq!((ini.width, ini.height), (64, 36));
-        assert_eq!((ini.initial_frame, ini.final_frame), (1, 24));
-        assert_eq!((ini.initial_clock, ini.final_clock), (0.0, 1.0));
-        assert!(ini.antialias);
-        assert_eq!(ini.antialias_threshold, Some(0.3));
-        assert_eq!(ini.antialias_depth, Some(3));
-        assert_eq!(ini.input_file_name.as_deref(), Some("ball.pov"));
-    }
-
-    #[test]
-    fn minus_a_turns_antialiasing_off() {
-        assert!(!parse_ini("Antialias=on\n-A\n").unwrap().antialias);
-        let ini = parse_ini("+A\n-A0.2\n").unwrap();
-        assert!(!ini.antialias);
-        assert_eq!(ini.antialias_threshold, Some(0.2));
-        for value in ["off", "false", "no", "0"] {
-            assert!(!parse_ini(&format!("Antialias={value}")).unwrap().antialias);
+    /// A bare word (a scene or ini file name), quoted or up to the next space.
+    fn plain(&mut self) -> Result<String, String> {
+        match self.peek() {
+            Some('"' | '\'') => self.quoted(),
+            _ => {
+                let word = self.take_until(char::is_whitespace);
+                Ok(word.to_string())
+            }
         }
-        for value in ["ON", "true", "Yes", "1"] {
-            assert!(parse_ini(&format!("Antialias={value}")).unwrap().antialias);
-        }
-    }
-
-    #[test]
-    fn subset_frames_become_the_default_range() {
-        let ini =
-            parse_ini("Initial_Frame=1\nFinal_Frame=100\nSubset_Start_Frame=10\n+EF20").unwrap();
-        assert_eq!(ini.frames(), (10, 20));
-        let only_start = parse_ini("+KFI1 +KFF100 +SF90").unwrap();
-        assert_eq!(only_start.frames(), (90, 100));
-    }
-
-    #[test]
-    fn refuses_shell_commands() {
-        for key in [
-            "Pre_Scene_Command",
-            "post_frame_command",
-            "User_Abort_Command",
-            "Fatal_Error_Return",
-        ] {
-            let err = parse_ini(&format!("Width=64\n{key}=rm -rf ~\n")).unwrap_err();
-            assert!(err.starts_with("line 2:"), "{err}");
-            assert!(
-                err.contains("runs shell commands, which idlefarm does not allow"),
-                "{err}"
-            );
-        }
-    }
-
-    #[test]
-    fn names_the_line_of_a_bad_value() {
-        let err = parse_ini("Width=64\nHeight=tall\n").unwrap_err();
-        assert_eq!(
-            err,
-            "line 2: Height must be a whole number of pixels, not \"tall\""
-        );
-        let err = parse_ini("\n\nInitial_Frame=one").unwrap_err();
-        assert!(
-            err.starts_with("line 3: Initial_Frame must be a whole frame number"),
-            "{err}"
-        );
-        assert!(
-            parse_ini("Final_Clock=soon")
-                .unwrap_err()
-                .contains("must be a number")
-        );
-        assert!(parse_ini("Final_Clock=nan").is_err());
-        assert!(
-            parse_ini("Antialias=maybe")
-                .unwrap_err()
-                .contains("on or off")
-        );
-        assert!(
-            parse_ini("Antialias_Depth=12")
-                .unwrap_err()
-                .contains("1 to 9")
-        );
-        assert!(
-            parse_ini("+KFIx")
-                .unwrap_err()
-                .contains("+KFI must be a whole frame number")
-        );
-    }
-
-    #[test]
-    fn frame_numbers_stay_within_the_frames_fields_bounds() {
-        let err = parse_ini("Initial_Frame=-9223372036854775808\nFinal_Frame=0").unwrap_err();
-        assert_eq!(
-            err,
-            "line 1: Initial_Frame -9223372036854775808 is out of bounds; frames go from -1048574 to 1048574"
-        );
-        for text in [
-            "+KFF1048575",
-            "+KFI-1048575",
-            "Subset_End_Frame=99999999999",
-        ] {
-            assert!(
-                parse_ini(text).unwrap_err().contains("out of bounds"),
-                "{text}"
-            );
-        }
-        let edge = parse_ini("+KFI-1048574 +KFF1048574").unwrap();
-        assert_eq!(edge.frames(), (-1_048_574, 1_048_574));
-    }
-
-    #[test]
-    fn refuses_impossible_sizes() {
-        assert!(
-            parse_ini("Width=0")
-                .unwrap_err()
-                .contains("between 1 and 16384")
-        );
-        assert!(
-            parse_ini("+H20000")
-                .unwrap_err()
-                .contains("between 1 and 16384")
-        );
-        assert!(
-            parse_ini("+W")
-                .unwrap_err()
-                .contains("+W must be a whole number")
-        );
-        assert!(parse_ini("+W-5").is_err());
-    }
-
-    #[test]
-    fn refuses_lines_that_are_not_options() {
-        let err = parse_ini("Width=64\nrender this please\n").unwrap_err();
-        assert!(
-            err.starts_with("line 2: \"render this please\" is not an option"),
-            "{err}"
-        );
-        assert!(parse_ini("[Broken").unwrap_err().contains("no closing ']'"));
-        assert!(
-            parse_ini("+W64 H36")
-                .unwrap_err()
-                .contains("\"H36\" is not a switch")
-        );
-        assert!(parse_ini("+5").unwrap_err().contains("not a switch"));
-        assert!(
-            parse_ini("My Key=1")
-                .unwrap_err()
-                .contains("not an option name")
-        );
-    }
-
-    #[test]
-    fn refuses_backwards_frames() {
-        let err = parse_ini("Initial_Frame=10\nFinal_Frame=5").unwrap_err();
-        assert_eq!(err, "Final_Frame 5 is before Initial_Frame 10");
-        assert!(
-            parse_ini("+KFI1 +KFF10 +SF8 +EF3")
-                .unwrap_err()
-                .contains("before Subset_Start_Frame")
-        );
-        assert!(
-            parse_ini("+KFI1 +KFF10 +SF5 +EF30")
-                .unwrap_err()
-                .contains("outside")
-        );
-    }
-
-    #[test]
-    fn keeps_semicolons_inside_quotes_and_skips_a_byte_order_mark() {
-        let ini =
-            parse_ini("\u{feff}Output_File_Name=\"a;b\" ; comment\n// another comment\n").unwrap();
-        assert_eq!(ini.output_file_name.as_deref(), Some("a;b"));
     }
 }

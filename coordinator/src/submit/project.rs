@@ -114,6 +114,7 @@ pub(super) async fn prepare(
 
     let project = extract(zip, display, scratch, limits).await?;
     let inis = with_extension(&files, "ini");
+    let section = overrides.ini_section.as_deref();
     let mut warnings = Vec::new();
     if overrides.sequence {
         let files = sequence::in_natural_order(&povs);
@@ -123,7 +124,7 @@ pub(super) async fn prepare(
         let ini = match (uploaded_ini, inis.as_slice()) {
             (Some((ini, name)), _) => Some((ini.clone(), name.to_string())),
             (None, [only]) => Some((
-                pov::read_ini(&project.join(only), only).await?,
+                pov::read_ini(&project.join(only), only, section).await?,
                 only.to_string(),
             )),
             (None, []) => None,
@@ -141,7 +142,10 @@ pub(super) async fn prepare(
     }
     // An ini that is the only one in the zip may name the main file.
     let only_ini = match (&uploaded_ini, inis.as_slice()) {
-        (None, [only]) => Some((pov::read_ini(&project.join(only), only).await?, *only)),
+        (None, [only]) => Some((
+            pov::read_ini(&project.join(only), only, section).await?,
+            *only,
+        )),
         _ => None,
     };
     let main = match (
@@ -167,7 +171,7 @@ pub(super) async fn prepare(
         (None, Some((ini, path))) => Some((ini, path.to_string())),
         (None, None) => match ini_beside(&inis, &main) {
             Some(path) => Some((
-                pov::read_ini(&project.join(path), path).await?,
+                pov::read_ini(&project.join(path), path, section).await?,
                 path.to_string(),
             )),
             None => {

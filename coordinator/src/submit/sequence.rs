@@ -109,6 +109,7 @@ pub(super) fn povray(
         // Each file is rendered as a still: POV-Ray's clock stays at its default.
         initial_clock: 0.0,
         final_clock: 0.0,
+        cyclic: false,
         ..quality
     });
     settings.frame_start = frame_start;
@@ -143,6 +144,9 @@ fn still_povray(final_frame: i64) -> PovraySettings {
         antialias: false,
         antialias_threshold: None,
         antialias_depth: None,
+        cyclic: false,
+        ini: None,
+        ini_section: None,
     }
 }
 

@@ -9,6 +9,7 @@ mod control;
 mod farm;
 mod hostile_agent;
 mod hostile_submit;
+mod povray_examples;
 mod presence;
 mod scenes;
 mod sequence;
