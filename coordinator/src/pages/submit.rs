@@ -38,6 +38,7 @@ struct Fields {
     tags: &'static str,
     main: &'static str,
     sequence: &'static str,
+    ini_section: &'static str,
 }
 
 const FIELDS: Fields = Fields {
@@ -54,6 +55,7 @@ const FIELDS: Fields = Fields {
     tags: submit_fields::TAGS,
     main: submit_fields::MAIN,
     sequence: submit_fields::SEQUENCE,
+    ini_section: submit_fields::INI_SECTION,
 };
 
 #[derive(Template)]

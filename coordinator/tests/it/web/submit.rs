@@ -109,3 +109,48 @@ async fn a_bad_file_shows_the_coordinators_message_next_to_the_file_field() {
     b.close().await;
     farm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pov_ray_ini_section_is_chosen_on_the_form() {
+    let farm = Farm::start(|_| {}).await;
+    let dir = shared_tempdir();
+    let pov = dir.path().join("ball.pov");
+    let ini = dir.path().join("ball.ini");
+    std::fs::write(&pov, crate::scenes::pov_scene(None)).unwrap();
+    std::fs::write(
+        &ini,
+        "Initial_Frame=1\nFinal_Frame=10\nWidth=32\nHeight=24\n[Small]\nFinal_Frame=4\nWidth=16\nHeight=12\n",
+    )
+    .unwrap();
+    let b = Browser::start(&farm.url).await;
+    b.login("admin", farm.admin_password.as_deref().unwrap())
+        .await;
+    b.goto("/submit").await;
+    let file = b.wait_for("input[data-upload-file]").await;
+    file.send_keys(pov.to_str().unwrap()).await.unwrap();
+    let ini_input = b.wait_for("input[data-upload-ini]").await;
+    ini_input.send_keys(ini.to_str().unwrap()).await.unwrap();
+    b.click("button[data-send]").await;
+    b.wait_for("form[data-api] input[name=ini_section]").await;
+
+    // A malformed section name is refused next to its field.
+    b.fill("input[name=ini_section]", "Sm]all").await;
+    b.click("form[data-api] button.primary").await;
+    b.wait_until("an error next to the section field", || async {
+        !b.text("[data-error-for=ini_section]").await.is_empty()
+    })
+    .await;
+    assert!(farm.client.jobs().await.unwrap().is_empty());
+
+    b.fill("input[name=ini_section]", "Small").await;
+    b.click("form[data-api] button.primary").await;
+    b.wait_until("the job's page", || async {
+        b.path().await.starts_with("/jobs/")
+    })
+    .await;
+    let id: i64 = b.path().await["/jobs/".len()..].parse().unwrap();
+    let job = farm.client.job(id).await.unwrap();
+    assert_eq!((job.settings.frame_start, job.settings.frame_end), (1, 4));
+    assert_eq!(job.settings.frame_size(), (16, 12));
+    b.close().await;
+}
