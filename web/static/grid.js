@@ -97,6 +97,7 @@ export function startGrid() {
   });
   document.addEventListener('live:swapped', (e) => {
     if (e.detail?.id !== 'frame-grid') return;
+    // The fresh grid has the states; the selection and the shown frame's detail are ours.
     syncSelection();
     if (shown != null) showDetail(shown);
   });

@@ -109,7 +109,7 @@ async fn the_job_page_fills_in_live_until_the_video_plays() {
         detail.contains("rendered on pc-1") && detail.contains("1 attempt"),
         "{detail}"
     );
-    assert!(b.exists("#frame-detail img").await);
+    b.wait_for("#frame-detail img").await;
     b.screenshot("job").await;
 
     // Selected frames are rendered again.
