@@ -22,9 +22,11 @@ use idlefarm_protocol::routes::API_PREFIX;
 use serde::Deserialize;
 
 use super::chrome::{Chrome, Nav, PageCaller, PageResult, render};
-use super::pc::{Pc, iso_utc, now_ms};
+use super::pc::Pc;
 use super::timeline::{self, Period};
+use super::view::iso_time;
 use crate::error::ApiError;
+use crate::server::now_ms;
 use crate::server::{Caller, Coordinator};
 
 /// Route of the farm page.
@@ -104,8 +106,8 @@ impl Token {
         Token {
             id: info.id,
             prefix: info.token.chars().take(6).collect(),
-            created: iso_utc(info.created_at),
-            expires: info.expires_at.map(iso_utc),
+            created: iso_time(info.created_at),
+            expires: info.expires_at.map(iso_time),
             state,
             revoke: format!("{API_PREFIX}{}", enrolment_token_path(info.id)),
         }

@@ -15,9 +15,10 @@ use idlefarm_protocol::{JobInfo, JobState};
 use serde::Deserialize;
 
 use super::chrome::{Chrome, Nav, PageCaller, PageResult, render};
-use super::pc::{Pc, now_ms};
+use super::pc::Pc;
 use super::timeline::{Period, Tick, ticks};
 use crate::error::ApiError;
+use crate::server::now_ms;
 use crate::server::{Caller, Coordinator};
 
 /// Hours the frames-per-hour chart shows.

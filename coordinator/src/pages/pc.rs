@@ -9,6 +9,7 @@ use idlefarm_protocol::routes::{self, with_id};
 use idlefarm_protocol::{AgentInfo, AgentMode, PresenceState};
 
 use super::timeline::{self, Period, Timeline};
+use super::view::iso_time;
 use idlefarm_protocol::events::PresenceChange;
 
 /// What a PC is doing, as a person names it; the first match wins: a silent PC is offline
@@ -143,7 +144,7 @@ impl Pc {
             frames_done: info.frames_done,
             yields: info.yields,
             failures: info.failures,
-            last_seen: info.last_seen_secs_ago.map(|ago| iso_utc(now_secs - ago)),
+            last_seen: info.last_seen_secs_ago.map(|ago| iso_time(now_secs - ago)),
             latest,
             working: matches!(state, "rendering" | "suspended"),
             actions: Actions {
@@ -171,18 +172,6 @@ impl Pc {
     pub fn is_quarantined(&self) -> bool {
         self.state == "quarantined"
     }
-}
-
-/// Unix milliseconds now (0 if the clock is before 1970).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Unix seconds as ISO 8601 UTC (`2026-11-22T10:04:05Z`), which browsers parse everywhere.
-pub fn iso_utc(unix: i64) -> String {
-    super::stamp::Stamp::at(unix).iso
 }
 
 #[cfg(test)]
@@ -260,12 +249,5 @@ mod tests {
             pc.reason.as_deref(),
             Some("quarantined until 10:00 after failures on 3 jobs")
         );
-    }
-
-    #[test]
-    fn times_are_iso_8601_utc() {
-        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso_utc(1_795_000_000), "2026-11-18T11:06:40Z");
-        assert_eq!(iso_utc(951_825_600), "2000-02-29T12:00:00Z");
     }
 }

@@ -15,7 +15,7 @@ use idlefarm_protocol::{
 };
 
 use super::chrome::{Chrome, Nav, PageCaller, PageResult, render};
-use super::pc::iso_utc;
+use super::view::iso_time;
 use crate::server::Coordinator;
 
 /// Route of the page that uploads a scene.
@@ -177,7 +177,7 @@ fn staged_page(chrome: Chrome, found: UploadInspection) -> StagedPage {
         is_zip: found.kind == UploadKind::Zip,
         is_png: s.format == ImageFormat::Png,
         scene_format: active.map(|a| a.file_format.clone()).unwrap_or_default(),
-        expires: iso_utc(found.expires_at),
+        expires: iso_time(found.expires_at),
         found,
     }
 }
@@ -331,8 +331,8 @@ mod tests {
         assert_eq!(bytes_text(999), "999 B");
         assert_eq!(bytes_text(1_500_000), "1.5 MB");
         assert_eq!(bytes_text(300 << 20), "314.6 MB");
-        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso_utc(951_782_400 + 3661), "2000-02-29T01:01:01Z");
-        assert_eq!(iso_utc(1_795_305_600), "2026-11-22T00:00:00Z");
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_time(951_782_400 + 3661), "2000-02-29T01:01:01Z");
+        assert_eq!(iso_time(1_795_305_600), "2026-11-22T00:00:00Z");
     }
 }

@@ -66,17 +66,12 @@ impl JobRow {
             owner: job.owner.clone().unwrap_or_else(|| "—".into()),
             priority: job.priority,
             submitted: iso_time(job.created_at),
-            eta: job.eta_secs.map(|s| iso_time(now_secs() + s as i64)),
+            eta: job
+                .eta_secs
+                .map(|s| iso_time(crate::server::now_secs() + s as i64)),
             failed: job.frames.failed,
         }
     }
-}
-
-/// Seconds since the Unix epoch now.
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Unix seconds as `2026-11-22T03:51:58Z` (UTC), for `<time datetime>`.
@@ -126,6 +121,9 @@ mod tests {
         assert_eq!(iso_time(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(iso_time(1_795_319_518), "2026-11-22T03:51:58Z");
         assert_eq!(iso_time(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_time(1_795_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(iso_time(951_825_600), "2000-02-29T12:00:00Z");
     }
 
     #[test]

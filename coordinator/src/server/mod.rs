@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 pub(crate) use actions::authorize_job;
 pub use caller::{Caller, Login, OptionalCaller};
 pub use state::Coordinator;
+pub(crate) use state::{now_ms, now_secs};
 pub use uploads::MAX_STAGED_PER_USER;
 
 use crate::schedule::HealthPolicy;

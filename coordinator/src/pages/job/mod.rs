@@ -120,6 +120,17 @@ async fn agent_names(coord: &Coordinator) -> Result<HashMap<i64, String>, ApiErr
         .collect())
 }
 
+/// The failures part: each failed lease with its PC's name and log tail.
+async fn failures_part(coord: &Coordinator, id: i64) -> Result<Failures, ApiError> {
+    let names = agent_names(coord).await?;
+    let list = coord
+        .store()
+        .job_failures(id)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(failures(id, list, &names))
+}
+
 /// `GET /jobs/{id}`.
 pub async fn page(
     State(coord): State<Arc<Coordinator>>,
@@ -135,15 +146,7 @@ pub async fn page(
     // Parts that need no frames answer without reading them (a 100,000-frame job's list is big).
     match q.part.as_str() {
         "output" => return render(&output(&job)),
-        "failures" => {
-            let names = agent_names(&coord).await?;
-            let list = coord
-                .store()
-                .job_failures(id)
-                .await
-                .map_err(ApiError::from)?;
-            return render(&failures(id, list, &names));
-        }
+        "failures" => return render(&failures_part(&coord, id).await?),
         _ => {}
     }
     let l = Loaded {
@@ -170,12 +173,7 @@ pub async fn page(
             .into());
         }
     }
-    let names = agent_names(&coord).await?;
-    let list = coord
-        .store()
-        .job_failures(id)
-        .await
-        .map_err(ApiError::from)?;
+    let failures = failures_part(&coord, id).await?;
     render(&JobPage {
         chrome: Chrome::new(&caller, Nav::Jobs),
         id,
@@ -187,6 +185,6 @@ pub async fn page(
         grid: grid(&l),
         strip: strip(&l),
         output: output(&l.job),
-        failures: failures(id, list, &names),
+        failures,
     })
 }

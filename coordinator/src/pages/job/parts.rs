@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use askama::Template;
 use idlefarm_protocol::{FailureInfo, FrameCounts, FrameInfo, JobInfo, JobState, routes};
 
-use super::super::view::{Bar, duration_ms, iso_time, now_secs};
+use super::super::view::{Bar, duration_ms, iso_time};
 use super::job_page_url;
 use crate::error::ApiError;
+use crate::server::now_secs;
 
 /// Most thumbnails the filmstrip shows; longer jobs are sampled evenly.
 const STRIP_MAX: usize = 24;
