@@ -73,6 +73,7 @@ export function startGrid() {
     const cell = cellOf(e.target);
     if (!cell) return;
     const frame = Number(cell.dataset.frame);
+    clearTimeout(hoverTimer); // the click shows the detail; the pointing need not fetch it again
     if (selected.has(frame)) selected.delete(frame); else selected.add(frame);
     syncSelection();
     showDetail(frame);

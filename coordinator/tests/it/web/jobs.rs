@@ -103,12 +103,14 @@ async fn the_job_page_fills_in_live_until_the_video_plays() {
 
     // A cell shows its frame: thumbnail, render time, PC and attempts.
     b.click("#f-3").await;
-    b.wait_text("#frame-detail", "Frame 3").await;
-    let detail = b.text("#frame-detail").await;
-    assert!(
-        detail.contains("rendered on pc-1") && detail.contains("1 attempt"),
-        "{detail}"
-    );
+    // Pointing and clicking both fetch the detail, so it may be replaced while it is read:
+    // wait for the whole of it rather than reading it once.
+    b.wait_until("frame 3's detail: its PC and attempts", || async {
+        b.try_text("#frame-detail").await.is_some_and(|d| {
+            d.contains("Frame 3") && d.contains("rendered on pc-1") && d.contains("1 attempt")
+        })
+    })
+    .await;
     b.wait_for("#frame-detail img").await;
     b.screenshot("job").await;
 
