@@ -327,6 +327,7 @@ impl Client {
         frame: i64,
         format: ImageFormat,
         image: Vec<u8>,
+        renderer_error: Option<&str>,
     ) -> Result<Upload, ClientError> {
         let url = self.url(&routes::agent_frame(lease_id, frame, format));
         let content_type = match format {
@@ -335,10 +336,15 @@ impl Client {
         };
         let result = self
             .send(|http| {
-                http.put(&url)
+                let req = http
+                    .put(&url)
                     .timeout(UPLOAD_TIMEOUT)
-                    .header(reqwest::header::CONTENT_TYPE, content_type)
-                    .body(image.clone())
+                    .header(reqwest::header::CONTENT_TYPE, content_type);
+                let req = match renderer_error {
+                    Some(line) => req.header(idlefarm_protocol::RENDERER_ERROR_HEADER, line),
+                    None => req,
+                };
+                req.body(image.clone())
             })
             .await;
         match result {

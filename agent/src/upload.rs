@@ -34,7 +34,12 @@ pub async fn upload_frames(
     stop: CancellationToken,
 ) -> UploadReport {
     let mut report = UploadReport::default();
-    while let Some(RenderedFrame { frame, path }) = frames.recv().await {
+    while let Some(RenderedFrame {
+        frame,
+        path,
+        renderer_error,
+    }) = frames.recv().await
+    {
         let image = match read_frame(&path, format).await {
             Ok(image) => image,
             Err(reason) => {
@@ -46,7 +51,13 @@ pub async fn upload_frames(
         let mut delay = Duration::from_secs(1);
         loop {
             match client
-                .upload_frame(lease_id, frame, format, image.clone())
+                .upload_frame(
+                    lease_id,
+                    frame,
+                    format,
+                    image.clone(),
+                    renderer_error.as_deref(),
+                )
                 .await
             {
                 Ok(Upload::Stored) => {

@@ -6,6 +6,7 @@ pub mod assemble;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod error;
 pub mod events;
 pub mod files;

@@ -22,6 +22,13 @@ pub const API_VERSION: u32 = 1;
 /// Header an agent puts its credentials in: `Authorization: Bearer <agent_id>.<secret>`.
 pub const AUTHORIZATION: &str = "authorization";
 
+/// Header on a frame upload naming a known fatal line the renderer printed before the frame was
+/// saved, although it went on (the coordinator then has the frame rendered on another PC too).
+pub const RENDERER_ERROR_HEADER: &str = "x-idlefarm-renderer-error";
+
+/// Most bytes of [`RENDERER_ERROR_HEADER`]'s value the coordinator accepts.
+pub const MAX_RENDERER_ERROR: usize = 512;
+
 /// The renderer a job needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -487,6 +494,9 @@ pub struct FrameInfo {
     /// The scene file it is rendered from, for a scene sequence (a path inside the zip).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Its frame check: why it waits for another PC's render, or how its check ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
 }
 
 /// A failed lease of a job: who, when, which frames and what the renderer said.

@@ -9,6 +9,7 @@
 pub mod blender;
 pub mod confine;
 mod detect;
+pub mod fatal;
 mod output;
 pub mod povray;
 pub mod process;
@@ -74,6 +75,8 @@ pub struct RenderedFrame {
     pub frame: i64,
     /// The image: `out_dir/frame_00007.png`.
     pub path: PathBuf,
+    /// A known fatal line the renderer printed since the frame before (see [`fatal`]).
+    pub renderer_error: Option<String>,
 }
 
 /// What a render is steered by while it runs.

@@ -19,6 +19,8 @@ pub(super) struct FrameTracker {
     still: Option<i64>,
     sent: BTreeSet<i64>,
     frames: mpsc::UnboundedSender<RenderedFrame>,
+    /// A known fatal line printed since the last frame was handed over.
+    fatal: Option<String>,
 }
 
 impl FrameTracker {
@@ -35,10 +37,17 @@ impl FrameTracker {
             still: run.still.then(|| run.frames.first().copied()).flatten(),
             sent: BTreeSet::new(),
             frames,
+            fatal: None,
         }
     }
 
     pub(super) fn on_line(&mut self, line: &str) {
+        if self.fatal.is_none() {
+            self.fatal = super::fatal::fatal_line(self.renderer, line);
+            if let Some(fatal) = &self.fatal {
+                tracing::warn!("the renderer printed a fatal message: {fatal}");
+            }
+        }
         match (self.renderer, self.still) {
             (Renderer::Blender, Some(frame)) => {
                 // The file is named for the scene's own frame number: give it the job's.
@@ -102,7 +111,11 @@ impl FrameTracker {
         }
         if self.sent.insert(frame) {
             tracing::debug!(frame, "frame finished");
-            let _ = self.frames.send(RenderedFrame { frame, path });
+            let _ = self.frames.send(RenderedFrame {
+                frame,
+                path,
+                renderer_error: self.fatal.take(),
+            });
         }
     }
 

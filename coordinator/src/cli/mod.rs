@@ -146,6 +146,14 @@ mod tests {
             assert!(err.to_string().contains("--max-unpacked"), "{bad}: {err}");
         }
         assert!(Cli::try_parse_from(["idlefarm", "up", "--max-unpacked", "2G"]).is_ok());
+        for bad in ["lots", "-1%", "101%", "5%%", "NaN", ""] {
+            let flag = format!("--verify={bad}");
+            let err = Cli::try_parse_from(["idlefarm", "serve", &flag]).unwrap_err();
+            assert!(err.to_string().contains("--verify"), "{bad}: {err}");
+        }
+        for good in ["5%", "0.5%", "100", "0%"] {
+            assert!(Cli::try_parse_from(["idlefarm", "serve", "--verify", good]).is_ok());
+        }
         let err = Cli::try_parse_from(["idlefarm", "status", "seven"]).unwrap_err();
         assert!(err.to_string().contains("seven"), "{err}");
         assert!(

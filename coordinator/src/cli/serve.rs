@@ -37,9 +37,25 @@ pub(super) struct ServeArgs {
     /// How long an automatically sized chunk should take, e.g. `2m`.
     #[arg(long, default_value = "2m", value_parser = idlefarm_runtime::parse_duration)]
     chunk_target: Duration,
+    /// Share of frames rendered on two PCs and compared, e.g. `5%`; a PC whose frames other
+    /// PCs outvote is quarantined. Suspicious frames (a single colour among varied neighbours,
+    /// a size far off, a renderer error) are always checked this way, whatever this says.
+    #[arg(long, default_value = "0%", value_parser = parse_percent)]
+    verify: f64,
 }
 
 pub use idlefarm_runtime::parse_size;
+
+/// `5%`, `0.5%` or `5` (percent) → 5.0; 0 to 100.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let number = s.trim().strip_suffix('%').unwrap_or(s.trim());
+    match number.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "{s:?} is not a percentage from 0% to 100% (e.g. 5%)"
+        )),
+    }
+}
 
 /// Runs a coordinator until Ctrl-C or SIGTERM; `with_agent` (`up`) also runs a local agent.
 pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
@@ -57,6 +73,7 @@ pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<(
         max_unpacked_bytes: args.max_unpacked,
         lease_ttl: args.lease_ttl,
         chunk_target: args.chunk_target,
+        verify_percent: args.verify,
         health: HealthPolicy {
             forgive_ms: args.forgive.as_millis() as i64,
             ..HealthPolicy::default()

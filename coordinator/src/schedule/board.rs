@@ -7,9 +7,14 @@
 //! one broken PC failing the same chunk again and again says nothing about the frame (that PC is
 //! blocklisted for the job instead, see [`super::health`]). `Done` is final until a person asks
 //! for a re-render, which starts a new generation of the frame.
+//!
+//! A received frame that looks like a broken PC's work is not done yet: it is held as a
+//! candidate and goes back to the queue under a [`Check`] that keeps the PCs that rendered it
+//! away until another PC's render settles it (see [`super::check`]).
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::check::{self, Check, Look, Suspicion};
 use super::{AgentId, LeaseId, Millis};
 
 /// On how many different agents a frame may fail before the job gives up on it.
@@ -55,6 +60,12 @@ pub struct FrameSlot {
     pub attempts: u32,
     /// For a done frame: how long it took, when a live lease delivered it.
     pub render_ms: Option<i64>,
+    /// For a done frame: what its image looked like, when measured.
+    pub look: Option<Look>,
+    /// For a done frame that was checked: how the check ended.
+    pub note: Option<String>,
+    /// Renders held for a second opinion while the frame waits for another PC.
+    pub check: Option<Check>,
 }
 
 impl FrameSlot {
@@ -67,6 +78,9 @@ impl FrameSlot {
             failed_on: Vec::new(),
             attempts: 0,
             render_ms: None,
+            look: None,
+            note: None,
+            check: None,
         }
     }
 
@@ -76,6 +90,15 @@ impl FrameSlot {
         self.failures = 0;
         self.failed_on.clear();
         self.render_ms = None;
+        self.look = None;
+        self.note = None;
+        self.check = None;
+    }
+
+    /// Whether `agent` may take this frame at `now` (see [`Check::open_to`]).
+    fn open_to(&self, agent: AgentId, now: Millis, alone: bool) -> bool {
+        self.state == FrameState::Queued
+            && (self.check.as_ref()).is_none_or(|c| c.open_to(agent, now, alone))
     }
 }
 
@@ -187,6 +210,10 @@ impl Board {
             });
             if !matches!(f.state, FrameState::Done(_)) {
                 f.render_ms = None;
+                f.look = None;
+                f.note = None;
+            } else {
+                f.check = None;
             }
         }
         Board { frames, leases }
@@ -219,13 +246,20 @@ impl Board {
         c.failed > 0 && c.queued == 0 && c.leased == 0
     }
 
+    /// Whether some frame waits for a second opinion.
+    pub fn has_checks(&self) -> bool {
+        self.frames.iter().any(|f| f.check.is_some())
+    }
+
     /// Index of a frame number.
     pub fn index_of(&self, frame: i64) -> Option<usize> {
         self.frames.iter().position(|f| f.frame == frame)
     }
 
-    /// Leases the first run of up to `want` consecutive queued frames to `agent`.
-    /// Returns the indices taken, or `None` when nothing is queued.
+    /// Leases the first run of up to `want` consecutive queued frames `agent` may take to it:
+    /// a frame under check is not given to a PC that already rendered it, unless it is `alone`
+    /// (no other PC is there) or the frame has waited long (see [`Check::open_to`]).
+    /// Returns the indices taken, or `None` when nothing is queued for it.
     pub fn take_chunk(
         &mut self,
         lease: LeaseId,
@@ -233,13 +267,12 @@ impl Board {
         want: usize,
         now: Millis,
         ttl_ms: Millis,
+        alone: bool,
     ) -> Option<Vec<usize>> {
-        let start = self
-            .frames
-            .iter()
-            .position(|f| f.state == FrameState::Queued)?;
+        let open = |f: &FrameSlot| f.open_to(agent, now, alone);
+        let start = self.frames.iter().position(open)?;
         let taken: Vec<usize> = (start..self.frames.len())
-            .take_while(|&i| self.frames[i].state == FrameState::Queued)
+            .take_while(|&i| open(&self.frames[i]))
             .take(want.max(1))
             .collect();
         for &i in &taken {
@@ -274,11 +307,16 @@ impl Board {
     /// whoever holds it, so a finished frame is never thrown away; the lease that still holds it
     /// (if any) simply finds it done. The render time is measured from the holding lease's last
     /// progress, so it is only known when a live lease held the frame.
+    ///
+    /// `look` is what its image looked like; `note` how a check of it ended, if it was checked
+    /// (which ends the check).
     pub fn frame_done(
         &mut self,
         frame: i64,
         agent: AgentId,
         now: Millis,
+        look: Option<Look>,
+        note: Option<String>,
     ) -> Result<usize, FrameReject> {
         let i = self.wants(frame)?;
         let holder = match self.frames[i].state {
@@ -293,7 +331,73 @@ impl Board {
         let f = &mut self.frames[i];
         f.state = FrameState::Done(agent);
         f.render_ms = render_ms;
+        f.look = look;
+        f.note = note;
+        f.check = None;
         Ok(i)
+    }
+
+    /// Holds a received render of `frame` as a candidate for a second opinion: the frame goes
+    /// back to the queue under a check (started with `reason` when there is none yet) that
+    /// keeps `candidate.agent` away from it. Its lease, if live, simply finds it gone.
+    pub fn hold(
+        &mut self,
+        frame: i64,
+        candidate: check::Candidate,
+        reason: Suspicion,
+        now: Millis,
+    ) -> Result<usize, FrameReject> {
+        let i = self.wants(frame)?;
+        let f = &mut self.frames[i];
+        let check = f.check.get_or_insert_with(|| Check {
+            reason,
+            since: now,
+            candidates: Vec::new(),
+        });
+        check.candidates.retain(|c| c.agent != candidate.agent);
+        check.candidates.push(candidate);
+        f.state = FrameState::Queued;
+        Ok(i)
+    }
+
+    /// The done frames nearest to frame index `i` whose looks are known, up to
+    /// [`check::NEIGHBOURS_PER_SIDE`] on each side: (frame number, look).
+    pub fn neighbours(&self, i: usize) -> Vec<(i64, Look)> {
+        let known = |j: &usize| {
+            let f = &self.frames[*j];
+            match (f.state, f.look) {
+                (FrameState::Done(_), Some(look)) => Some((f.frame, look)),
+                _ => None,
+            }
+        };
+        let before = (0..i).rev().filter_map(|j| known(&j));
+        let after = (i + 1..self.frames.len()).filter_map(|j| known(&j));
+        let mut found: Vec<(i64, Look)> = before.take(check::NEIGHBOURS_PER_SIDE).collect();
+        found.reverse();
+        found.extend(after.take(check::NEIGHBOURS_PER_SIDE));
+        found
+    }
+
+    /// Done frames that look wrong against their done neighbours and were never checked: what
+    /// could not be judged when they arrived because their neighbours were not done yet.
+    /// Meant for the moment every frame is done.
+    pub fn review(&self) -> Vec<(usize, Suspicion)> {
+        (0..self.frames.len())
+            .filter_map(|i| {
+                let f = &self.frames[i];
+                let look = f.look.filter(|_| f.note.is_none())?;
+                check::suspicion(&look, &self.neighbours(i), None).map(|why| (i, why))
+            })
+            .collect()
+    }
+
+    /// Puts a done frame back in the queue under `check` (its render is the first candidate).
+    pub fn reopen(&mut self, i: usize, check: Check) {
+        let f = &mut self.frames[i];
+        f.state = FrameState::Queued;
+        f.render_ms = None;
+        f.look = None;
+        f.check = Some(check);
     }
 
     /// Whether `frame` may still be uploaded (not done, not failed).

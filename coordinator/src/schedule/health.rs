@@ -3,7 +3,7 @@
 //! for a forgive time.
 //!
 //! Health is a function of an agent's failure records (its failed leases since an admin last
-//! released it), not a state machine: the coordinator keeps the records in SQLite, so health is
+//! released it, and its frames that other PCs' renders outvoted), not a state machine: the coordinator keeps the records in SQLite, so health is
 //! the same after a restart, and releasing an agent is simply an empty record list. Yields and
 //! expired leases are never records (a person came back, a PC was switched off).
 
@@ -23,6 +23,10 @@ pub struct HealthPolicy {
     pub quarantine_jobs: usize,
     /// How close together those failures must be (the first and the last at most this apart).
     pub quarantine_window_ms: Millis,
+    /// Wrong frames (renders other PCs outvoted) within the window that quarantine the agent,
+    /// whatever their jobs (0: never). A PC that silently renders wrong images is worse than
+    /// one that fails loudly.
+    pub quarantine_wrong_frames: usize,
     /// How long a quarantine lasts after the failure that caused it.
     pub forgive_ms: Millis,
 }
@@ -33,6 +37,7 @@ impl Default for HealthPolicy {
             blocklist_after: 3,
             quarantine_jobs: 3,
             quarantine_window_ms: HOUR_MS,
+            quarantine_wrong_frames: 2,
             forgive_ms: HOUR_MS,
         }
     }
@@ -45,6 +50,8 @@ pub struct FailureRecord {
     pub job: i64,
     /// When it failed.
     pub at: Millis,
+    /// A frame it delivered that other PCs' renders outvoted, not a failed lease.
+    pub wrong_frame: bool,
 }
 
 /// What an agent's failures mean for its work right now.
@@ -92,7 +99,14 @@ pub fn assess(failures: &[FailureRecord], now: Millis, policy: &HealthPolicy) ->
         blocklisted,
         ..Health::default()
     };
-    if let Some((until, cause)) = latest_quarantine(failures, policy)
+    let latest = [
+        latest_quarantine(failures, policy),
+        latest_wrong_frames(failures, policy),
+    ]
+    .into_iter()
+    .flatten()
+    .max_by_key(|(until, _)| *until);
+    if let Some((until, cause)) = latest
         && until > now
     {
         health.quarantined_until = Some(until);
@@ -134,6 +148,28 @@ fn latest_quarantine(
         }
     }
     latest
+}
+
+/// The end of the latest quarantine for wrong frames, with the jobs they belong to:
+/// `quarantine_wrong_frames` of them within some `quarantine_window_ms`.
+fn latest_wrong_frames(
+    failures: &[FailureRecord],
+    policy: &HealthPolicy,
+) -> Option<(Millis, BTreeSet<i64>)> {
+    let n = policy.quarantine_wrong_frames;
+    if n == 0 {
+        return None;
+    }
+    let mut wrong: Vec<&FailureRecord> = failures.iter().filter(|f| f.wrong_frame).collect();
+    wrong.sort_by_key(|f| f.at);
+    wrong
+        .windows(n)
+        .filter(|w| w[n - 1].at - w[0].at <= policy.quarantine_window_ms)
+        .map(|w| {
+            let until = w[n - 1].at.saturating_add(policy.forgive_ms);
+            (until, w.iter().map(|f| f.job).collect())
+        })
+        .next_back()
 }
 
 /// Whether every agent able to render `job` is blocklisted for it, so the job can never finish.

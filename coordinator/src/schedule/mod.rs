@@ -3,6 +3,8 @@
 //! sequences.
 //!
 //! - [`board`]: one job's frames and the leases that hold them (`Queued → Leased → Done`).
+//! - [`check`]: whether a received frame looks like a broken PC's work, and how second
+//!   opinions from other PCs settle it.
 //! - [`chunk`]: how many frames the next chunk for an agent should hold.
 //! - [`pick`]: which job an agent gets next (priority, fair share, tags, pause, drain), or why
 //!   it gets nothing.
@@ -10,6 +12,7 @@
 //!   their failure records.
 
 pub mod board;
+pub mod check;
 pub mod chunk;
 pub mod health;
 pub mod pick;

@@ -11,12 +11,14 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use idlefarm_protocol::{
     AUTHORIZATION, HeartbeatRequest, HeartbeatResponse, ImageFormat, LeaseEnd, LeaseRequest,
-    LeaseResponse, PresenceState, RegisterRequest, RegisterResponse, frame_file_name,
+    LeaseResponse, MAX_RENDERER_ERROR, PresenceState, RENDERER_ERROR_HEADER, RegisterRequest,
+    RegisterResponse,
 };
 use tokio_util::io::ReaderStream;
 
 use super::Coordinator;
 use super::frame_upload;
+use super::frame_verdict::{self, Delivery};
 use super::state::now_secs;
 use crate::auth;
 use crate::error::{ApiError, JsonBody, PathParams};
@@ -188,8 +190,8 @@ pub async fn blob(
 }
 
 /// Receives a frame: the lease and the frame are checked before the body is read, the body is
-/// streamed to disk under a limit from the job's frame size, and the image is checked before
-/// it is kept.
+/// streamed to disk under a limit from the job's frame size, and the image is checked, measured
+/// and judged (see [`super::checks`]) before it is kept or held for another PC's render.
 pub async fn upload_frame(
     State(coord): State<Arc<Coordinator>>,
     AgentAuth(agent): AgentAuth,
@@ -203,35 +205,52 @@ pub async fn upload_frame(
         .ok_or_else(|| ApiError::bad_request("frame path must be <number>.<png|jpg>"))?;
     let format = ImageFormat::from_extension(ext)
         .ok_or_else(|| ApiError::bad_request(format!("unsupported frame format .{ext}")))?;
-    let (job, settings) = coord.lease_job(agent, lease, frame).await?;
-    if format != settings.format {
+    let renderer_error = renderer_error(&headers)?;
+    let ctx = coord.frame_context(agent, lease, frame).await?;
+    let job = ctx.job;
+    if format != ctx.settings.format {
         return Err(ApiError::bad_request(format!(
             "frame {frame} is .{ext} but the job renders .{}",
-            settings.format.extension()
+            ctx.settings.format.extension()
         )));
     }
-    let expected = settings.frame_size();
-    let file_name = frame_file_name(frame, format);
+    let expected = ctx.settings.frame_size();
     let dir = coord.data.frames_dir(job);
-    let dest = dir.join(&file_name);
     let thumb = coord.data.thumbnail(job, frame);
     let limit = frame_upload::body_limit(expected);
     let mut pending = frame_upload::receive(&headers, body, &dir, limit, frame).await?;
-    // Decoding, checking, the thumbnail and the durable writes happen before the scheduler lock
-    // is taken.
-    tokio::task::spawn_blocking(move || {
+    let delivery = Delivery {
+        agent,
+        lease,
+        frame,
+        format,
+        renderer_error,
+    };
+    // Decoding, measuring, comparing, the thumbnail and the durable writes happen before the
+    // scheduler lock is taken.
+    let outcome = tokio::task::spawn_blocking(move || {
         let img = frame_upload::check(&mut pending, format, expected, frame)?;
-        pending.commit(&dest)?;
-        match crate::thumbnail::encode(&img) {
-            Ok(jpeg) => crate::files::write_atomic(&thumb, &jpeg)?,
-            Err(e) => tracing::warn!(job, frame, "no thumbnail: {e}"),
-        }
-        Ok::<_, ApiError>(())
+        frame_verdict::decide(&ctx, &delivery, pending, img, &dir, &thumb)
     })
     .await
     .map_err(ApiError::internal)??;
-    coord.accept_frame(agent, job, frame, file_name).await?;
+    coord.record_frame(agent, job, frame, outcome).await?;
     Ok(Json(serde_json::json!({})))
+}
+
+/// The fatal renderer line an agent reported with a frame, if any: printable text of at most
+/// [`MAX_RENDERER_ERROR`] bytes.
+fn renderer_error(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(RENDERER_ERROR_HEADER) else {
+        return Ok(None);
+    };
+    let bad = |why: &str| ApiError::bad_request(format!("header {RENDERER_ERROR_HEADER} {why}"));
+    let text = value.to_str().map_err(|_| bad("must be printable ASCII"))?;
+    if text.len() > MAX_RENDERER_ERROR {
+        return Err(bad(&format!("is longer than {MAX_RENDERER_ERROR} bytes")));
+    }
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
 /// Ends a lease. A failure's message and log tail are cut to size here, where they enter: they

@@ -73,7 +73,7 @@ mod tests {
     #[test]
     fn a_lease_covers_exactly_the_frames_it_was_given() {
         let mut board = Board::new(1..=6);
-        let taken = board.take_chunk(9, 2, 2, 1_000, 60_000).unwrap();
+        let taken = board.take_chunk(9, 2, 2, 1_000, 60_000, false).unwrap();
         assert_eq!(taken, vec![0, 1]);
         let owner = LeaseOwner::of_live(5, 9, &board).unwrap();
         assert_eq!(owner.frames, vec![1, 2]);

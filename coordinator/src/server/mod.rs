@@ -5,10 +5,12 @@ mod accounts;
 mod actions;
 mod agents;
 mod caller;
+mod checks;
 mod control;
 mod declines;
 pub mod events;
 mod frame_upload;
+mod frame_verdict;
 mod image_end;
 mod jobs;
 mod leases;
@@ -61,6 +63,8 @@ pub struct ServerConfig {
     pub events_keepalive: Duration,
     /// How long a staged upload waits for its submission.
     pub upload_ttl: Duration,
+    /// Share of frames (percent, 0–100) rendered on two PCs and compared (`--verify`).
+    pub verify_percent: f64,
 }
 
 impl ServerConfig {
@@ -77,6 +81,7 @@ impl ServerConfig {
             health: HealthPolicy::default(),
             events_keepalive: events::DEFAULT_KEEPALIVE,
             upload_ttl: Duration::from_secs(24 * 3600),
+            verify_percent: 0.0,
         }
     }
 }

@@ -108,7 +108,7 @@ pub struct Coordinator {
     pub(crate) sched: Mutex<Sched>,
     pub(crate) agents: RwLock<HashMap<i64, AgentRow>>,
     pub(crate) liveness: std::sync::Mutex<HashMap<i64, Liveness>>,
-    assemble_tx: mpsc::UnboundedSender<i64>,
+    pub(super) assemble_tx: mpsc::UnboundedSender<i64>,
     assemble_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<i64>>>,
     /// Wakes agents waiting in a long-polled lease request when frames become queued.
     pub(crate) work_queued: tokio::sync::Notify,
@@ -389,7 +389,11 @@ impl Coordinator {
             let want =
                 schedule::chunk_size(&policy, entry.speed.get(&agent).copied(), queued, agents);
             let id = sched.next_lease;
-            let Some(taken) = entry.board.take_chunk(id, agent, want, now, ttl) else {
+            let alone = entry.board.has_checks()
+                && !self
+                    .others_could_render(&sched.failures, entry, agent, now)
+                    .await;
+            let Some(taken) = entry.board.take_chunk(id, agent, want, now, ttl, alone) else {
                 continue;
             };
             sched.next_lease += 1;
@@ -466,86 +470,6 @@ impl Coordinator {
         Ok(revoked)
     }
 
-    /// The job and the settings for a lease the agent holds (or held), if `frame` is one of the
-    /// lease's frames and the job still wants it (checked again when the frame is accepted).
-    pub(crate) async fn lease_job(
-        &self,
-        agent: i64,
-        lease: LeaseId,
-        frame: i64,
-    ) -> Result<(i64, idlefarm_protocol::RenderSettings), ApiError> {
-        let sched = self.sched.lock().await;
-        match sched.lease_owner.get(&lease) {
-            Some(owner) if owner.agent == agent => {
-                let job = owner.job;
-                let entry = sched
-                    .jobs
-                    .get(&job)
-                    .ok_or_else(|| ApiError::conflict("job is gone"))?;
-                if !owner.covers(frame) {
-                    return Err(ApiError::conflict(format!(
-                        "frame {frame} is not part of lease {lease} ({}); upload only the frames the lease was given",
-                        owner.describe_frames()
-                    )));
-                }
-                check_rendering(entry)?;
-                reject_message(entry.board.wants(frame), frame)?;
-                Ok((job, entry.row.settings.clone()))
-            }
-            _ => Err(ApiError::conflict(format!(
-                "lease {lease} is not held by this agent"
-            ))),
-        }
-    }
-
-    /// Marks a frame done whose checked image is already stored under `file_name` in the job's
-    /// frames folder, unless it is done already. A file that is not wanted any more (the job
-    /// changed meanwhile) is removed, but never the file of a frame that is done.
-    pub(crate) async fn accept_frame(
-        &self,
-        agent: i64,
-        job: i64,
-        frame: i64,
-        file_name: String,
-    ) -> Result<(), ApiError> {
-        let mut sched = self.sched.lock().await;
-        let entry = sched
-            .jobs
-            .get_mut(&job)
-            .ok_or_else(|| ApiError::conflict("job is gone"))?;
-        let now = now_ms();
-        let accepted = check_rendering(entry).and_then(|()| {
-            entry
-                .board
-                .frame_done(frame, agent, now)
-                .map_err(|r| reject_message(Err(r), frame).unwrap_err())
-        });
-        let idx = match accepted {
-            Ok(idx) => idx,
-            Err(e) => {
-                let done = entry.board.index_of(frame).is_some_and(|i| {
-                    matches!(entry.board.frames[i].state, schedule::FrameState::Done(_))
-                });
-                if !done {
-                    let _ = std::fs::remove_file(self.data.frames_dir(job).join(&file_name));
-                }
-                return Err(e);
-            }
-        };
-        self.store
-            .frame_done(job, &entry.board, idx, &file_name, now)
-            .await?;
-        entry.row.latest_frame = Some(frame);
-        if entry.board.is_complete() {
-            self.set_state(entry, JobState::Assembling, None).await?;
-            let _ = self.assemble_tx.send(job);
-        }
-        drop(sched);
-        self.frame_changed(job, frame).await;
-        self.job_changed(job).await;
-        Ok(())
-    }
-
     /// An agent ends a lease: complete, yield or failure.
     pub(crate) async fn end_lease(
         &self,
@@ -590,12 +514,16 @@ impl Coordinator {
                     log_tail,
                 };
                 tracing::warn!(job, lease, agent, "lease failed: {}", failure.message);
-                self.store.record_failure(&failure, job, now).await?;
+                self.store.record_failure(&failure, job, now, false).await?;
                 sched
                     .failures
                     .entry(agent)
                     .or_default()
-                    .push(FailureRecord { job, at: now });
+                    .push(FailureRecord {
+                        job,
+                        at: now,
+                        wrong_frame: false,
+                    });
             }
             LeaseOutcome::Yield => self.store.count_yield(agent).await?,
             LeaseOutcome::Declined => {
@@ -737,7 +665,7 @@ impl Coordinator {
 
 /// Frames are accepted while their job renders or is paused (a frame finished just as the job
 /// was paused is not thrown away).
-fn check_rendering(entry: &JobEntry) -> Result<(), ApiError> {
+pub(super) fn check_rendering(entry: &JobEntry) -> Result<(), ApiError> {
     match entry.row.state {
         JobState::Rendering | JobState::Paused => Ok(()),
         state => Err(ApiError::conflict(format!(
@@ -748,7 +676,7 @@ fn check_rendering(entry: &JobEntry) -> Result<(), ApiError> {
     }
 }
 
-fn reject_message(r: Result<usize, FrameReject>, frame: i64) -> Result<usize, ApiError> {
+pub(super) fn reject_message(r: Result<usize, FrameReject>, frame: i64) -> Result<usize, ApiError> {
     r.map_err(|reason| match reason {
         FrameReject::Unknown => {
             ApiError::conflict(format!("frame {frame} is not part of this job"))

@@ -48,6 +48,9 @@ impl Coordinator {
             .ok_or_else(|| super::control::no_job(id))?;
         let settings = &entry.row.settings;
         let format = settings.format;
+        let agents = self.agents.read().await;
+        let name =
+            |id: i64| (agents.get(&id)).map_or_else(|| format!("PC {id}"), |row| row.name.clone());
         Ok(entry
             .board
             .frames
@@ -67,6 +70,7 @@ impl Coordinator {
                     render_ms: f.render_ms,
                     failed_on: f.failed_on.clone(),
                     source: settings.source_of(f.frame).map(str::to_owned),
+                    check: check_text(f, &name),
                 }
             })
             .collect())
@@ -120,4 +124,17 @@ fn eta_secs(entry: &JobEntry, available: usize) -> Option<u64> {
     let left = c.queued + c.leased;
     let pcs = available.min(left).max(1);
     Some((left as f64 * mean_ms / pcs as f64 / 1000.0).ceil() as u64)
+}
+
+/// A frame's check for a person: why it waits for another PC, or how its check ended.
+fn check_text(f: &crate::schedule::FrameSlot, name: &dyn Fn(i64) -> String) -> Option<String> {
+    if let Some(check) = &f.check {
+        let by: Vec<String> = check.candidates.iter().map(|c| name(c.agent)).collect();
+        return Some(format!(
+            "waiting for another PC's render (rendered on {}: {})",
+            by.join(" and "),
+            check.reason
+        ));
+    }
+    f.note.clone()
 }

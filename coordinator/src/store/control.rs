@@ -98,10 +98,10 @@ impl Store {
         Ok(())
     }
 
-    /// Every agent's failed leases since its last release, for health.
+    /// Every agent's failed leases and wrong frames since its last release, for health.
     pub async fn failure_records(&self) -> Result<Vec<(i64, FailureRecord)>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT f.agent_id, f.job_id, f.at_ms FROM lease_failures f
+            "SELECT f.agent_id, f.job_id, f.at_ms, f.wrong_frame FROM lease_failures f
              JOIN agents a ON a.id = f.agent_id
              WHERE f.at_ms >= a.released_at ORDER BY f.at_ms",
         )
@@ -114,6 +114,7 @@ impl Store {
                     FailureRecord {
                         job: r.try_get(1)?,
                         at: r.try_get(2)?,
+                        wrong_frame: r.try_get(3)?,
                     },
                 ))
             })

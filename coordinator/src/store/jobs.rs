@@ -117,7 +117,8 @@ impl Store {
     /// Loads a job's board: its frames and live leases.
     pub async fn board(&self, job_id: i64) -> Result<Board, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT frame, state, lease_id, agent_id, failures, attempts, render_ms, failed_on
+            "SELECT frame, state, lease_id, agent_id, failures, attempts, render_ms, failed_on,
+                    look, check_note, checking
              FROM frames WHERE job_id = ? ORDER BY idx",
         )
         .bind(job_id)
@@ -135,7 +136,16 @@ impl Store {
                 _ => FrameState::Queued,
             };
             let failed_on: String = r.try_get(7)?;
+            let look: Option<String> = r.try_get(8)?;
+            let checking: Option<String> = r.try_get(10)?;
             frames.push(FrameSlot {
+                look: look
+                    .map(|l| serde_json::from_str(&l).map_err(|e| decode_err("look", e)))
+                    .transpose()?,
+                note: r.try_get(9)?,
+                check: checking
+                    .map(|c| serde_json::from_str(&c).map_err(|e| decode_err("checking", e)))
+                    .transpose()?,
                 state,
                 failures: r.try_get::<i64, _>(4)? as u32,
                 attempts: r.try_get::<i64, _>(5)? as u32,
@@ -258,17 +268,20 @@ impl Store {
         tx.commit().await
     }
 
-    /// Records a failed lease's message and log tail.
+    /// Records a failed lease's message and log tail, or (`wrong_frame`) a frame of the lease
+    /// that other PCs' renders outvoted.
     pub async fn record_failure(
         &self,
         failure: &FailureInfo,
         job_id: i64,
         at_ms: i64,
+        wrong_frame: bool,
     ) -> Result<(), sqlx::Error> {
         let frames = serde_json::to_string(&failure.frames).map_err(|e| decode_err("frames", e))?;
         sqlx::query(
-            "INSERT INTO lease_failures (job_id, agent_id, lease_id, message, log_tail, at, frames, at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO lease_failures
+                    (job_id, agent_id, lease_id, message, log_tail, at, frames, at_ms, wrong_frame)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(job_id)
         .bind(failure.agent_id)
@@ -278,6 +291,7 @@ impl Store {
         .bind(failure.at)
         .bind(frames)
         .bind(at_ms)
+        .bind(wrong_frame)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -311,7 +325,7 @@ impl Store {
     }
 }
 
-/// Writes the given frames' state, lease, agent, failures, attempts and render time.
+/// Writes the given frames' state, lease, agent, failures, attempts, render time and check.
 pub(super) async fn write_frames(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     job_id: i64,
@@ -327,9 +341,18 @@ pub(super) async fn write_frames(
         };
         let failed_on =
             serde_json::to_string(&f.failed_on).map_err(|e| decode_err("failed_on", e))?;
+        let look = (f.look.as_ref())
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| decode_err("look", e))?;
+        let checking = (f.check.as_ref())
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| decode_err("checking", e))?;
         sqlx::query(
             "UPDATE frames SET state = ?, lease_id = ?, agent_id = COALESCE(?, agent_id),
-                               failures = ?, attempts = ?, render_ms = ?, failed_on = ?
+                               failures = ?, attempts = ?, render_ms = ?, failed_on = ?,
+                               look = ?, check_note = ?, checking = ?
              WHERE job_id = ? AND idx = ?",
         )
         .bind(f.state.as_str())
@@ -339,6 +362,9 @@ pub(super) async fn write_frames(
         .bind(f.attempts as i64)
         .bind(f.render_ms)
         .bind(failed_on)
+        .bind(look)
+        .bind(f.note.as_deref())
+        .bind(checking)
         .bind(job_id)
         .bind(i as i64)
         .execute(&mut **tx)

@@ -130,7 +130,7 @@ async fn compare(
 }
 
 /// Renders every frame of `ini` in `folder` as a person would; the frame files in order.
-fn direct_render(folder: &Path, ini: &str) -> Vec<PathBuf> {
+pub(crate) fn direct_render(folder: &Path, ini: &str) -> Vec<PathBuf> {
     let out = folder.join("direct");
     std::fs::create_dir_all(&out).unwrap();
     let mut target = std::ffi::OsString::from("+O");
@@ -159,7 +159,7 @@ fn direct_render(folder: &Path, ini: &str) -> Vec<PathBuf> {
 }
 
 /// `None` when the images are pixel-identical, else their PSNR in dB over 16-bit RGBA.
-fn psnr(a: &DynamicImage, b: &DynamicImage) -> Option<f64> {
+pub(crate) fn psnr(a: &DynamicImage, b: &DynamicImage) -> Option<f64> {
     assert_eq!((a.width(), a.height()), (b.width(), b.height()));
     let (a, b) = (a.to_rgba16(), b.to_rgba16());
     if a.as_raw() == b.as_raw() {

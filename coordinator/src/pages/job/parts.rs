@@ -141,6 +141,8 @@ pub(super) struct FrameDetail {
     failed_on: Vec<String>,
     render_time: Option<String>,
     source: Option<String>,
+    /// Its frame check: why it waits for another PC, or how the check ended.
+    check: Option<String>,
     shot: Option<Shot>,
 }
 
@@ -309,6 +311,7 @@ pub(super) fn frame_detail(
         failed_on: f.failed_on.iter().map(|&a| agent_name(names, a)).collect(),
         render_time: f.render_ms.map(duration_ms),
         source: f.source.clone(),
+        check: f.check.clone(),
         shot: shot(l.job.id, f),
     })
 }

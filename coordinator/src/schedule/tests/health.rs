@@ -6,7 +6,11 @@ const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 
 fn at(job: i64, at: i64) -> FailureRecord {
-    FailureRecord { job, at }
+    FailureRecord {
+        job,
+        at,
+        wrong_frame: false,
+    }
 }
 
 #[test]
@@ -102,4 +106,26 @@ fn all_blocklisted_needs_at_least_one_capable_agent() {
     assert!(all_blocklisted(4, [&blocked, &blocked]));
     assert!(!all_blocklisted(4, [&blocked, &fine]));
     assert!(!all_blocklisted(5, [&blocked]));
+}
+
+#[test]
+fn two_wrong_frames_within_the_window_quarantine_whatever_their_jobs() {
+    let p = HealthPolicy::default();
+    let wrong = |job, at| FailureRecord {
+        job,
+        at,
+        wrong_frame: true,
+    };
+    let one = [wrong(1, 0)];
+    assert_eq!(assess(&one, 10, &p), Health::default());
+    let two = [wrong(1, 0), wrong(1, 1000)];
+    let h = assess(&two, 2000, &p);
+    assert_eq!(h.quarantined_until, Some(1000 + p.forgive_ms));
+    assert_eq!(h.quarantined_for, [1].into());
+    // Too far apart: forgiven.
+    let apart = [wrong(1, 0), wrong(2, p.quarantine_window_ms + 1)];
+    assert!(!assess(&apart, p.quarantine_window_ms + 2, &p).is_quarantined(0));
+    // Failed leases do not count as wrong frames.
+    let failed = [at(1, 0), at(2, 1)];
+    assert_eq!(assess(&failed, 2, &p).quarantined_until, None);
 }

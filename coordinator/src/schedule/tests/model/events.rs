@@ -13,6 +13,7 @@ const TAGS: [&str; 2] = ["gpu", "room-2"];
 pub(super) enum Event {
     Lease { agent: usize, want: usize },
     Upload { pick: usize, frame: usize },
+    Hold { pick: usize, frame: usize },
     End { pick: usize, how: usize },
     Tick { ms: Millis },
     Cancel { job: usize },
@@ -31,6 +32,7 @@ pub(super) fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
         10 => (0..6usize, 1..5usize).prop_map(|(agent, want)| Event::Lease { agent, want }),
         8 => (0..16usize, 0..8usize).prop_map(|(pick, frame)| Event::Upload { pick, frame }),
+        2 => (0..16usize, 0..8usize).prop_map(|(pick, frame)| Event::Hold { pick, frame }),
         // Failures are over-represented so blocklists and quarantines happen.
         8 => (0..16usize, 0..6usize).prop_map(|(pick, how)| Event::End { pick, how }),
         4 => (1..3_000i64).prop_map(|ms| Event::Tick { ms }),

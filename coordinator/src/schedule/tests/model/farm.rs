@@ -7,6 +7,7 @@ use idlefarm_protocol::Renderer;
 use proptest::prelude::*;
 
 use super::events::{Event, renderers, tags};
+use crate::schedule::check::{self, Candidate, Look, Suspicion};
 use crate::schedule::{
     AgentMode, AgentView, Board, FailureRecord, FrameState, Health, HealthPolicy, JobStatus,
     JobView, LeaseEnding, LeaseId, MAX_FRAME_FAILURES, Millis, all_blocklisted, assess, misfit,
@@ -19,6 +20,7 @@ const POLICY: HealthPolicy = HealthPolicy {
     blocklist_after: 3,
     quarantine_jobs: 2,
     quarantine_window_ms: 60_000,
+    quarantine_wrong_frames: 2,
     forgive_ms: 15_000,
 };
 
@@ -119,32 +121,70 @@ impl Farm {
         });
         let expected: Vec<i64> = expected.iter().map(|j| j.id).collect();
         prop_assert_eq!(&order, &expected);
+        // The coordinator asks whether another PC could check a held frame; here: any other.
+        let alone = self.agents.len() == 1;
         for id in order {
             let job = &mut self.jobs[id as usize];
             let lease = self.next_lease;
-            if let Some(taken) = job
-                .board
-                .take_chunk(lease, agent as i64, want, self.now, TTL)
-            {
-                // Spelled out again, not through `misfit`: what must never be leased.
-                prop_assert_eq!(job.status, JobStatus::Runnable);
-                prop_assert!(a.renderers.contains(&job.renderer));
-                prop_assert!(job.tags.iter().all(|t| a.tags.contains(t)));
-                prop_assert!(!healths[agent].blocklisted.contains(&id));
-                self.next_lease += 1;
-                let frames = taken.iter().map(|&i| job.board.frames[i].frame).collect();
-                self.held.push(Held {
-                    lease,
-                    job: id as usize,
-                    agent,
-                    frames,
-                });
-                return Ok(Some(id as usize));
+            let Some(taken) =
+                (job.board).take_chunk(lease, agent as i64, want, self.now, TTL, alone)
+            else {
+                // Only when every queued frame waits for another PC's render.
+                for f in job.board.frames.iter() {
+                    if f.state == FrameState::Queued {
+                        let check = f.check.as_ref();
+                        prop_assert!(check.is_some_and(|c| c.rendered_by(agent as i64)));
+                    }
+                }
+                continue;
+            };
+            for &i in &taken {
+                if let Some(c) = &job.board.frames[i].check {
+                    prop_assert!(
+                        alone
+                            || !c.rendered_by(agent as i64)
+                            || self.now - c.since >= check::WAIT_FOR_OTHERS_MS,
+                        "a held frame went back to a PC that rendered it"
+                    );
+                }
             }
+            // Spelled out again, not through `misfit`: what must never be leased.
+            prop_assert_eq!(job.status, JobStatus::Runnable);
+            prop_assert!(a.renderers.contains(&job.renderer));
+            prop_assert!(job.tags.iter().all(|t| a.tags.contains(t)));
+            prop_assert!(!healths[agent].blocklisted.contains(&id));
+            self.next_lease += 1;
+            let frames = taken.iter().map(|&i| job.board.frames[i].frame).collect();
+            self.held.push(Held {
+                lease,
+                job: id as usize,
+                agent,
+                frames,
+            });
+            return Ok(Some(id as usize));
         }
-        Err(TestCaseError::fail(
-            "every job in the order has queued frames",
-        ))
+        Ok(None)
+    }
+
+    /// An agent delivers a frame that looks wrong: the coordinator holds it for another PC.
+    fn hold(&mut self, h: &Held, frame: i64) {
+        let job = &mut self.jobs[h.job];
+        if !matches!(job.status, JobStatus::Runnable | JobStatus::Paused) {
+            return;
+        }
+        let candidate = Candidate {
+            agent: h.agent as i64,
+            lease: h.lease,
+            file: format!("check/{frame}-pc{}.png", h.agent),
+            look: Look {
+                flat: Some([0, 0, 0]),
+                bytes: 1,
+            },
+            looked_wrong: true,
+        };
+        let _ = job
+            .board
+            .hold(frame, candidate, Suspicion::Sample, self.now);
     }
 
     /// An agent delivers a frame; the coordinator takes it unless the job no longer wants any.
@@ -153,7 +193,10 @@ impl Farm {
         if !matches!(job.status, JobStatus::Runnable | JobStatus::Paused) {
             return;
         }
-        if let Ok(i) = job.board.frame_done(frame, h.agent as i64, self.now) {
+        if let Ok(i) = job
+            .board
+            .frame_done(frame, h.agent as i64, self.now, None, None)
+        {
             job.delivered[i] += 1;
         }
     }
@@ -168,6 +211,7 @@ impl Farm {
                 let record = FailureRecord {
                     job: h.job as i64,
                     at: self.now,
+                    wrong_frame: false,
                 };
                 self.agents[h.agent].failures.push(record);
             }
@@ -218,7 +262,12 @@ impl Farm {
                 ][how];
                 self.end(&h, how);
             }
-            Event::Upload { .. } | Event::End { .. } => {}
+            Event::Hold { pick, frame } if !self.held.is_empty() => {
+                let h = self.held[pick % self.held.len()].clone();
+                let n = h.frames[frame % h.frames.len()];
+                self.hold(&h, n);
+            }
+            Event::Upload { .. } | Event::End { .. } | Event::Hold { .. } => {}
             Event::Tick { ms } => {
                 self.now += ms;
                 for job in &mut self.jobs {
@@ -325,6 +374,13 @@ impl Farm {
                 if f.state == FrameState::Failed {
                     prop_assert!(f.failed_on.len() >= MAX_FRAME_FAILURES as usize);
                 }
+                if let Some(c) = &f.check {
+                    prop_assert!(!matches!(f.state, FrameState::Done(_)), "done yet held");
+                    let mut agents: Vec<i64> = c.candidates.iter().map(|c| c.agent).collect();
+                    agents.sort_unstable();
+                    agents.dedup();
+                    prop_assert_eq!(agents.len(), c.candidates.len(), "one render per PC");
+                }
             }
         }
         Ok(())
@@ -343,6 +399,8 @@ impl Farm {
             }
         }
         self.held.clear();
+        // Held frames have waited long enough for any PC.
+        self.now += check::WAIT_FOR_OTHERS_MS;
         let honest = Agent {
             renderers: renderers(0b11),
             tags: tags(0b11),

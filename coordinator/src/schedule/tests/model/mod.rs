@@ -16,7 +16,7 @@ use farm::Farm;
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// Under random leases, uploads, yields, failures, expiries, cancels, pauses, resumes,
+    /// Under random leases, uploads, renders held for a second opinion, yields, failures, expiries, cancels, pauses, resumes,
     /// priority changes, retries, re-renders, agent modes, presence, releases and restarts,
     /// nothing is leased where it must not be and no frame is done twice; a drain with honest
     /// agents then finishes every job that was not cancelled.
