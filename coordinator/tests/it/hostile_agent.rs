@@ -94,19 +94,28 @@ impl FakeAgent {
     }
 
     async fn put_frame(&self, lease: i64, frame: i64, bytes: Vec<u8>) -> Answer {
+        self.put_frame_with(lease, frame, bytes, None).await
+    }
+
+    /// Uploads a frame, reporting `renderer_error` (raw header bytes) when given.
+    async fn put_frame_with(
+        &self,
+        lease: i64,
+        frame: i64,
+        bytes: Vec<u8>,
+        renderer_error: Option<&[u8]>,
+    ) -> Answer {
         let url = format!(
             "{}{}",
             self.base,
             routes::agent_frame(lease, frame, ImageFormat::Png)
         );
-        let res = self
-            .http
-            .put(url)
-            .header("authorization", &self.auth)
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
+        let mut req = self.http.put(url).header("authorization", &self.auth);
+        if let Some(raw) = renderer_error {
+            let value = reqwest::header::HeaderValue::from_bytes(raw).unwrap();
+            req = req.header(idlefarm_protocol::RENDERER_ERROR_HEADER, value);
+        }
+        let res = req.body(bytes).send().await.unwrap();
         Answer::of(res).await
     }
 
@@ -274,6 +283,36 @@ async fn a_frame_is_accepted_only_from_the_lease_it_belongs_to() {
         stored_frames(&farm, job.id),
         ["frame_00001.png", "frame_00002.png", "frame_00003.png"]
     );
+    farm.stop().await;
+}
+
+/// A renderer error the agent reports with a frame must be short printable text; a good one
+/// holds the frame for another PC's render instead of counting it.
+#[tokio::test]
+async fn a_malformed_renderer_error_is_refused_and_a_good_one_holds_the_frame() {
+    let farm = Farm::start(|_| {}).await;
+    let job = submit_pov(&farm, 2, 2).await;
+    let a = FakeAgent::enrol(&farm, "a", &[Renderer::Povray]).await;
+    let lease = a.lease().await;
+    let long = vec![b'x'; idlefarm_protocol::MAX_RENDERER_ERROR + 1];
+    for (raw, says) in [
+        (&long[..], "longer than"),
+        (&b"Fatal error \xff\xfe"[..], "printable"),
+    ] {
+        let answer = a.put_frame_with(lease.id, 1, png(W, H, 1), Some(raw)).await;
+        assert_eq!(answer.status, 400, "{answer:?}");
+        assert!(answer.error.contains(says), "{answer:?}");
+    }
+    assert!(stored_frames(&farm, job.id).is_empty(), "nothing is stored");
+
+    let line = b"Fatal error in renderer: Out of memory.";
+    let held = (a.put_frame_with(lease.id, 1, png(W, H, 1), Some(line))).await;
+    assert_eq!(held.status, 200, "{held:?}");
+    let frames = farm.client.frames(job.id).await.unwrap();
+    assert_eq!(frames[0].state, "queued", "{frames:?}");
+    let check = frames[0].check.as_deref().unwrap_or_default();
+    assert!(check.contains("Out of memory"), "{check}");
+    assert_eq!(farm.client.job(job.id).await.unwrap().frames.done, 0);
     farm.stop().await;
 }
 

@@ -201,10 +201,27 @@ async fn a_pc_rendering_black_frames_is_outvoted_and_quarantined_and_the_job_com
         checked.len() >= 2,
         "the broken PC's frames were checked: {frames:?}"
     );
-    for f in checked {
+    for f in &checked {
         let note = f.check.as_deref().unwrap();
         assert!(note.contains("looked wrong"), "frame {}: {note}", f.frame);
     }
+    // The job page's frame detail says so too.
+    let url = format!(
+        "{}/jobs/{}?part=frame&frame={}",
+        farm.url, job.id, checked[0].frame
+    );
+    let page = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(farm.client.token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "{page:?}");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("checked:") && html.contains("looked wrong"),
+        "{html}"
+    );
     let failures = farm.client.failures(job.id).await.unwrap();
     assert!(failures.len() >= 2, "{failures:?}");
     for f in &failures {
@@ -266,7 +283,8 @@ async fn a_really_black_frame_and_a_renderer_error_are_accepted_once_a_second_pc
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_verify_every_frame_is_rendered_twice_and_a_pc_rendering_differently_is_outvoted() {
+async fn with_verify_every_frame_is_rendered_twice_and_a_pc_rendering_differently_is_outvoted_across_a_restart()
+ {
     let scripts = shared_tempdir();
     let odd = swapping_wrapper(
         scripts.path(),
@@ -296,7 +314,16 @@ async fn with_verify_every_frame_is_rendered_twice_and_a_pc_rendering_differentl
         }
     })
     .await;
-    people.set(Availability::Available);
+    // The held renders survive a restart of the coordinator (which stops these agents too);
+    // two fresh PCs then render every frame again.
+    let before = farm.client.frames(job.id).await.unwrap();
+    farm.restart_server().await;
+    let after = farm.client.frames(job.id).await.unwrap();
+    let json = |f: &Vec<FrameInfo>| serde_json::to_value(f).unwrap();
+    assert_eq!(json(&before), json(&after), "held frames survive a restart");
+    farm.add_agent_with("a2", Arc::new(AlwaysAvailable), |_| {});
+    farm.add_agent_with("b2", Arc::new(AlwaysAvailable), |_| {});
+    drop(people);
 
     let frames = assert_as_povray_renders(&farm, &job, &folder).await;
     let odd = agent(&farm, "odd").await;
