@@ -3,6 +3,10 @@
 //!
 //! Credentials live in `work_dir/credentials.json` (mode 0600, written atomically). When the
 //! coordinator answers 401 to them, the agent enrols again once with its token and retries.
+//!
+//! Over HTTPS the coordinator's certificate is pinned ([`idlefarm_tls::Pin`]): the fingerprint
+//! given with `--fingerprint`, or else the one seen when the agent enrolled (trust on first
+//! use), kept in the credentials. Another certificate is refused before any request is sent.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -16,6 +20,7 @@ use idlefarm_protocol::{
     AUTHORIZATION, ErrorBody, HeartbeatRequest, HeartbeatResponse, ImageFormat, LeaseEnd,
     LeaseRequest, LeaseResponse, RegisterRequest, RegisterResponse, RendererInfo,
 };
+use idlefarm_tls::{Fingerprint, Pin};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
@@ -37,6 +42,9 @@ pub struct Credentials {
     pub agent_id: i64,
     /// The agent's secret.
     pub secret: String,
+    /// The pinned certificate of an HTTPS coordinator (`AB:CD:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// A failed call to the coordinator.
@@ -58,6 +66,14 @@ pub enum ClientError {
         /// The `error` of its [`ErrorBody`], or the raw body.
         message: String,
     },
+    /// An HTTPS coordinator presented another certificate than the pinned one.
+    #[error("{}", idlefarm_tls::mismatch_message(*.presented, *.pinned))]
+    CertificateChanged {
+        /// What it presented.
+        presented: Fingerprint,
+        /// What is pinned.
+        pinned: Fingerprint,
+    },
     /// A local file could not be read or written.
     #[error("{context}: {source}")]
     Io {
@@ -72,7 +88,8 @@ impl ClientError {
     /// Whether trying again later may help (network trouble, coordinator overloaded or down).
     pub fn is_transient(&self) -> bool {
         match self {
-            ClientError::Network(_) => true,
+            // Refused every time, but the real coordinator may come back.
+            ClientError::Network(_) | ClientError::CertificateChanged { .. } => true,
             ClientError::Status { status, .. } => {
                 status.is_server_error()
                     || *status == StatusCode::TOO_MANY_REQUESTS
@@ -137,6 +154,8 @@ pub struct Client {
     credentials: RwLock<Arc<Credentials>>,
     // Serialises re-enrolment so concurrent 401s enrol once.
     enrol: tokio::sync::Mutex<()>,
+    /// The certificate pin, over HTTPS.
+    pin: Option<Arc<Pin>>,
 }
 
 /// The base URL without a trailing slash, as stored in the credentials file.
@@ -146,21 +165,45 @@ pub fn normalize_base(url: &str) -> String {
 
 impl Client {
     /// Loads the saved credentials for `coordinator`, or enrols with `token` and saves them.
+    /// Over HTTPS, `fingerprint` (when given) is the certificate to pin; otherwise the one the
+    /// credentials pinned, or the one seen at enrolment.
     pub async fn connect(
         coordinator: &str,
         token: &str,
         name: &str,
         renderers: Vec<RendererInfo>,
         work_dir: &Path,
+        fingerprint: Option<Fingerprint>,
     ) -> Result<Client, ClientError> {
         let base = normalize_base(coordinator);
-        let http = reqwest::Client::builder()
+        let credentials_path = work_dir.join(CREDENTIALS_FILE);
+        let mut saved = load_credentials(&credentials_path).filter(|c| c.coordinator == base);
+        let saved_pin = (saved.as_ref())
+            .and_then(|c| c.fingerprint.as_deref())
+            .and_then(|f| f.parse::<Fingerprint>().ok());
+        let pin = base
+            .starts_with("https://")
+            .then(|| Pin::new(fingerprint.or(saved_pin)));
+        let mut http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
-            .user_agent(concat!("idlefarm-agent/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        let credentials_path = work_dir.join(CREDENTIALS_FILE);
-        let saved = load_credentials(&credentials_path).filter(|c| c.coordinator == base);
+            .user_agent(concat!("idlefarm-agent/", env!("CARGO_PKG_VERSION")));
+        if let Some(pin) = &pin {
+            http = http.use_preconfigured_tls(pin.client_config());
+        }
+        let http = http.build()?;
+        // A fingerprint given now replaces the pinned one (the certificate was renewed).
+        if let (Some(credentials), Some(given)) =
+            (&mut saved, fingerprint.filter(|_| pin.is_some()))
+            && saved_pin != Some(given)
+        {
+            credentials.fingerprint = Some(given.to_string());
+            save_credentials(&credentials_path, credentials).map_err(|source| ClientError::Io {
+                context: format!("cannot save {}", credentials_path.display()),
+                source,
+            })?;
+            tracing::info!("now pinning the coordinator's certificate SHA256 {given}");
+        }
         let client = Client {
             http,
             base,
@@ -172,8 +215,10 @@ impl Client {
                 coordinator: String::new(),
                 agent_id: 0,
                 secret: String::new(),
+                fingerprint: None,
             })),
             enrol: tokio::sync::Mutex::new(()),
+            pin,
         };
         match saved {
             Some(credentials) => {
@@ -188,6 +233,17 @@ impl Client {
     /// The coordinator's base URL.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// A failed request: a refused certificate when the pin says so, network trouble otherwise.
+    fn network(&self, err: reqwest::Error) -> ClientError {
+        if let Some(pin) = &self.pin
+            && let (Some(presented), Some(pinned)) = (pin.presented(), pin.expected())
+            && presented != pinned
+        {
+            return ClientError::CertificateChanged { presented, pinned };
+        }
+        ClientError::Network(err)
     }
 
     fn current(&self) -> Arc<Credentials> {
@@ -211,15 +267,29 @@ impl Client {
             .timeout(REQUEST_TIMEOUT)
             .json(&request)
             .send()
-            .await?;
+            .await
+            .map_err(|e| self.network(e))?;
         if response.status() == StatusCode::UNAUTHORIZED {
             return Err(ClientError::Unauthorized);
         }
         let registered: RegisterResponse = check(response).await?.json().await?;
+        let fingerprint = self.pin.as_ref().and_then(|pin| {
+            if pin.expected().is_none()
+                && let Some(seen) = pin.presented()
+            {
+                tracing::info!(
+                    "trusting the coordinator's certificate SHA256 {seen} from now on (first \
+                     use): check it is the one `idlefarm serve` printed"
+                );
+                pin.pin(seen);
+            }
+            pin.expected().map(|f| f.to_string())
+        });
         let credentials = Credentials {
             coordinator: self.base.clone(),
             agent_id: registered.agent_id,
             secret: registered.secret,
+            fingerprint,
         };
         save_credentials(&self.credentials_path, &credentials).map_err(|source| {
             ClientError::Io {
@@ -244,7 +314,8 @@ impl Client {
         let response = build(&self.http)
             .header(AUTHORIZATION, bearer(&used))
             .send()
-            .await?;
+            .await
+            .map_err(|e| self.network(e))?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return check(response).await;
         }
@@ -258,7 +329,8 @@ impl Client {
         let response = build(&self.http)
             .header(AUTHORIZATION, bearer(&self.current()))
             .send()
-            .await?;
+            .await
+            .map_err(|e| self.network(e))?;
         if response.status() == StatusCode::UNAUTHORIZED {
             return Err(ClientError::Unauthorized);
         }
@@ -441,6 +513,7 @@ mod tests {
             coordinator: "http://127.0.0.1:7870".into(),
             agent_id: 4,
             secret: "s3cret".into(),
+            fingerprint: Some(Fingerprint::of(b"cert").to_string()),
         };
         save_credentials(&path, &credentials).unwrap();
         assert_eq!(load_credentials(&path), Some(credentials));

@@ -4,6 +4,7 @@
 //! ```toml
 //! coordinator = "http://farm.lab:7870"
 //! token = "3f1c…"
+//! fingerprint = "AB:CD:…"     # an HTTPS coordinator's certificate (SHA-256) to pin
 //! policy = "idle"            # no-user (default) | idle | always
 //! idle_after = "5m"
 //! settle = "30s"
@@ -34,6 +35,8 @@ pub struct FileConfig {
     pub coordinator: Option<String>,
     /// Enrolment token.
     pub token: Option<String>,
+    /// An HTTPS coordinator's certificate fingerprint to pin.
+    pub fingerprint: Option<String>,
     /// Work directory.
     pub work_dir: Option<PathBuf>,
     /// Name on the dashboard.
@@ -88,6 +91,10 @@ impl FileConfig {
             if let Some(v) = value {
                 parse_duration(v).map_err(|e| format!("{key}: {e}"))?;
             }
+        }
+        if let Some(f) = &config.fingerprint {
+            f.parse::<idlefarm_tls::Fingerprint>()
+                .map_err(|e| format!("fingerprint: {e}"))?;
         }
         if let Some(s) = &config.max_cache {
             parse_size(s).map_err(|e| format!("max_cache: {e}"))?;
@@ -152,6 +159,11 @@ cpu_threshold = 40
         assert!(err.contains("Funday"), "{err}");
         let err = FileConfig::parse("cpu_threshold = 250").unwrap_err();
         assert!(err.contains("cpu_threshold"), "{err}");
+        let err = FileConfig::parse("fingerprint = \"AB:CD\"").unwrap_err();
+        assert!(
+            err.contains("fingerprint") && err.contains("not a SHA-256"),
+            "{err}"
+        );
         let err = FileConfig::parse("max_cache = \"lots\"").unwrap_err();
         assert!(err.contains("max_cache") && err.contains("lots"), "{err}");
         let err = FileConfig::parse("max_cache = 10").unwrap_err();

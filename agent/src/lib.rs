@@ -70,6 +70,8 @@ pub struct AgentConfig {
     pub status: status::StatusHub,
     /// How much disk the input cache may use (default 10 GiB, keeping 10 % of the disk free).
     pub disk_budget: budget::DiskBudget,
+    /// The HTTPS coordinator's certificate to pin; `None` pins the one seen at enrolment.
+    pub fingerprint: Option<idlefarm_tls::Fingerprint>,
 }
 
 impl AgentConfig {
@@ -92,6 +94,7 @@ impl AgentConfig {
             setback_wait: crate::pace::FIRST_SETBACK_WAIT,
             status: status::StatusHub::new(),
             disk_budget: budget::DiskBudget::default(),
+            fingerprint: None,
         }
     }
 }
@@ -110,6 +113,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("max_suspend", &self.max_suspend)
             .field("setback_wait", &self.setback_wait)
             .field("disk_budget", &self.disk_budget)
+            .field("fingerprint", &self.fingerprint)
             .finish()
     }
 }
@@ -250,6 +254,7 @@ async fn connect(
             &config.name,
             renderers.clone(),
             work_dir,
+            config.fingerprint,
         )
         .await
         {

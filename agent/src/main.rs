@@ -16,6 +16,7 @@ use idlefarm_agent::presence::schedule::Schedule;
 use idlefarm_agent::status::{self, StatusEvent, StatusHub};
 use idlefarm_agent::{AgentConfig, AlwaysAvailable, Presence};
 use idlefarm_runtime::{default_agent_work_dir, parse_duration, shutdown_signal};
+use idlefarm_tls::Fingerprint;
 
 /// Renders idlefarm jobs on this PC while nobody uses it.
 #[derive(Debug, Parser)]
@@ -29,6 +30,10 @@ struct Args {
     /// Base URL of the coordinator, e.g. http://farm.lab:7870.
     #[arg(long, env = "IDLEFARM_COORDINATOR")]
     coordinator: Option<String>,
+    /// The HTTPS coordinator's certificate fingerprint (SHA-256, as `idlefarm serve` prints
+    /// it) to pin [default: the certificate seen when enrolling].
+    #[arg(long, value_parser = str::parse::<Fingerprint>)]
+    fingerprint: Option<Fingerprint>,
     /// Enrolment token from `idlefarm token`.
     #[arg(long, env = "IDLEFARM_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -142,6 +147,9 @@ fn settings(args: Args) -> anyhow::Result<(AgentConfig, PresenceConfig, PathBuf)
     if let Some(name) = args.name.or(file.name) {
         agent.name = name;
     }
+    agent.fingerprint = args
+        .fingerprint
+        .or_else(|| (file.fingerprint.as_deref()).and_then(|f| f.parse::<Fingerprint>().ok()));
     agent.render_user = args.render_user.or(file.render_user);
     if let Some(b) = args.blender.or(file.blender) {
         agent.blender = b;

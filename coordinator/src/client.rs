@@ -4,9 +4,12 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
 use idlefarm_protocol::accounts::{self as wire, API_TOKEN_ENV};
 use idlefarm_protocol::{API_PREFIX, AgentInfo, ErrorBody, FrameInfo, JobInfo, SubmitResponse};
+use idlefarm_tls::{Fingerprint, Pin};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 
@@ -59,6 +62,19 @@ impl Client {
         }
     }
 
+    /// A client for an HTTPS coordinator that accepts only the certificate `pin` expects (or,
+    /// while it expects none, the first one it sees: see [`Pin`]).
+    pub fn pinned(base: &str, pin: &Arc<Pin>) -> anyhow::Result<Client> {
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(pin.client_config())
+            .build()
+            .context("cannot set up HTTPS")?;
+        Ok(Client {
+            http,
+            ..Client::new(base)
+        })
+    }
+
     /// The same client, sending `token` as `Authorization: Bearer <token>` (or nothing).
     pub fn with_token(self, token: Option<String>) -> Client {
         Client { token, ..self }
@@ -66,15 +82,25 @@ impl Client {
 
     /// A client for the CLI: with the API token from `IDLEFARM_API_TOKEN`, else the one saved
     /// by `idlefarm login` for this server, else none.
+    /// Over HTTPS, the certificate `idlefarm login` pinned for the server is required.
     pub fn for_cli(base: &str) -> anyhow::Result<Client> {
+        let saved = match credentials::default_path() {
+            Ok(path) => Credentials::load(&path)?.get(base).cloned(),
+            Err(_) => None,
+        };
         let token = match std::env::var(API_TOKEN_ENV) {
             Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
-            _ => match credentials::default_path() {
-                Ok(path) => Credentials::load(&path)?.get(base).map(|l| l.token.clone()),
-                Err(_) => None,
-            },
+            _ => saved.as_ref().map(|l| l.token.clone()),
         };
-        Ok(Client::new(base).with_token(token))
+        let pinned = (saved.as_ref())
+            .and_then(|l| l.fingerprint.as_deref())
+            .map(str::parse::<Fingerprint>)
+            .transpose()?;
+        let client = match pinned {
+            Some(fingerprint) => Client::pinned(base, &Pin::new(Some(fingerprint)))?,
+            None => Client::new(base),
+        };
+        Ok(client.with_token(token))
     }
 
     /// Whether it sends an API token.

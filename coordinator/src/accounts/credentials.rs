@@ -49,6 +49,9 @@ pub struct SavedLogin {
     pub user: String,
     /// Their API token, sent as `Authorization: Bearer <token>`.
     pub token: String,
+    /// The pinned certificate of an HTTPS coordinator (`AB:CD:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// Every saved login, by coordinator URL.
@@ -148,6 +151,7 @@ mod tests {
         let login = SavedLogin {
             user: "ada".into(),
             token: "3.abc".into(),
+            fingerprint: None,
         };
         creds.set("http://127.0.0.1:7870/", login.clone());
         creds.set(
@@ -155,6 +159,7 @@ mod tests {
             SavedLogin {
                 user: "bob".into(),
                 token: "4.def".into(),
+                fingerprint: None,
             },
         );
         creds.save(&path).unwrap();

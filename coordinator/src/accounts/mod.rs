@@ -239,6 +239,7 @@ pub async fn save_local_login(
         credentials::SavedLogin {
             user: admin.name,
             token: fresh.credential(id),
+            fingerprint: None,
         },
     );
     creds.save(path)?;

@@ -29,6 +29,10 @@ pub(super) struct LoginArgs {
     /// Read the password from standard input (one line) instead of the terminal.
     #[arg(long)]
     password_stdin: bool,
+    /// An HTTPS coordinator's certificate fingerprint (SHA-256, as `idlefarm serve` prints
+    /// it) to pin [default: the certificate it presents now, shown so you can compare].
+    #[arg(long, value_parser = str::parse::<idlefarm_tls::Fingerprint>)]
+    fingerprint: Option<idlefarm_tls::Fingerprint>,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -146,9 +150,28 @@ pub(super) async fn login(args: LoginArgs) -> anyhow::Result<()> {
             .context("cannot read the password from the terminal (use --password-stdin)")?
     };
     let label = format!("idlefarm CLI on {}", hostname());
-    let made = Client::new(&url)
+    let https = url.starts_with("https://");
+    let pin = idlefarm_tls::Pin::new(args.fingerprint);
+    let client = match https {
+        true => Client::pinned(&url, &pin)?,
+        false => Client::new(&url),
+    };
+    let made = client
         .create_api_token(&args.user, &password, &label)
-        .await?;
+        .await
+        .map_err(|e| match (pin.presented(), pin.expected()) {
+            (Some(seen), Some(pinned)) if seen != pinned => {
+                anyhow::anyhow!(idlefarm_tls::mismatch_message(seen, pinned))
+            }
+            _ => e,
+        })?;
+    let fingerprint = https.then(|| pin.expected().or(pin.presented())).flatten();
+    if let (None, Some(seen)) = (args.fingerprint, fingerprint) {
+        println!(
+            "the coordinator's certificate is SHA256 {seen}; this CLI trusts only it from now on \
+             (compare it with the one `idlefarm serve` printed)"
+        );
+    }
     let path = credentials::default_path()?;
     let mut creds = credentials::Credentials::load(&path)?;
     creds.set(
@@ -156,6 +179,7 @@ pub(super) async fn login(args: LoginArgs) -> anyhow::Result<()> {
         credentials::SavedLogin {
             user: made.user.name.clone(),
             token: made.token,
+            fingerprint: fingerprint.map(|f| f.to_string()),
         },
     );
     creds.save(&path)?;
@@ -176,7 +200,13 @@ pub(super) async fn logout(url: &str) -> anyhow::Result<()> {
         println!("not logged in to {url}");
         return Ok(());
     };
-    let revoked = Client::new(url)
+    let pinned =
+        (login.fingerprint.as_deref()).and_then(|f| f.parse::<idlefarm_tls::Fingerprint>().ok());
+    let client = match pinned {
+        Some(fingerprint) => Client::pinned(url, &idlefarm_tls::Pin::new(Some(fingerprint)))?,
+        None => Client::new(url),
+    };
+    let revoked = client
         .with_token(Some(login.token))
         .revoke_api_token()
         .await;

@@ -151,6 +151,18 @@ mod tests {
             let err = Cli::try_parse_from(["idlefarm", "serve", &flag]).unwrap_err();
             assert!(err.to_string().contains("--verify"), "{bad}: {err}");
         }
+        for bad in [
+            &["--tls-cert", "c.pem"][..],
+            &["--tls-key", "k.pem"],
+            &["--tls", "--tls-cert", "c.pem", "--tls-key", "k.pem"],
+        ] {
+            let args = ["idlefarm", "serve"].iter().chain(bad);
+            let err = Cli::try_parse_from(args).unwrap_err().to_string();
+            assert!(err.contains("--tls"), "{bad:?}: {err}");
+        }
+        let err = Cli::try_parse_from(["idlefarm", "login", "--user", "a", "--fingerprint", "AB"])
+            .unwrap_err();
+        assert!(err.to_string().contains("not a SHA-256"), "{err}");
         for good in ["5%", "0.5%", "100", "0%"] {
             assert!(Cli::try_parse_from(["idlefarm", "serve", "--verify", good]).is_ok());
         }

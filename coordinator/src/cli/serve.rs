@@ -42,6 +42,16 @@ pub(super) struct ServeArgs {
     /// a size far off, a renderer error) are always checked this way, whatever this says.
     #[arg(long, default_value = "0%", value_parser = parse_percent)]
     verify: f64,
+    /// Serve HTTPS with a self-signed certificate, made on first start in DATA/tls/ and kept;
+    /// agents pin its fingerprint when they enrol.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls: bool,
+    /// Serve HTTPS with this PEM certificate (chain); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 pub use idlefarm_runtime::parse_size;
@@ -80,6 +90,15 @@ pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<(
         },
         ..ServerConfig::new(data.clone())
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server::tls::from_files(cert, key)?),
+        _ if args.tls => Some(server::tls::self_signed(&data, certificate_names(listen))?),
+        _ => None,
+    };
+    let config = ServerConfig {
+        tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.to_string()),
+        ..config
+    };
     let coord = Coordinator::open(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -91,17 +110,30 @@ pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<(
     } else {
         addr.ip().to_string()
     };
-    let url = format!("http://{host}:{}", addr.port());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{host}:{}", addr.port());
     println!("idlefarm coordinator running");
     println!("  dashboard:        {url}/");
     println!("  data directory:   {}", data.display());
+    let pin = match &tls {
+        Some(tls) => {
+            let made = if tls.self_signed { "self-signed, " } else { "" };
+            println!(
+                "  certificate:      SHA256 {} ({made}{})",
+                tls.fingerprint,
+                tls.cert_path.display()
+            );
+            format!(" --fingerprint {}", tls.fingerprint)
+        }
+        None => String::new(),
+    };
     if created {
         println!("  enrolment token:  {token}   (new; `idlefarm token` prints it again)");
     } else {
         println!("  enrolment token:  {token}");
     }
     println!(
-        "  add a lab PC:     idlefarm-agent --coordinator http://<this-pc>:{} --token {token}",
+        "  add a lab PC:     idlefarm-agent --coordinator {scheme}://<this-pc>:{} --token {token}{pin}",
         addr.port()
     );
     println!("  submit a job:     idlefarm submit scene.blend --wait");
@@ -135,7 +167,13 @@ pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<(
     } else {
         None
     };
-    let server = tokio::spawn(server::run(listener, coord.clone(), shutdown));
+    let server =
+        match tls {
+            Some(tls) => tokio::spawn(async move {
+                server::run_tls(listener, &tls, coord.clone(), shutdown).await
+            }),
+            None => tokio::spawn(server::run(listener, coord.clone(), shutdown)),
+        };
     tokio::select! {
         _ = idlefarm_runtime::shutdown_signal() => {}
         exited = local_agent_exited(&mut agent) => {
@@ -163,6 +201,23 @@ pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// The names a self-signed certificate is made for: this host's name, `localhost`, the
+/// loopback addresses and the listening address when it is a specific one.
+fn certificate_names(listen: SocketAddr) -> Vec<String> {
+    let mut names = vec![
+        idlefarm_runtime::hostname(),
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if !listen.ip().is_unspecified() {
+        names.push(listen.ip().to_string());
+    }
+    names.retain(|n| !n.is_empty());
+    names.dedup();
+    names
 }
 
 /// On a farm's first start, creates the admin and a setup link and returns the banner lines that

@@ -49,6 +49,8 @@ struct FarmPage {
     tokens: Vec<Token>,
     tokens_url: String,
     coordinator_url: String,
+    /// The HTTPS certificate's fingerprint, for `--fingerprint` (none over plain HTTP).
+    fingerprint: Option<String>,
 }
 
 #[derive(Template)]
@@ -141,7 +143,8 @@ pub async fn page(
                 legend: timeline::legend(),
                 tokens,
                 tokens_url: format!("{API_PREFIX}{ENROLMENT_TOKENS_PATH}"),
-                coordinator_url: coordinator_url(&headers),
+                coordinator_url: coordinator_url(&headers, coord.config.tls_fingerprint.is_some()),
+                fingerprint: coord.config.tls_fingerprint.clone(),
             })
         }
         (Some("pcs"), None) => render(&PcsPart {
@@ -200,15 +203,17 @@ async fn tokens(coord: &Coordinator) -> Result<Vec<Token>, ApiError> {
     Ok(list)
 }
 
-/// The coordinator's URL as the browser reached it, for the agent's command line.
-fn coordinator_url(headers: &HeaderMap) -> String {
+/// The coordinator's URL as the browser reached it (over HTTPS when `tls`), for the agent's
+/// command line.
+fn coordinator_url(headers: &HeaderMap, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()));
     match host {
-        Some(host) => format!("http://{host}"),
-        None => "http://COORDINATOR:8080".to_owned(),
+        Some(host) => format!("{scheme}://{host}"),
+        None => format!("{scheme}://COORDINATOR:8080"),
     }
 }
 
@@ -219,11 +224,12 @@ mod tests {
     #[test]
     fn the_agent_command_names_the_host_the_browser_used() {
         let mut headers = HeaderMap::new();
-        assert_eq!(coordinator_url(&headers), "http://COORDINATOR:8080");
+        assert_eq!(coordinator_url(&headers, false), "http://COORDINATOR:8080");
         headers.insert(header::HOST, "farm.lab:8080".parse().unwrap());
-        assert_eq!(coordinator_url(&headers), "http://farm.lab:8080");
+        assert_eq!(coordinator_url(&headers, false), "http://farm.lab:8080");
+        assert_eq!(coordinator_url(&headers, true), "https://farm.lab:8080");
         headers.insert(header::HOST, "a b".parse().unwrap());
-        assert_eq!(coordinator_url(&headers), "http://COORDINATOR:8080");
+        assert_eq!(coordinator_url(&headers, false), "http://COORDINATOR:8080");
     }
 
     #[test]

@@ -17,11 +17,11 @@ mod leases;
 mod multipart;
 mod publish;
 mod state;
+pub mod tls;
 mod uploads;
 mod views;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub upload_ttl: Duration,
     /// Share of frames (percent, 0–100) rendered on two PCs and compared (`--verify`).
     pub verify_percent: f64,
+    /// The HTTPS certificate's fingerprint, when served over HTTPS (shown with the enrolment
+    /// command line, for agents to pin).
+    pub tls_fingerprint: Option<String>,
 }
 
 impl ServerConfig {
@@ -82,6 +85,7 @@ impl ServerConfig {
             events_keepalive: events::DEFAULT_KEEPALIVE,
             upload_ttl: Duration::from_secs(24 * 3600),
             verify_percent: 0.0,
+            tls_fingerprint: None,
         }
     }
 }
@@ -148,6 +152,29 @@ pub async fn run(
     coord: Arc<Coordinator>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve(listener, coord, shutdown).await
+}
+
+/// Like [`run`], over HTTPS with `tls`'s certificate.
+pub async fn run_tls(
+    listener: TcpListener,
+    tls: &tls::TlsIdentity,
+    coord: Arc<Coordinator>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tls::TlsListener::new(listener, tls.acceptor.clone())?;
+    serve(listener, coord, shutdown).await
+}
+
+async fn serve<L>(
+    listener: L,
+    coord: Arc<Coordinator>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     uploads::remove_expired(&coord.data, coord.config.upload_ttl, true).await;
     let background = coord.clone().start_background();
     let closing = coord.closing.clone();
@@ -156,7 +183,7 @@ pub async fn run(
         // Long-polled lease requests answer at once so the graceful shutdown does not wait.
         closing.cancel();
     };
-    let app = router(coord).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(coord).into_make_service();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -13,6 +13,7 @@ mod povray_examples;
 mod presence;
 mod scenes;
 mod sequence;
+mod tls;
 mod up;
 mod uploads;
 mod web;
