@@ -115,6 +115,13 @@ if ! command -v ip >/dev/null 2>&1; then
     apt-get install -y -qq --no-install-recommends iproute2 >&2
 fi
 
+for bad in "--deb-revision one" "--out" "--release"; do
+    # shellcheck disable=SC2086 # one string per malformed command line
+    if installer/package.sh $bad >"$tmp/out" 2>&1; then fail "package.sh $bad was accepted"; fi
+    grep -q -- "${bad%% *}" "$tmp/out" || fail "package.sh $bad does not name the argument: $(cat "$tmp/out")"
+done
+ok "package.sh refuses malformed arguments and names them"
+
 scan >"$tmp/before"
 
 echo "== building the packages from the debug binaries" >&2
@@ -236,6 +243,22 @@ ok "the coordinator runs as idlefarm with idlefarm.env's flags and keeps its dat
 printed=$(runuser -u idlefarm -- idlefarm token --data /var/lib/idlefarm 2>&1) || fail "idlefarm token: $printed"
 [[ "$printed" == *"$token"* ]] || fail "idlefarm token --data /var/lib/idlefarm printed $printed, not $token"
 ok "\`sudo -u idlefarm idlefarm token --data /var/lib/idlefarm\` prints the enrolment token"
+
+# A malformed setting in either config file stops the service with a message naming it.
+printf 'IDLEFARM_SERVE_FLAGS="--listen nowhere"\n' >"$tmp/bad.env"
+chmod 0644 "$tmp/bad.env"
+chmod 0755 "$tmp"
+if runuser -u idlefarm -- bash -c "set -a; . $tmp/bad.env; set +a; exec $(exec_start idlefarm-coordinator)" \
+    >"$tmp/out" 2>&1; then
+    fail "the coordinator started with --listen nowhere"
+fi
+grep -q -- "--listen" "$tmp/out" || fail "a malformed idlefarm.env: $(cat "$tmp/out")"
+sed 's/^render_user =/render_usr =/' /etc/idlefarm/agent.toml >"$tmp/bad.toml"
+if /usr/bin/idlefarm-agent --config "$tmp/bad.toml" status >"$tmp/out" 2>&1; then
+    fail "the agent accepted render_usr"
+fi
+grep -q "render_usr" "$tmp/out" || fail "a malformed agent.toml: $(cat "$tmp/out")"
+ok "a malformed idlefarm.env or agent.toml stops the service with the flag or key named"
 
 # The admin's edit of agent.toml (must survive the upgrade below).
 sed -i -e "s|^#coordinator = .*|coordinator = \"http://127.0.0.1:7870\"|" \
