@@ -10,6 +10,7 @@ pub mod budget;
 mod cache;
 mod client;
 pub mod config;
+pub mod discover;
 mod heartbeat;
 mod input_name;
 pub mod notify;
@@ -44,7 +45,8 @@ pub const DEFAULT_RENDER_USER: &str = "nobody";
 /// How an agent runs.
 #[derive(Clone)]
 pub struct AgentConfig {
-    /// Base URL of the coordinator, e.g. `http://127.0.0.1:7870`.
+    /// Base URL of the coordinator, e.g. `http://127.0.0.1:7870`; empty: the first one found
+    /// on the LAN (mDNS).
     pub coordinator: String,
     /// Enrolment token.
     pub token: String,
@@ -237,6 +239,37 @@ pub async fn run(
     }
 }
 
+/// Looks for a coordinator on the LAN until one answers (an agent with no `--coordinator`),
+/// saying so on the status socket meanwhile.
+async fn discover_coordinator(config: &AgentConfig) -> discover::Found {
+    const LOOK: Duration = Duration::from_secs(5);
+    let looking = "no --coordinator: looking for one on the LAN (mDNS _idlefarm._tcp)";
+    tracing::info!("{looking}");
+    loop {
+        config
+            .status
+            .set_coordinator_problem(Some(looking.to_owned()));
+        match discover::find(LOOK).await {
+            Ok(Some(found)) => {
+                let pin = found
+                    .fingerprint
+                    .map(|f| format!(", certificate SHA256 {f}"))
+                    .unwrap_or_default();
+                let how = format!("{} (found on the LAN: {}{pin})", found.url, found.name);
+                tracing::info!("coordinator {how}");
+                config.status.set_coordinator(how);
+                config.status.set_coordinator_problem(None);
+                return found;
+            }
+            Ok(None) => tracing::debug!("no coordinator announced itself yet"),
+            Err(e) => {
+                tracing::warn!("cannot look for a coordinator on the LAN: {e}");
+                tokio::time::sleep(LOOK).await;
+            }
+        }
+    }
+}
+
 /// Connects to the coordinator, waiting (with backoff, a warning at each try and the reason on
 /// the status socket) while it cannot be reached.
 async fn connect(
@@ -244,17 +277,27 @@ async fn connect(
     renderers: Vec<idlefarm_protocol::RendererInfo>,
     work_dir: &Path,
 ) -> anyhow::Result<Client> {
-    let base = client::normalize_base(&config.coordinator);
+    let (coordinator, fingerprint) = match config.coordinator.is_empty() {
+        false => (config.coordinator.clone(), config.fingerprint),
+        true => {
+            let found = discover_coordinator(config).await;
+            (found.url, config.fingerprint.or(found.fingerprint))
+        }
+    };
+    let base = client::normalize_base(&coordinator);
     tracing::info!("connecting to the coordinator at {base}");
+    if !config.coordinator.is_empty() {
+        config.status.set_coordinator(base.clone());
+    }
     let mut delay = Duration::from_secs(1);
     loop {
         match Client::connect(
-            &config.coordinator,
+            &coordinator,
             &config.token,
             &config.name,
             renderers.clone(),
             work_dir,
-            config.fingerprint,
+            fingerprint,
         )
         .await
         {

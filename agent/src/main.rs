@@ -27,7 +27,8 @@ struct Args {
     /// Config file (TOML); flags override it.
     #[arg(long, global = true, env = "IDLEFARM_AGENT_CONFIG")]
     config: Option<PathBuf>,
-    /// Base URL of the coordinator, e.g. http://farm.lab:7870.
+    /// Base URL of the coordinator, e.g. http://farm.lab:7870 [default: the first one found on
+    /// the LAN (mDNS, `_idlefarm._tcp`)].
     #[arg(long, env = "IDLEFARM_COORDINATOR")]
     coordinator: Option<String>,
     /// The HTTPS coordinator's certificate fingerprint (SHA-256, as `idlefarm serve` prints
@@ -137,9 +138,8 @@ fn settings(args: Args) -> anyhow::Result<(AgentConfig, PresenceConfig, PathBuf)
     let file = load_file(&args)?;
     let socket = socket_path(&args, &file);
     let work_dir = work_dir(&args, &file);
-    let Some(coordinator) = args.coordinator.or(file.coordinator) else {
-        bail!("no coordinator: pass --coordinator URL (or set it in the config file)");
-    };
+    // None: the agent looks for one on the LAN (mDNS).
+    let coordinator = args.coordinator.or(file.coordinator).unwrap_or_default();
     let Some(token) = args.token.or(file.token) else {
         bail!("no enrolment token: pass --token T (`idlefarm token` on the coordinator prints it)");
     };
@@ -225,11 +225,15 @@ async fn print_status(socket: PathBuf) -> anyhow::Result<()> {
         frames_since_login,
         jobs_since_login,
         coordinator_problem,
+        coordinator,
     } = snapshot
     {
         let state = serde_json::to_value(presence)?;
         println!("presence: {}", state.as_str().unwrap_or("?"));
         println!("why:      {reason}");
+        if let Some(coordinator) = coordinator {
+            println!("coordinator: {coordinator}");
+        }
         if let Some(problem) = coordinator_problem {
             println!("problem:  {problem}");
         }

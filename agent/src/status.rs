@@ -60,6 +60,10 @@ pub enum StatusEvent {
         /// in by the hub). Absent for older agents and while all is well.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         coordinator_problem: Option<String>,
+        /// The coordinator in use and how it was found (filled in by the hub). Absent for
+        /// older agents and before it is known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        coordinator: Option<String>,
     },
     /// A render was stopped because a person came back.
     Paused {
@@ -90,6 +94,7 @@ impl StatusEvent {
             frames_since_login: 0,
             jobs_since_login: 0,
             coordinator_problem: None,
+            coordinator: None,
         }
     }
 
@@ -143,6 +148,8 @@ struct HubState {
     jobs: HashSet<i64>,
     /// Why the coordinator cannot be reached, while it cannot.
     coordinator_problem: Option<String>,
+    /// The coordinator in use and how it was found.
+    coordinator: Option<String>,
 }
 
 impl Default for StatusHub {
@@ -172,6 +179,7 @@ impl StatusHub {
                     frames: 0,
                     jobs: HashSet::new(),
                     coordinator_problem: None,
+                    coordinator: None,
                 }),
             }),
         }
@@ -247,6 +255,11 @@ impl StatusHub {
         self.state().coordinator_problem = problem;
     }
 
+    /// Records the coordinator in use and how it was found, for the snapshot's `coordinator`.
+    pub fn set_coordinator(&self, coordinator: String) {
+        self.state().coordinator = Some(coordinator);
+    }
+
     /// Counts an uploaded frame of `job_id` towards the next [`StatusEvent::Welcome`].
     pub fn frame_rendered(&self, job_id: i64) {
         let mut state = self.state();
@@ -285,6 +298,7 @@ impl StatusHub {
             frames_since_login,
             jobs_since_login,
             coordinator_problem,
+            coordinator,
             ..
         } = &mut snapshot
         {
@@ -292,6 +306,7 @@ impl StatusHub {
             *frames_since_login = state.frames;
             *jobs_since_login = state.jobs.len() as u64;
             coordinator_problem.clone_from(&state.coordinator_problem);
+            coordinator.clone_from(&state.coordinator);
         }
         let mut first = vec![snapshot];
         first.extend(state.recent.iter().map(|(_, event)| event.clone()));
@@ -495,6 +510,7 @@ mod tests {
                     frames_since_login: 5,
                     jobs_since_login: 1,
                     coordinator_problem: None,
+                    coordinator: None,
                 },
                 json!({
                     "event": "snapshot",
@@ -590,6 +606,7 @@ mod tests {
             frames_since_login: 0,
             jobs_since_login: 0,
             coordinator_problem: None,
+            coordinator: None,
         });
         let server = hub.serve(&path).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -610,6 +627,7 @@ mod tests {
                     frames_since_login: 2,
                     jobs_since_login: 1,
                     coordinator_problem: None,
+                    coordinator: None,
                 }]
             );
         }

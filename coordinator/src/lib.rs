@@ -2,6 +2,7 @@
 //! frames they upload and assembles the video. The `idlefarm` binary is a thin wrapper around it.
 
 pub mod accounts;
+pub mod announce;
 pub mod assemble;
 pub mod auth;
 pub mod cli;

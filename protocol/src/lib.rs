@@ -19,6 +19,20 @@ pub use uploads::{SceneSummary, UploadInspection, UploadKind};
 /// Version of the HTTP API described by this crate. Bumped on incompatible changes.
 pub const API_VERSION: u32 = 1;
 
+/// The DNS-SD service type a coordinator announces itself as on the LAN (mDNS).
+pub const SERVICE_TYPE: &str = "_idlefarm._tcp.local.";
+
+/// TXT keys of the announcement: `scheme` (`http` or `https`), `fp` (the HTTPS certificate's
+/// fingerprint), `api` (the [`API_VERSION`]).
+pub mod announce_keys {
+    /// `http` or `https`.
+    pub const SCHEME: &str = "scheme";
+    /// The HTTPS certificate's SHA-256 fingerprint.
+    pub const FINGERPRINT: &str = "fp";
+    /// The API version.
+    pub const API: &str = "api";
+}
+
 /// Header an agent puts its credentials in: `Authorization: Bearer <agent_id>.<secret>`.
 pub const AUTHORIZATION: &str = "authorization";
 

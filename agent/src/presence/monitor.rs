@@ -475,6 +475,7 @@ impl Monitor {
             frames_since_login: 0,
             jobs_since_login: 0,
             coordinator_problem: None,
+            coordinator: None,
         });
     }
 

@@ -52,6 +52,10 @@ pub(super) struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Do not announce the coordinator on the LAN (mDNS `_idlefarm._tcp`), so agents must be
+    /// given --coordinator. It is never announced while listening on loopback only.
+    #[arg(long)]
+    no_announce: bool,
 }
 
 pub use idlefarm_runtime::parse_size;
@@ -137,6 +141,24 @@ pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<(
         addr.port()
     );
     println!("  submit a job:     idlefarm submit scene.blend --wait");
+    // Kept for as long as the server runs; dropping it withdraws the announcement.
+    let _announcement = match args.no_announce || addr.ip().is_loopback() {
+        true => None,
+        false => match crate::announce::start(addr.port(), coord.config.tls_fingerprint.as_deref())
+        {
+            Ok(a) => {
+                println!(
+                    "  on the LAN:       announced as \"{}\" (agents without --coordinator find it)",
+                    a.name
+                );
+                Some(a)
+            }
+            Err(e) => {
+                println!("  on the LAN:       not announced ({e}); agents need --coordinator");
+                None
+            }
+        },
+    };
     for line in first_run_notice(&coord.store, &url).await? {
         println!("{line}");
     }

@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod common;
 mod control;
+mod discovery;
 mod farm;
 mod hostile_agent;
 mod hostile_submit;
