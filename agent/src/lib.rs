@@ -12,6 +12,7 @@ mod client;
 pub mod config;
 mod heartbeat;
 mod input_name;
+pub mod metrics;
 pub mod notify;
 mod pace;
 mod passwd;

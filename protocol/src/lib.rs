@@ -24,6 +24,7 @@ pub const AUTHORIZATION: &str = "authorization";
 
 /// The renderer a job needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Renderer {
     /// Blender, driven on the command line in background mode.
@@ -44,6 +45,7 @@ impl Renderer {
 
 /// Image format of rendered frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
     /// Lossless PNG (the default).
@@ -73,6 +75,7 @@ impl ImageFormat {
 
 /// Everything an agent needs to render a job's frames, fixed when the job is submitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenderSettings {
     /// Which renderer.
     pub renderer: Renderer,
@@ -136,6 +139,7 @@ impl RenderSettings {
 
 /// POV-Ray's animation and quality settings, from the job's `.ini` and the submitter's overrides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PovraySettings {
     /// `Initial_Frame` / `+KFI`: first frame of the whole animation (clock is computed over this range).
     pub initial_frame: i64,
@@ -166,6 +170,7 @@ pub struct PovraySettings {
 
 /// Enrolment: an agent trades an enrolment token for its own id and secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     /// The enrolment token printed by `idlefarm token`.
     pub token: String,
@@ -177,6 +182,7 @@ pub struct RegisterRequest {
 
 /// A renderer installed on an agent's PC.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RendererInfo {
     /// Which renderer.
     pub renderer: Renderer,
@@ -186,6 +192,7 @@ pub struct RendererInfo {
 
 /// Answer to [`RegisterRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterResponse {
     /// The agent's id.
     pub agent_id: i64,
@@ -195,6 +202,7 @@ pub struct RegisterResponse {
 
 /// What an agent's PC is doing, from the presence seam's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum PresenceState {
     /// Available and waiting for work.
@@ -242,6 +250,7 @@ impl PresenceState {
 
 /// Periodic liveness message; renews the agent's leases.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeartbeatRequest {
     /// The agent's presence state.
     pub presence: PresenceState,
@@ -251,6 +260,7 @@ pub struct HeartbeatRequest {
 
 /// Answer to [`HeartbeatRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeartbeatResponse {
     /// Leases from the request the agent must abandon (expired, job cancelled).
     pub revoked: Vec<i64>,
@@ -260,6 +270,7 @@ pub struct HeartbeatResponse {
 
 /// An agent asks for work.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseRequest {
     /// The agent's presence state; the coordinator leases nothing unless it may take work.
     pub presence: PresenceState,
@@ -267,6 +278,7 @@ pub struct LeaseRequest {
 
 /// Answer to [`LeaseRequest`]: a chunk of work, or none.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseResponse {
     /// The lease, if there is work for this agent.
     pub lease: Option<Lease>,
@@ -276,6 +288,7 @@ pub struct LeaseResponse {
 
 /// A chunk of a job's frames handed to one agent until it expires.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lease {
     /// The lease's id.
     pub id: i64,
@@ -297,6 +310,7 @@ pub struct Lease {
 
 /// Shape of a job's stored input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum InputKind {
     /// One scene file (`.blend` or `.pov`).
@@ -307,6 +321,7 @@ pub enum InputKind {
 
 /// The agent gives a lease up, or reports it failed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseEnd {
     /// Why the lease ends.
     pub outcome: LeaseOutcome,
@@ -318,6 +333,7 @@ pub struct LeaseEnd {
 
 /// How a lease ended, from the agent's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LeaseOutcome {
     /// Every frame was rendered and uploaded.
@@ -334,6 +350,7 @@ pub enum LeaseOutcome {
 
 /// A job's state as the coordinator reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// Frames are queued or rendering.
@@ -387,6 +404,7 @@ impl JobState {
 
 /// Counts of a job's frames by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FrameCounts {
     /// Waiting for an agent.
     pub queued: u64,
@@ -407,6 +425,7 @@ impl FrameCounts {
 
 /// A job as listed by `GET /api/v1/jobs` and `GET /api/v1/jobs/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobInfo {
     /// The job's id.
     pub id: i64,
@@ -457,6 +476,7 @@ pub struct JobInfo {
 
 /// Answer to a job submission.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmitResponse {
     /// The new job.
     pub job: JobInfo,
@@ -464,6 +484,7 @@ pub struct SubmitResponse {
 
 /// One frame of a job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FrameInfo {
     /// Frame number.
     pub frame: i64,
@@ -491,6 +512,7 @@ pub struct FrameInfo {
 
 /// A failed lease of a job: who, when, which frames and what the renderer said.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailureInfo {
     /// Unix seconds.
     pub at: i64,
@@ -508,6 +530,7 @@ pub struct FailureInfo {
 
 /// Whether an admin lets an agent take work.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AgentMode {
     /// Takes work whenever its PC is available.
@@ -542,6 +565,7 @@ impl AgentMode {
 
 /// An agent as listed by `GET /api/v1/agents`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentInfo {
     /// The agent's id.
     pub id: i64,
@@ -586,6 +610,7 @@ pub struct AgentInfo {
 
 /// `POST /api/v1/jobs/{id}/priority`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PriorityRequest {
     /// The new priority; higher runs first.
@@ -594,6 +619,7 @@ pub struct PriorityRequest {
 
 /// `POST /api/v1/jobs/{id}/retry`: failed frames, or chosen frames to render again.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RetryRequest {
     /// Frames to render again, e.g. `7,12-15`; `None` retries every failed frame.
@@ -603,6 +629,7 @@ pub struct RetryRequest {
 
 /// `PATCH /api/v1/agents/{id}`: rename or re-tag an agent.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AgentUpdate {
     /// New display name.
@@ -628,6 +655,7 @@ pub fn valid_tag(tag: &str) -> bool {
 
 /// Body of every error answer: `{ "error": "..." }`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,

@@ -9,6 +9,8 @@ mod control;
 mod farm;
 mod hostile_agent;
 mod hostile_submit;
+mod metrics;
+mod openapi;
 mod povray_examples;
 mod presence;
 mod scenes;
