@@ -65,9 +65,8 @@ fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
 pub(crate) fn parse(text: &str) -> Result<HashMap<Series, f64>, String> {
     let mut types: HashMap<String, String> = HashMap::new();
     let mut samples = HashMap::new();
-    let mut lines = text.lines().peekable();
     let mut eof = false;
-    while let Some(line) = lines.next() {
+    for line in text.lines() {
         if eof {
             return Err(format!("`{line}` after # EOF"));
         }

@@ -44,7 +44,7 @@ enum Auth {
 /// What a request carries.
 enum Body {
     None,
-    Json(RefOr<Schema>),
+    Json(Box<RefOr<Schema>>),
     /// A multipart form with these (name, description) fields.
     Form(&'static [(&'static str, &'static str)]),
     /// Raw bytes of one of these types.
@@ -53,13 +53,29 @@ enum Body {
 
 /// What a successful request answers.
 enum Answer {
-    Json(RefOr<Schema>),
+    Json(Box<RefOr<Schema>>),
     /// `{}`: done, nothing to say.
     Done,
     /// A file of one of these types.
     File(&'static [&'static str]),
     /// Server-Sent Events whose `data:` lines are this schema.
-    Events(RefOr<Schema>),
+    Events(Box<RefOr<Schema>>),
+}
+
+impl Body {
+    fn json(schema: RefOr<Schema>) -> Body {
+        Body::Json(Box::new(schema))
+    }
+}
+
+impl Answer {
+    fn json(schema: RefOr<Schema>) -> Answer {
+        Answer::Json(Box::new(schema))
+    }
+
+    fn events(schema: RefOr<Schema>) -> Answer {
+        Answer::Events(Box::new(schema))
+    }
 }
 
 /// One documented operation.
@@ -218,7 +234,7 @@ fn operation(op: Op, error: &RefOr<Schema>) -> utoipa::openapi::path::Operation 
     }
     let body = match op.body {
         Body::None => None,
-        Body::Json(schema) => Some(content_for(&["application/json"], || schema.clone())),
+        Body::Json(schema) => Some(content_for(&["application/json"], || *schema.clone())),
         Body::Form(fields) => {
             let mut form = ObjectBuilder::new();
             for (name, description) in fields {
@@ -246,7 +262,7 @@ fn operation(op: Op, error: &RefOr<Schema>) -> utoipa::openapi::path::Operation 
     let ok = match op.answer {
         Answer::Json(schema) => ResponseBuilder::new()
             .description("done")
-            .content("application/json", Content::new(Some(schema))),
+            .content("application/json", Content::new(Some(*schema))),
         Answer::Done => ResponseBuilder::new()
             .description("done: `{}`")
             .content("application/json", Content::new(Some(ObjectBuilder::new()))),
@@ -259,7 +275,7 @@ fn operation(op: Op, error: &RefOr<Schema>) -> utoipa::openapi::path::Operation 
         }
         Answer::Events(schema) => ResponseBuilder::new()
             .description("an endless Server-Sent Events stream; each `data:` line is this JSON")
-            .content("text/event-stream", Content::new(Some(schema))),
+            .content("text/event-stream", Content::new(Some(*schema))),
     };
     let failed = ResponseBuilder::new()
         .description("an error a person can act on: `{ \"error\": ..., \"field\"?: ... }`")

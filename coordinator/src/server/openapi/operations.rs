@@ -68,24 +68,24 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             "Enrol an agent with an enrolment token",
             Public,
         )
-        .body(Body::Json(s.of::<p::RegisterRequest>()))
-        .answer(Answer::Json(s.of::<p::RegisterResponse>())),
+        .body(Body::json(s.of::<p::RegisterRequest>()))
+        .answer(Answer::json(s.of::<p::RegisterResponse>())),
         op(
             Post,
             routes::AGENT_HEARTBEAT,
             "Report presence and renew leases",
             Agent,
         )
-        .body(Body::Json(s.of::<p::HeartbeatRequest>()))
-        .answer(Answer::Json(s.of::<p::HeartbeatResponse>())),
+        .body(Body::json(s.of::<p::HeartbeatRequest>()))
+        .answer(Answer::json(s.of::<p::HeartbeatResponse>())),
         op(
             Post,
             routes::AGENT_LEASE,
             "Ask for work (long-polled)",
             Agent,
         )
-        .body(Body::Json(s.of::<p::LeaseRequest>()))
-        .answer(Answer::Json(s.of::<p::LeaseResponse>())),
+        .body(Body::json(s.of::<p::LeaseRequest>()))
+        .answer(Answer::json(s.of::<p::LeaseResponse>())),
         op(
             Get,
             routes::AGENT_BLOB,
@@ -108,16 +108,16 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             "End a lease: complete, yield, failed or declined",
             Agent,
         )
-        .body(Body::Json(s.of::<p::LeaseEnd>())),
+        .body(Body::json(s.of::<p::LeaseEnd>())),
         op(Get, routes::AGENTS, "List the farm's agents", Person)
-            .answer(Answer::Json(s.list::<p::AgentInfo>())),
+            .answer(Answer::json(s.list::<p::AgentInfo>())),
         op(
             Patch,
             routes::AGENT,
             "Rename or re-tag an agent (admins)",
             Person,
         )
-        .body(Body::Json(s.of::<p::AgentUpdate>())),
+        .body(Body::json(s.of::<p::AgentUpdate>())),
         op(Delete, routes::AGENT, "Forget an agent (admins)", Person),
         op(
             Post,
@@ -154,17 +154,17 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             "Unix millis; default: 24 hours ago",
             Type::Integer,
         )
-        .answer(Answer::Json(s.list::<PresenceChange>())),
+        .answer(Answer::json(s.list::<PresenceChange>())),
         op(
             Get,
             routes::JOBS,
             "List the jobs the caller may see",
             Person,
         )
-        .answer(Answer::Json(s.list::<p::JobInfo>())),
+        .answer(Answer::json(s.list::<p::JobInfo>())),
         op(Post, routes::JOBS, "Submit a job", Person)
             .body(Body::Form(SUBMIT_FORM))
-            .answer(Answer::Json(s.of::<p::SubmitResponse>()))
+            .answer(Answer::json(s.of::<p::SubmitResponse>()))
             .created(),
         op(
             Post,
@@ -173,7 +173,7 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             Person,
         )
         .body(Body::Form(STAGE_FORM))
-        .answer(Answer::Json(s.of::<UploadInspection>()))
+        .answer(Answer::json(s.of::<UploadInspection>()))
         .created(),
         op(
             Get,
@@ -182,8 +182,8 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             Person,
         )
         .text(&["id"])
-        .answer(Answer::Json(s.of::<UploadInspection>())),
-        op(Get, routes::JOB, "One job", Person).answer(Answer::Json(s.of::<p::JobInfo>())),
+        .answer(Answer::json(s.of::<UploadInspection>())),
+        op(Get, routes::JOB, "One job", Person).answer(Answer::json(s.of::<p::JobInfo>())),
         op(
             Delete,
             routes::JOB,
@@ -196,9 +196,9 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             "A job's failed leases with log tails",
             Person,
         )
-        .answer(Answer::Json(s.list::<p::FailureInfo>())),
+        .answer(Answer::json(s.list::<p::FailureInfo>())),
         op(Get, routes::JOB_FRAMES, "A job's frames", Person)
-            .answer(Answer::Json(s.list::<p::FrameInfo>())),
+            .answer(Answer::json(s.list::<p::FrameInfo>())),
         op(
             Get,
             routes::JOB_FRAME_FILE,
@@ -228,38 +228,38 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             "Retry failed frames or render chosen frames again",
             Person,
         )
-        .body(Body::Json(s.of::<p::RetryRequest>())),
+        .body(Body::json(s.of::<p::RetryRequest>())),
         op(
             Post,
             routes::JOB_PRIORITY,
             "Change a job's priority",
             Person,
         )
-        .body(Body::Json(s.of::<p::PriorityRequest>())),
+        .body(Body::json(s.of::<p::PriorityRequest>())),
         op(
             Get,
             routes::EVENTS,
             "Live changes as Server-Sent Events (`Last-Event-ID` resumes)",
             Person,
         )
-        .answer(Answer::Events(s.of::<p::events::Event>())),
+        .answer(Answer::events(s.of::<p::events::Event>())),
         op(Get, routes::OPENAPI, "This document", Public)
-            .answer(Answer::Json(ObjectBuilder::new().into())),
+            .answer(Answer::json(ObjectBuilder::new().into())),
         op(
             Post,
             acc(a::SESSION_PATH),
             "Log in: sets the session cookie",
             Public,
         )
-        .body(Body::Json(s.of::<a::LoginRequest>()))
-        .answer(Answer::Json(s.of::<a::SessionInfo>())),
+        .body(Body::json(s.of::<a::LoginRequest>()))
+        .answer(Answer::json(s.of::<a::SessionInfo>())),
         op(
             Get,
             acc(a::SESSION_PATH),
             "Who is logged in, with the session's CSRF token",
             Person,
         )
-        .answer(Answer::Json(s.of::<a::SessionInfo>())),
+        .answer(Answer::json(s.of::<a::SessionInfo>())),
         op(Delete, acc(a::SESSION_PATH), "Log out", Person),
         op(
             Post,
@@ -267,16 +267,16 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             "Choose a password with a setup link's key; logs in",
             Public,
         )
-        .body(Body::Json(s.of::<a::SetupRequest>()))
-        .answer(Answer::Json(s.of::<a::SessionInfo>())),
+        .body(Body::json(s.of::<a::SetupRequest>()))
+        .answer(Answer::json(s.of::<a::SessionInfo>())),
         op(
             Post,
             acc(a::TOKENS_PATH),
             "Trade a name and password for an API token",
             Public,
         )
-        .body(Body::Json(s.of::<a::TokenRequest>()))
-        .answer(Answer::Json(s.of::<a::TokenResponse>())),
+        .body(Body::json(s.of::<a::TokenRequest>()))
+        .answer(Answer::json(s.of::<a::TokenResponse>())),
         op(
             Delete,
             acc(a::CURRENT_TOKEN_PATH),
@@ -284,10 +284,10 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             Person,
         ),
         op(Get, acc(a::USERS_PATH), "List users (admins)", Person)
-            .answer(Answer::Json(s.list::<a::UserInfo>())),
+            .answer(Answer::json(s.list::<a::UserInfo>())),
         op(Post, acc(a::USERS_PATH), "Add a user (admins)", Person)
-            .body(Body::Json(s.of::<a::NewUser>()))
-            .answer(Answer::Json(s.of::<a::NewUserResponse>())),
+            .body(Body::json(s.of::<a::NewUser>()))
+            .answer(Answer::json(s.of::<a::NewUserResponse>())),
         op(
             Patch,
             acc(a::USER_ROUTE),
@@ -295,8 +295,8 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             Person,
         )
         .text(&["name"])
-        .body(Body::Json(s.of::<a::RoleChange>()))
-        .answer(Answer::Json(s.of::<a::UserInfo>())),
+        .body(Body::json(s.of::<a::RoleChange>()))
+        .answer(Answer::json(s.of::<a::UserInfo>())),
         op(Delete, acc(a::USER_ROUTE), "Remove a user (admins)", Person).text(&["name"]),
         op(
             Put,
@@ -305,23 +305,23 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             Person,
         )
         .text(&["name"])
-        .body(Body::Json(s.of::<a::PasswordChange>()))
-        .answer(Answer::Json(s.of::<a::PasswordResponse>())),
+        .body(Body::json(s.of::<a::PasswordChange>()))
+        .answer(Answer::json(s.of::<a::PasswordResponse>())),
         op(
             Get,
             acc(a::ENROLMENT_TOKENS_PATH),
             "List enrolment tokens (admins)",
             Person,
         )
-        .answer(Answer::Json(s.list::<a::EnrolmentTokenInfo>())),
+        .answer(Answer::json(s.list::<a::EnrolmentTokenInfo>())),
         op(
             Post,
             acc(a::ENROLMENT_TOKENS_PATH),
             "Create an enrolment token (admins)",
             Person,
         )
-        .body(Body::Json(s.of::<a::NewEnrolmentToken>()))
-        .answer(Answer::Json(s.of::<a::CreatedEnrolmentToken>())),
+        .body(Body::json(s.of::<a::NewEnrolmentToken>()))
+        .answer(Answer::json(s.of::<a::CreatedEnrolmentToken>())),
         op(
             Delete,
             acc(a::ENROLMENT_TOKEN_ROUTE),
@@ -346,6 +346,6 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             "only this action or the actions under it",
             Type::String,
         )
-        .answer(Answer::Json(s.list::<a::AuditEntry>())),
+        .answer(Answer::json(s.list::<a::AuditEntry>())),
     ]
 }
