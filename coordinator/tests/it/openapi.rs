@@ -79,5 +79,20 @@ async fn every_served_route_is_documented_and_every_documented_route_answers() {
             if secured { "needs" } else { "does not need" }
         );
     }
+    // A route nobody serves says where the list is.
+    let unknown = http
+        .get(format!("{}/api/v1/jobs/1/explode", farm.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let said: serde_json::Value = unknown.json().await.unwrap();
+    assert!(
+        said["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains(routes::OPENAPI),
+        "{said}"
+    );
     farm.stop().await;
 }
