@@ -13,6 +13,7 @@ pub mod config;
 pub mod discover;
 mod heartbeat;
 mod input_name;
+pub mod metrics;
 pub mod notify;
 mod pace;
 mod passwd;

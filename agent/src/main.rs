@@ -98,7 +98,11 @@ struct Args {
 enum Command {
     /// Show what the running agent is doing and why (reads its status socket; give it the
     /// agent's --config, --work-dir or --status-socket to find an agent started with them).
-    Status,
+    Status {
+        /// Print the agent's metrics instead, in the Prometheus text format.
+        #[arg(long)]
+        metrics: bool,
+    },
 }
 
 fn parse_percent(s: &str) -> Result<f32, String> {
@@ -247,6 +251,19 @@ async fn print_status(socket: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn print_metrics(socket: PathBuf) -> anyhow::Result<()> {
+    let text = idlefarm_agent::metrics::read_metrics(&socket)
+        .await
+        .with_context(|| {
+            format!(
+                "no agent answers on {} (is idlefarm-agent running?)",
+                socket.display()
+            )
+        })?;
+    print!("{text}");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -256,8 +273,11 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    if let Some(Command::Status) = args.command {
+    if let Some(Command::Status { metrics }) = args.command {
         let socket = socket_path(&args, &load_file(&args)?);
+        if metrics {
+            return print_metrics(socket).await;
+        }
         return print_status(socket).await;
     }
     let (mut config, presence_config, socket) = settings(args)?;

@@ -6,8 +6,9 @@
 //! for a person ([`StatusEvent::Paused`], [`StatusEvent::Welcome`]) published in the last
 //! [`REPLAY_WINDOW`], then live events. The replay exists because the companion starts with the
 //! desktop session, a few seconds *after* the login that paused the render and triggered the
-//! welcome. The socket only ever writes; a slow client misses events rather than slowing the
-//! agent down.
+//! welcome. A client that writes the line `metrics` gets the agent's metrics
+//! ([`crate::metrics`]) as one more event, for itself alone; otherwise the socket only writes,
+//! and a slow client misses events rather than slowing the agent down.
 
 use std::collections::{HashSet, VecDeque};
 use std::io;
@@ -24,6 +25,8 @@ use tokio::sync::broadcast;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::metrics::{AgentMetrics, METRICS_REQUEST};
+
 /// Socket of an agent running as root (the system service).
 pub const SYSTEM_SOCKET_PATH: &str = "/run/idlefarm-agent/status.sock";
 
@@ -38,6 +41,9 @@ const CHANNEL_CAPACITY: usize = 64;
 
 /// Most person events kept for replay.
 const MAX_REPLAY: usize = 8;
+
+/// Longest request line a client may send (requests are one word).
+const MAX_REQUEST: usize = 1024;
 
 /// One line on the status socket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +80,12 @@ pub enum StatusEvent {
     Resumed,
     /// The render was ended and its work given back.
     Yielded,
+    /// The agent's metrics in the Prometheus text format; sent only to a client that asked
+    /// with a [`METRICS_REQUEST`] line.
+    Metrics {
+        /// The exposition.
+        text: String,
+    },
     /// A person's session started; the counts cover the time since the previous person's
     /// session ended.
     Welcome {
@@ -136,6 +148,7 @@ pub struct StatusHub {
 struct Inner {
     events: broadcast::Sender<StatusEvent>,
     state: Mutex<HubState>,
+    metrics: AgentMetrics,
 }
 
 struct HubState {
@@ -181,8 +194,14 @@ impl StatusHub {
                     coordinator_problem: None,
                     coordinator: None,
                 }),
+                metrics: AgentMetrics::new(),
             }),
         }
+    }
+
+    /// The agent's metrics, answered to a [`METRICS_REQUEST`] on the socket.
+    pub fn metrics(&self) -> &AgentMetrics {
+        &self.inner.metrics
     }
 
     /// Binds the socket (removing a stale one; parent dir created 0755; the socket made
@@ -213,7 +232,7 @@ impl StatusHub {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
                             let (first, events) = hub.subscribe();
-                            clients.spawn(serve_client(stream, first, events));
+                            clients.spawn(serve_client(stream, first, events, hub.clone()));
                         }
                         Err(err) => {
                             // Usually out of file descriptors: wait instead of spinning.
@@ -229,6 +248,13 @@ impl StatusHub {
 
     /// Sends an event to every connected client (never blocks; slow clients drop events).
     pub fn publish(&self, event: StatusEvent) {
+        match event {
+            StatusEvent::Paused { .. } => {
+                self.metrics().renderer_stopped(std::time::Instant::now())
+            }
+            StatusEvent::Yielded => self.metrics().yielded(),
+            _ => {}
+        }
         let mut state = self.state();
         if event.is_for_person() {
             let now = Instant::now();
@@ -262,6 +288,7 @@ impl StatusHub {
 
     /// Counts an uploaded frame of `job_id` towards the next [`StatusEvent::Welcome`].
     pub fn frame_rendered(&self, job_id: i64) {
+        self.metrics().frame_uploaded();
         let mut state = self.state();
         state.frames += 1;
         state.jobs.insert(job_id);
@@ -364,11 +391,13 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
-/// Writes `first`, then every event from `events`, until the client goes away.
+/// Writes `first`, then every event from `events`, until the client goes away; answers a
+/// [`METRICS_REQUEST`] line with a [`StatusEvent::Metrics`] for this client alone.
 async fn serve_client(
     stream: UnixStream,
     first: Vec<StatusEvent>,
     mut events: broadcast::Receiver<StatusEvent>,
+    hub: StatusHub,
 ) {
     let (mut reader, mut writer) = stream.into_split();
     for event in &first {
@@ -376,7 +405,8 @@ async fn serve_client(
             return;
         }
     }
-    let mut ignored = [0u8; 256];
+    let mut chunk = [0u8; 256];
+    let mut said = Vec::new();
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -390,10 +420,24 @@ async fn serve_client(
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            // Clients have nothing to say; reading only notices when they hang up.
-            read = reader.read(&mut ignored) => match read {
+            // Reading notices when clients hang up, and hears the rare request.
+            read = reader.read(&mut chunk) => match read {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(n) => {
+                    said.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = said.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = said.drain(..=end).collect();
+                        if line.trim_ascii() == METRICS_REQUEST.as_bytes() {
+                            let text = hub.metrics().render();
+                            if write_event(&mut writer, &StatusEvent::Metrics { text }).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    if said.len() > MAX_REQUEST {
+                        return;
+                    }
+                }
             },
         }
     }

@@ -100,6 +100,7 @@ impl Worker {
                                 Some("a person needs this PC".into()),
                                 None,
                             );
+                            self.hub.metrics().lease_ended(end.outcome);
                             self.end_lease(lease.id, &end).await;
                             continue;
                         }
@@ -172,6 +173,7 @@ impl Worker {
             .await
         {
             Some((ending, end)) => {
+                self.hub.metrics().lease_ended(end.outcome);
                 let report = self.end_lease(lease.id, &end);
                 if shutdown.is_cancelled() {
                     let _ = tokio::time::timeout(SHUTDOWN_REPORT_GRACE, report).await;

@@ -73,6 +73,7 @@ pub fn audit_path(limit: u32) -> String {
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything: all jobs, all PCs, users, enrolment tokens, the audit log.
@@ -102,6 +103,7 @@ impl Role {
 
 /// A user as the API shows it (never the password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserInfo {
     /// Id.
     pub id: i64,
@@ -115,6 +117,7 @@ pub struct UserInfo {
 
 /// `POST /session`: log in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
     /// Login name.
     pub name: String,
@@ -124,6 +127,7 @@ pub struct LoginRequest {
 
 /// Who is logged in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     /// The user.
     pub user: UserInfo,
@@ -134,6 +138,7 @@ pub struct SessionInfo {
 
 /// `POST /tokens`: trade a name and password for an API token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     /// Login name.
     pub name: String,
@@ -145,6 +150,7 @@ pub struct TokenRequest {
 
 /// A new API token; shown once, send it as `Authorization: Bearer <token>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     /// The token.
     pub token: String,
@@ -154,6 +160,7 @@ pub struct TokenResponse {
 
 /// `POST /users`: add a user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewUser {
     /// Login name: 1-64 of `a-z A-Z 0-9 . _ -`.
     pub name: String,
@@ -166,6 +173,7 @@ pub struct NewUser {
 
 /// The user added, with the generated password if there is one (shown once).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewUserResponse {
     /// The user.
     pub user: UserInfo,
@@ -176,6 +184,7 @@ pub struct NewUserResponse {
 /// `PATCH /users/{name}`: change a user's role (answers the [`UserInfo`]). The last admin
 /// cannot be made a submitter.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleChange {
     /// Their new role.
     pub role: Role,
@@ -183,6 +192,7 @@ pub struct RoleChange {
 
 /// `POST /setup`: choose a password with a setup link's key; the browser is then logged in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetupRequest {
     /// The key from the link (`/setup?key=KEY`).
     pub key: String,
@@ -192,6 +202,7 @@ pub struct SetupRequest {
 
 /// `PUT /users/{name}/password`: set a password.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasswordChange {
     /// The new password (at least 8 characters); one is generated when omitted.
     #[serde(default)]
@@ -200,6 +211,7 @@ pub struct PasswordChange {
 
 /// The generated password, if one was made (shown once).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasswordResponse {
     /// The generated password, when none was given.
     pub password: Option<String>,
@@ -207,6 +219,7 @@ pub struct PasswordResponse {
 
 /// `POST /enrolment-tokens`: make a token agents can enrol with.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewEnrolmentToken {
     /// Seconds until it stops enrolling agents; never when omitted.
     #[serde(default)]
@@ -215,6 +228,7 @@ pub struct NewEnrolmentToken {
 
 /// A new enrolment token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedEnrolmentToken {
     /// Id (for `token revoke`).
     pub id: i64,
@@ -226,6 +240,7 @@ pub struct CreatedEnrolmentToken {
 
 /// An enrolment token as admins see it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolmentTokenInfo {
     /// Id.
     pub id: i64,
@@ -248,6 +263,7 @@ impl EnrolmentTokenInfo {
 
 /// One entry of the audit log: who did what, on what, when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     /// Id (increasing).
     pub id: i64,
@@ -267,6 +283,7 @@ pub struct AuditEntry {
 /// `limit` entries with an id below `before`, by `actor`, whose action is `action` or starts with
 /// `action.` (so `user` finds `user.add` and `user.remove`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditFilter {
     /// Most entries to return.
     #[serde(default, skip_serializing_if = "Option::is_none")]

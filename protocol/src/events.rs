@@ -23,6 +23,7 @@ pub fn agent_history_path(agent: i64) -> String {
 
 /// One change on the farm, numbered by the coordinator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Increasing id; a client resumes after it with `Last-Event-ID`.
     pub id: u64,
@@ -35,6 +36,7 @@ pub struct Event {
 
 /// What changed. On the wire the variant is the `type` field, named as [`EventKind::name`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum EventKind {
     /// A job's state or frame counts changed.
@@ -108,6 +110,7 @@ impl EventKind {
 
 /// One entry of an agent's presence history: from `at_ms` on, the agent was in `state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PresenceChange {
     /// When the state began, Unix milliseconds.
     pub at_ms: i64,

@@ -45,6 +45,7 @@ pub const MAX_RENDERER_ERROR: usize = 512;
 
 /// The renderer a job needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Renderer {
     /// Blender, driven on the command line in background mode.
@@ -65,6 +66,7 @@ impl Renderer {
 
 /// Image format of rendered frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
     /// Lossless PNG (the default).
@@ -94,6 +96,7 @@ impl ImageFormat {
 
 /// Everything an agent needs to render a job's frames, fixed when the job is submitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenderSettings {
     /// Which renderer.
     pub renderer: Renderer,
@@ -157,6 +160,7 @@ impl RenderSettings {
 
 /// POV-Ray's animation and quality settings, from the job's `.ini` and the submitter's overrides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PovraySettings {
     /// `Initial_Frame` / `+KFI`: first frame of the whole animation (clock is computed over this range).
     pub initial_frame: i64,
@@ -187,6 +191,7 @@ pub struct PovraySettings {
 
 /// Enrolment: an agent trades an enrolment token for its own id and secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     /// The enrolment token printed by `idlefarm token`.
     pub token: String,
@@ -198,6 +203,7 @@ pub struct RegisterRequest {
 
 /// A renderer installed on an agent's PC.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RendererInfo {
     /// Which renderer.
     pub renderer: Renderer,
@@ -207,6 +213,7 @@ pub struct RendererInfo {
 
 /// Answer to [`RegisterRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterResponse {
     /// The agent's id.
     pub agent_id: i64,
@@ -216,6 +223,7 @@ pub struct RegisterResponse {
 
 /// What an agent's PC is doing, from the presence seam's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum PresenceState {
     /// Available and waiting for work.
@@ -263,6 +271,7 @@ impl PresenceState {
 
 /// Periodic liveness message; renews the agent's leases.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeartbeatRequest {
     /// The agent's presence state.
     pub presence: PresenceState,
@@ -272,6 +281,7 @@ pub struct HeartbeatRequest {
 
 /// Answer to [`HeartbeatRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeartbeatResponse {
     /// Leases from the request the agent must abandon (expired, job cancelled).
     pub revoked: Vec<i64>,
@@ -281,6 +291,7 @@ pub struct HeartbeatResponse {
 
 /// An agent asks for work.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseRequest {
     /// The agent's presence state; the coordinator leases nothing unless it may take work.
     pub presence: PresenceState,
@@ -288,6 +299,7 @@ pub struct LeaseRequest {
 
 /// Answer to [`LeaseRequest`]: a chunk of work, or none.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseResponse {
     /// The lease, if there is work for this agent.
     pub lease: Option<Lease>,
@@ -297,6 +309,7 @@ pub struct LeaseResponse {
 
 /// A chunk of a job's frames handed to one agent until it expires.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lease {
     /// The lease's id.
     pub id: i64,
@@ -318,6 +331,7 @@ pub struct Lease {
 
 /// Shape of a job's stored input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum InputKind {
     /// One scene file (`.blend` or `.pov`).
@@ -328,6 +342,7 @@ pub enum InputKind {
 
 /// The agent gives a lease up, or reports it failed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseEnd {
     /// Why the lease ends.
     pub outcome: LeaseOutcome,
@@ -339,6 +354,7 @@ pub struct LeaseEnd {
 
 /// How a lease ended, from the agent's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LeaseOutcome {
     /// Every frame was rendered and uploaded.
@@ -355,6 +371,7 @@ pub enum LeaseOutcome {
 
 /// A job's state as the coordinator reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// Frames are queued or rendering.
@@ -408,6 +425,7 @@ impl JobState {
 
 /// Counts of a job's frames by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FrameCounts {
     /// Waiting for an agent.
     pub queued: u64,
@@ -428,6 +446,7 @@ impl FrameCounts {
 
 /// A job as listed by `GET /api/v1/jobs` and `GET /api/v1/jobs/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobInfo {
     /// The job's id.
     pub id: i64,
@@ -478,6 +497,7 @@ pub struct JobInfo {
 
 /// Answer to a job submission.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmitResponse {
     /// The new job.
     pub job: JobInfo,
@@ -485,6 +505,7 @@ pub struct SubmitResponse {
 
 /// One frame of a job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FrameInfo {
     /// Frame number.
     pub frame: i64,
@@ -515,6 +536,7 @@ pub struct FrameInfo {
 
 /// A failed lease of a job: who, when, which frames and what the renderer said.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailureInfo {
     /// Unix seconds.
     pub at: i64,
@@ -532,6 +554,7 @@ pub struct FailureInfo {
 
 /// Whether an admin lets an agent take work.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AgentMode {
     /// Takes work whenever its PC is available.
@@ -566,6 +589,7 @@ impl AgentMode {
 
 /// An agent as listed by `GET /api/v1/agents`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentInfo {
     /// The agent's id.
     pub id: i64,
@@ -610,6 +634,7 @@ pub struct AgentInfo {
 
 /// `POST /api/v1/jobs/{id}/priority`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PriorityRequest {
     /// The new priority; higher runs first.
@@ -618,6 +643,7 @@ pub struct PriorityRequest {
 
 /// `POST /api/v1/jobs/{id}/retry`: failed frames, or chosen frames to render again.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RetryRequest {
     /// Frames to render again, e.g. `7,12-15`; `None` retries every failed frame.
@@ -627,6 +653,7 @@ pub struct RetryRequest {
 
 /// `PATCH /api/v1/agents/{id}`: rename or re-tag an agent.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AgentUpdate {
     /// New display name.
@@ -652,6 +679,7 @@ pub fn valid_tag(tag: &str) -> bool {
 
 /// Body of every error answer: `{ "error": "..." }`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,

@@ -28,7 +28,7 @@ pub const JOBS: &str = "/api/v1/jobs";
 pub const UPLOADS: &str = "/api/v1/uploads";
 /// `GET`: a staged upload's [`crate::UploadInspection`] (its owner only).
 pub const UPLOAD: &str = "/api/v1/uploads/{id}";
-/// `GET`: one job.
+/// `GET`: one job; `DELETE`: delete a final job and its files.
 pub const JOB: &str = "/api/v1/jobs/{id}";
 /// `GET`: a job's frames.
 pub const JOB_FRAMES: &str = "/api/v1/jobs/{id}/frames";
@@ -68,6 +68,13 @@ pub const AGENT_DISABLE: &str = "/api/v1/agents/{id}/disable";
 pub const AGENT_ENABLE: &str = "/api/v1/agents/{id}/enable";
 /// `POST`: end an agent's quarantine and blocklists early.
 pub const AGENT_RELEASE: &str = "/api/v1/agents/{id}/release";
+
+/// `GET`: this API described as OpenAPI 3 (JSON).
+pub const OPENAPI: &str = "/api/v1/openapi.json";
+
+/// `GET`: the coordinator's metrics in the Prometheus text format (admins only). Not under
+/// the API prefix: it is for Prometheus, not for API clients.
+pub const METRICS: &str = "/metrics";
 
 /// Route of a staged upload.
 pub fn upload(id: &str) -> String {
@@ -209,6 +216,7 @@ mod tests {
             AGENT_DISABLE,
             AGENT_ENABLE,
             AGENT_RELEASE,
+            OPENAPI,
         ] {
             assert!(r.starts_with(API_PREFIX), "{r}");
         }

@@ -10,6 +10,7 @@ use crate::{RenderSettings, Renderer};
 
 /// What kind of scene file an upload is, by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum UploadKind {
     /// A Blender `.blend`.
@@ -22,6 +23,7 @@ pub enum UploadKind {
 
 /// One scene of a `.blend` as Blender reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SceneSummary {
     /// The scene's name.
     pub name: String,
@@ -47,6 +49,7 @@ pub struct SceneSummary {
 
 /// Answer of `POST` and `GET` on an upload: what the coordinator found in a staged upload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadInspection {
     /// The staged upload's id, for the `upload` field of a submission.
     pub id: String,

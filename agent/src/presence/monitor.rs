@@ -451,6 +451,14 @@ impl Monitor {
         } else {
             verdict.reason.clone()
         };
+        if next != current {
+            let entered = match next {
+                Availability::Available => PresenceState::Idle,
+                Availability::Unavailable(s) => s,
+            };
+            // Before the verdict goes out, so a renderer stopped for it finds this reading.
+            self.hub.metrics().presence_changed(entered, now);
+        }
         self.tx.send_if_modified(|a| {
             if *a == next {
                 false

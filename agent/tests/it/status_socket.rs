@@ -190,3 +190,39 @@ async fn status_refuses_malformed_flags_and_config_and_says_where_it_looked() {
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn status_metrics_prints_the_running_agents_metrics() {
+    let dir = open_tempdir();
+    let work = dir.path().join("m");
+    let work_str = work.to_str().unwrap();
+    let _agent = start_agent(&["--work-dir", work_str], dir.path());
+    wait_for_socket(&work.join("status.sock")).await;
+    let out = status(&["--work-dir", work_str, "--metrics"], dir.path()).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "# TYPE idlefarm_agent_yield_latency_seconds histogram",
+        "idlefarm_agent_leases_total{outcome=\"complete\"} 0",
+        "# EOF",
+    ] {
+        assert!(printed.contains(line), "{line} missing from:\n{printed}");
+    }
+
+    // A bool flag takes no value; with no agent, the socket tried is named.
+    let valued = status(&["--work-dir", work_str, "--metrics=yes"], dir.path()).await;
+    assert!(!valued.status.success());
+    assert!(text(&valued).contains("--metrics"), "{}", text(&valued));
+    let empty = dir.path().join("empty");
+    let out = status(
+        &["--work-dir", empty.to_str().unwrap(), "--metrics"],
+        dir.path(),
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(&empty.join("status.sock").display().to_string()),
+        "{}",
+        text(&out)
+    );
+}

@@ -4,18 +4,15 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{AppendHeaders, IntoResponse};
-use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
 use idlefarm_protocol::accounts::{
-    AUDIT_PATH, AuditEntry, AuditFilter, CURRENT_TOKEN_PATH, CreatedEnrolmentToken,
-    ENROLMENT_TOKEN_ROUTE, ENROLMENT_TOKENS_PATH, EnrolmentTokenInfo, LoginRequest,
+    AuditEntry, AuditFilter, CreatedEnrolmentToken, EnrolmentTokenInfo, LoginRequest,
     NewEnrolmentToken, NewUser, NewUserResponse, PasswordChange, PasswordResponse, RoleChange,
-    SESSION_COOKIE, SESSION_MAX_AGE_SECS, SESSION_PATH, SETUP_PATH, SessionInfo, SetupRequest,
-    TOKENS_PATH, TokenRequest, TokenResponse, USER_PASSWORD_ROUTE, USER_ROUTE, USERS_PATH,
+    SESSION_COOKIE, SESSION_MAX_AGE_SECS, SessionInfo, SetupRequest, TokenRequest, TokenResponse,
     UserInfo,
 };
 
@@ -24,24 +21,6 @@ use super::caller::{Caller, Login};
 use crate::accounts;
 use crate::accounts::MAX_AUDIT_LIMIT;
 use crate::error::{ApiError, JsonBody, PathParams};
-
-/// The account routes, relative to the API prefix.
-pub fn routes() -> Router<Arc<Coordinator>> {
-    Router::new()
-        .route(SESSION_PATH, post(login).get(session).delete(logout))
-        .route(TOKENS_PATH, post(create_token))
-        .route(CURRENT_TOKEN_PATH, delete(revoke_current_token))
-        .route(USERS_PATH, get(list_users).post(add_user))
-        .route(USER_ROUTE, delete(remove_user).patch(set_role))
-        .route(USER_PASSWORD_ROUTE, put(set_password))
-        .route(
-            ENROLMENT_TOKENS_PATH,
-            get(list_enrolment_tokens).post(create_enrolment_token),
-        )
-        .route(ENROLMENT_TOKEN_ROUTE, delete(revoke_enrolment_token))
-        .route(AUDIT_PATH, get(audit_log))
-        .route(SETUP_PATH, post(setup))
-}
 
 /// Whether the browser reached us over https (directly or through a proxy that says so), so
 /// the cookie must be `Secure`.
@@ -62,7 +41,7 @@ fn session_cookie_header(value: &str, max_age: i64, secure: bool) -> Result<Head
     .map_err(ApiError::internal)
 }
 
-async fn login(
+pub(super) async fn login(
     State(coord): State<Arc<Coordinator>>,
     uri: Uri,
     headers: HeaderMap,
@@ -91,7 +70,7 @@ fn logged_in(
 }
 
 /// `POST /setup`: a setup link's key and the chosen password; logs the browser in.
-async fn setup(
+pub(super) async fn setup(
     State(coord): State<Arc<Coordinator>>,
     uri: Uri,
     headers: HeaderMap,
@@ -101,7 +80,7 @@ async fn setup(
     logged_in(session, &uri, &headers)
 }
 
-async fn session(
+pub(super) async fn session(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
 ) -> Result<Json<SessionInfo>, ApiError> {
@@ -120,7 +99,7 @@ async fn session(
     }))
 }
 
-async fn logout(
+pub(super) async fn logout(
     State(coord): State<Arc<Coordinator>>,
     uri: Uri,
     headers: HeaderMap,
@@ -139,7 +118,7 @@ async fn logout(
     ))
 }
 
-async fn create_token(
+pub(super) async fn create_token(
     State(coord): State<Arc<Coordinator>>,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
@@ -151,7 +130,7 @@ async fn create_token(
     }))
 }
 
-async fn revoke_current_token(
+pub(super) async fn revoke_current_token(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -164,7 +143,7 @@ async fn revoke_current_token(
     Ok(Json(serde_json::json!({})))
 }
 
-async fn list_users(
+pub(super) async fn list_users(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
 ) -> Result<Json<Vec<UserInfo>>, ApiError> {
@@ -173,7 +152,7 @@ async fn list_users(
     Ok(Json(users.iter().map(|u| u.info()).collect()))
 }
 
-async fn add_user(
+pub(super) async fn add_user(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
     JsonBody(req): JsonBody<NewUser>,
@@ -184,7 +163,7 @@ async fn add_user(
     ))
 }
 
-async fn remove_user(
+pub(super) async fn remove_user(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
     PathParams(name): PathParams<String>,
@@ -194,7 +173,7 @@ async fn remove_user(
     Ok(Json(serde_json::json!({})))
 }
 
-async fn set_role(
+pub(super) async fn set_role(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
     PathParams(name): PathParams<String>,
@@ -206,7 +185,7 @@ async fn set_role(
     ))
 }
 
-async fn set_password(
+pub(super) async fn set_password(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
     PathParams(name): PathParams<String>,
@@ -226,7 +205,7 @@ async fn set_password(
     Ok(Json(PasswordResponse { password }))
 }
 
-async fn list_enrolment_tokens(
+pub(super) async fn list_enrolment_tokens(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
 ) -> Result<Json<Vec<EnrolmentTokenInfo>>, ApiError> {
@@ -234,7 +213,7 @@ async fn list_enrolment_tokens(
     Ok(Json(coord.store.enrolment_tokens().await?))
 }
 
-async fn create_enrolment_token(
+pub(super) async fn create_enrolment_token(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
     JsonBody(req): JsonBody<NewEnrolmentToken>,
@@ -245,7 +224,7 @@ async fn create_enrolment_token(
     Ok(Json(created))
 }
 
-async fn revoke_enrolment_token(
+pub(super) async fn revoke_enrolment_token(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
     PathParams(id): PathParams<i64>,
@@ -263,7 +242,7 @@ fn malformed_audit_query(e: &QueryRejection) -> ApiError {
     ))
 }
 
-async fn audit_log(
+pub(super) async fn audit_log(
     State(coord): State<Arc<Coordinator>>,
     caller: Caller,
     query: Result<Query<AuditFilter>, QueryRejection>,

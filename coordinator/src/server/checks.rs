@@ -247,6 +247,7 @@ impl Coordinator {
                 self.store
                     .frame_done(job, &entry.board, i, &own_file, now)
                     .await?;
+                self.metrics.frame_done();
                 entry.row.latest_frame = Some(frame);
                 for b in blame {
                     self.record_wrong_frame(sched, job, frame, &b, now).await?;

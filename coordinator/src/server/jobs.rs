@@ -42,7 +42,10 @@ const TEXT_FIELDS: [&str; 11] = [
 ];
 
 pub async fn api_not_found() -> ApiError {
-    ApiError::not_found("no such API route; see README.md for the API")
+    ApiError::not_found(format!(
+        "no such API route; {} lists them all",
+        idlefarm_protocol::routes::OPENAPI
+    ))
 }
 
 /// The programs and limits that check this coordinator's uploads.

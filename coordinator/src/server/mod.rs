@@ -4,6 +4,7 @@
 mod accounts;
 mod actions;
 mod agents;
+pub mod api;
 mod caller;
 mod checks;
 mod control;
@@ -14,7 +15,9 @@ mod frame_verdict;
 mod image_end;
 mod jobs;
 mod leases;
+pub mod metrics;
 mod multipart;
+pub mod openapi;
 mod publish;
 mod state;
 pub mod tls;
@@ -28,7 +31,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get, patch, post, put};
+use axum::routing::{any, get};
 use idlefarm_protocol::routes::{self, API_PREFIX};
 use tokio::net::TcpListener;
 
@@ -90,55 +93,26 @@ impl ServerConfig {
     }
 }
 
-/// Builds the router over an opened coordinator. Paths come from [`routes`].
+/// Builds the router over an opened coordinator: the API from its table ([`api::endpoints`]),
+/// the metrics, the pages. Paths come from [`routes`].
 pub fn router(coord: Arc<Coordinator>) -> Router {
     let limit = usize::try_from(coord.config.max_upload_bytes).unwrap_or(usize::MAX);
-    Router::new()
-        .route(routes::AGENT_REGISTER, post(agents::register))
-        .route(routes::AGENT_HEARTBEAT, post(agents::heartbeat))
-        .route(routes::AGENT_LEASE, post(agents::lease))
-        .route(routes::AGENT_BLOB, get(agents::blob))
-        // No body limit layer: the handler streams the body to disk under a limit derived from
-        // the job's frame size, after checking the lease.
-        .route(routes::AGENT_FRAME, put(agents::upload_frame))
-        .route(routes::AGENT_LEASE_END, post(agents::end_lease))
-        .route(routes::AGENTS, get(jobs::list_agents))
-        .route(
-            routes::AGENT,
-            patch(actions::update).delete(actions::forget),
-        )
-        .route(routes::AGENT_DRAIN, post(actions::drain))
-        .route(routes::AGENT_DISABLE, post(actions::disable))
-        .route(routes::AGENT_ENABLE, post(actions::enable))
-        .route(routes::AGENT_RELEASE, post(actions::release))
-        .route(
-            routes::JOBS,
-            get(jobs::list_jobs)
-                .post(jobs::submit)
-                .layer(DefaultBodyLimit::max(limit)),
-        )
-        .route(
-            routes::UPLOADS,
-            post(uploads::stage).layer(DefaultBodyLimit::max(limit)),
-        )
-        .route(routes::UPLOAD, get(uploads::show))
-        .route(routes::JOB, get(jobs::get_job).delete(actions::delete))
-        .route(routes::JOB_FAILURES, get(jobs::failures))
-        .route(routes::JOB_FRAME_THUMBNAIL, get(publish::thumbnail))
-        .route(routes::EVENTS, get(publish::events))
-        .route(routes::AGENT_HISTORY, get(publish::history))
-        .route(routes::JOB_CANCEL, post(actions::cancel))
-        .route(routes::JOB_PAUSE, post(actions::pause))
-        .route(routes::JOB_RESUME, post(actions::resume))
-        .route(routes::JOB_RETRY, post(actions::retry))
-        .route(routes::JOB_PRIORITY, post(actions::priority))
-        .route(routes::JOB_FRAMES, get(jobs::list_frames))
-        .route(routes::JOB_FRAME_FILE, get(jobs::frame_file))
-        .route(routes::JOB_VIDEO, get(jobs::video))
-        .route(routes::JOB_FRAMES_ZIP, get(jobs::frames_zip))
-        .nest(API_PREFIX, accounts::routes())
-        .route(&format!("{API_PREFIX}/{{*rest}}"), any(jobs::api_not_found))
+    let mut app = Router::new();
+    for endpoint in api::endpoints() {
+        let handler = match endpoint.large_body {
+            true => endpoint.handler.layer(DefaultBodyLimit::max(limit)),
+            false => endpoint.handler,
+        };
+        app = app.route(&endpoint.path, handler);
+    }
+    app.route(&format!("{API_PREFIX}/{{*rest}}"), any(jobs::api_not_found))
+        .route(routes::METRICS, get(metrics::serve))
         .merge(crate::pages::routes())
+        // Applied to each route, so it sees the matched route template.
+        .layer(axum::middleware::from_fn_with_state(
+            coord.clone(),
+            metrics::track,
+        ))
         .layer(axum::middleware::map_response(
             crate::pages::security_headers,
         ))

@@ -118,6 +118,8 @@ pub struct Coordinator {
     pub(crate) last_presence: std::sync::Mutex<HashMap<i64, PresenceState>>,
     /// Cancelled when the server shuts down, so long polls end at once.
     pub(crate) closing: tokio_util::sync::CancellationToken,
+    /// What `/metrics` shows.
+    pub(crate) metrics: super::metrics::Metrics,
 }
 
 impl Coordinator {
@@ -181,6 +183,7 @@ impl Coordinator {
             events: crate::events::EventHub::default(),
             last_presence: std::sync::Mutex::new(HashMap::new()),
             closing: tokio_util::sync::CancellationToken::new(),
+            metrics: super::metrics::Metrics::new(),
         }))
     }
 
@@ -286,6 +289,7 @@ impl Coordinator {
         let Some((slot, changed)) = entry.board.end_lease(lease, how) else {
             return Ok(());
         };
+        self.metrics.lease_ended(how, changed.len());
         self.store
             .end_leases(entry.row.id, &[lease], &entry.board, &changed)
             .await?;
@@ -635,8 +639,11 @@ impl Coordinator {
             tokio::task::spawn_blocking(move || assemble::zip_frames(&zip_frames, &zip_out))
                 .await
                 .map_err(ApiError::internal)?;
+        let ffmpeg_started = Instant::now();
         let video =
             assemble::encode_video(&self.config.ffmpeg, &frames, fps, &self.data.video(job)).await;
+        self.metrics
+            .assembled(ffmpeg_started.elapsed(), video.is_ok());
         let mut sched = self.sched.lock().await;
         let Some(entry) = sched.jobs.get_mut(&job) else {
             return Ok(());

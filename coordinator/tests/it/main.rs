@@ -10,6 +10,8 @@ mod discovery;
 mod farm;
 mod hostile_agent;
 mod hostile_submit;
+mod metrics;
+mod openapi;
 mod povray_examples;
 mod presence;
 mod scenes;

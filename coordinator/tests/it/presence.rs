@@ -87,12 +87,20 @@ fn add_detected_agent(
     max_suspend: Duration,
 ) -> PathBuf {
     let hub = StatusHub::new();
+    // Served so tests can read the agent's metrics as `idlefarm-agent status --metrics` does.
+    hub.serve(&status_socket(farm, name))
+        .expect("status socket");
     let presence = DetectedPresence::start(config, hub.clone());
     farm.add_agent_with(name, presence, |c| {
         c.status = hub;
         c.max_suspend = max_suspend;
         c.heartbeat_interval = HEARTBEAT;
     })
+}
+
+/// The status socket of the agent `name` started by [`add_detected_agent`].
+fn status_socket(farm: &Farm, name: &str) -> PathBuf {
+    farm.dir.path().join(format!("{name}.sock"))
 }
 
 /// Submits a POV-Ray animation of `frames` frames at `w`×`h`, as one chunk when `chunk`.
@@ -651,6 +659,43 @@ async fn logind_sessions_decide_a_no_user_agent() {
     for id in [first_job.id, job.id, second.id] {
         assert_no_failures(&farm, id).await;
     }
+
+    // The agent's metrics saw it all: the login, the stop and how long the stop took.
+    let text = idlefarm_agent::metrics::read_metrics(&status_socket(&farm, "lab"))
+        .await
+        .unwrap();
+    let m = crate::metrics::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let v = |name: &str, labels: &[(&str, &str)]| crate::metrics::value(&m, name, labels);
+    assert!(v("idlefarm_agent_suspensions_total", &[]) >= 1.0, "{text}");
+    assert!(
+        v("idlefarm_agent_yield_latency_seconds_count", &[]) >= 1.0,
+        "{text}"
+    );
+    let entered = |state| {
+        v(
+            "idlefarm_agent_presence_transitions_total",
+            &[("state", state)],
+        )
+    };
+    assert!(
+        entered("user-present") >= 1.0 && entered("idle") >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        v("idlefarm_agent_frames_total", &[]),
+        12.0 + 40.0 + 6.0,
+        "{text}"
+    );
+    assert_eq!(
+        v("idlefarm_agent_leases_total", &[("outcome", "failed")]),
+        0.0
+    );
+    eprintln!(
+        "yield latency (reading to SIGSTOP): {:.2} ms over {} stop(s)",
+        1000.0 * v("idlefarm_agent_yield_latency_seconds_sum", &[])
+            / v("idlefarm_agent_yield_latency_seconds_count", &[]),
+        v("idlefarm_agent_yield_latency_seconds_count", &[])
+    );
     farm.stop().await;
     eprintln!("no-user test took {:.1} s", started.elapsed().as_secs_f64());
 }
