@@ -97,7 +97,7 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
         op(
             Put,
             routes::AGENT_FRAME,
-            "Upload one rendered frame of a lease",
+            "Upload one rendered frame of a lease (header x-idlefarm-renderer-error: a fatal line the renderer printed, so the frame is also rendered on another PC)",
             Agent,
         )
         .text(&["file"])
