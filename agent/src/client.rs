@@ -66,6 +66,11 @@ pub enum ClientError {
         /// The `error` of its [`ErrorBody`], or the raw body.
         message: String,
     },
+    /// An admin turned this PC's enrolment request down.
+    #[error(
+        "an admin turned this PC's enrolment request down; start it with --token, or ask the admin"
+    )]
+    Rejected,
     /// An HTTPS coordinator presented another certificate than the pinned one.
     #[error("{}", idlefarm_tls::mismatch_message(*.presented, *.pinned))]
     CertificateChanged {
@@ -95,7 +100,7 @@ impl ClientError {
                     || *status == StatusCode::TOO_MANY_REQUESTS
                     || *status == StatusCode::REQUEST_TIMEOUT
             }
-            ClientError::Unauthorized | ClientError::Io { .. } => false,
+            ClientError::Unauthorized | ClientError::Rejected | ClientError::Io { .. } => false,
         }
     }
 
@@ -145,17 +150,19 @@ pub enum Upload {
 /// An enrolled agent's connection to its coordinator.
 #[derive(Debug)]
 pub struct Client {
-    http: reqwest::Client,
-    base: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
     token: String,
-    name: String,
-    renderers: Vec<RendererInfo>,
-    credentials_path: PathBuf,
+    pub(crate) name: String,
+    pub(crate) renderers: Vec<RendererInfo>,
+    pub(crate) credentials_path: PathBuf,
     credentials: RwLock<Arc<Credentials>>,
     // Serialises re-enrolment so concurrent 401s enrol once.
     enrol: tokio::sync::Mutex<()>,
     /// The certificate pin, over HTTPS.
     pin: Option<Arc<Pin>>,
+    /// Where waiting for an admin's approval is said.
+    pub(crate) status: crate::status::StatusHub,
 }
 
 /// The base URL without a trailing slash, as stored in the credentials file.
@@ -174,6 +181,7 @@ impl Client {
         renderers: Vec<RendererInfo>,
         work_dir: &Path,
         fingerprint: Option<Fingerprint>,
+        status: crate::status::StatusHub,
     ) -> Result<Client, ClientError> {
         let base = normalize_base(coordinator);
         let credentials_path = work_dir.join(CREDENTIALS_FILE);
@@ -219,6 +227,7 @@ impl Client {
             })),
             enrol: tokio::sync::Mutex::new(()),
             pin,
+            status,
         };
         match saved {
             Some(credentials) => {
@@ -236,7 +245,7 @@ impl Client {
     }
 
     /// A failed request: a refused certificate when the pin says so, network trouble otherwise.
-    fn network(&self, err: reqwest::Error) -> ClientError {
+    pub(crate) fn network(&self, err: reqwest::Error) -> ClientError {
         if let Some(pin) = &self.pin
             && let (Some(presented), Some(pinned)) = (pin.presented(), pin.expected())
             && presented != pinned
@@ -250,29 +259,16 @@ impl Client {
         self.credentials.read().unwrap().clone()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    /// Trades the enrolment token for a new id and secret, and saves them.
+    /// Enrols (with the token, or without one by asking an admin) and saves the credentials.
     async fn enrol(&self) -> Result<(), ClientError> {
-        let request = RegisterRequest {
-            token: self.token.clone(),
-            name: self.name.clone(),
-            renderers: self.renderers.clone(),
+        let registered = match self.token.is_empty() {
+            true => self.enrol_by_approval().await?,
+            false => self.enrol_with_token().await?,
         };
-        let response = self
-            .http
-            .post(self.url(routes::AGENT_REGISTER))
-            .timeout(REQUEST_TIMEOUT)
-            .json(&request)
-            .send()
-            .await
-            .map_err(|e| self.network(e))?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            return Err(ClientError::Unauthorized);
-        }
-        let registered: RegisterResponse = check(response).await?.json().await?;
         let fingerprint = self.pin.as_ref().and_then(|pin| {
             if pin.expected().is_none()
                 && let Some(seen) = pin.presented()
@@ -303,6 +299,27 @@ impl Client {
         );
         *self.credentials.write().unwrap() = Arc::new(credentials);
         Ok(())
+    }
+
+    /// Trades the enrolment token for a new id and secret.
+    async fn enrol_with_token(&self) -> Result<RegisterResponse, ClientError> {
+        let request = RegisterRequest {
+            token: self.token.clone(),
+            name: self.name.clone(),
+            renderers: self.renderers.clone(),
+        };
+        let response = self
+            .http
+            .post(self.url(routes::AGENT_REGISTER))
+            .timeout(REQUEST_TIMEOUT)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| self.network(e))?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(ClientError::Unauthorized);
+        }
+        Ok(check(response).await?.json().await?)
     }
 
     /// Sends an authenticated request built by `build`; on 401 enrols again once and retries.
@@ -440,7 +457,7 @@ fn bearer(credentials: &Credentials) -> String {
 }
 
 /// Turns an error status into [`ClientError::Status`] with the coordinator's message.
-async fn check(response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+pub(crate) async fn check(response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
     let status = response.status();
     if status.is_success() {
         return Ok(response);

@@ -6,6 +6,7 @@
 //! each frame as soon as it exists and reports how the lease ended. A heartbeat keeps leases
 //! alive and abandons revoked ones. The agent only makes outbound requests.
 
+mod approval;
 pub mod budget;
 mod cache;
 mod client;
@@ -299,6 +300,7 @@ async fn connect(
             renderers.clone(),
             work_dir,
             fingerprint,
+            config.status.clone(),
         )
         .await
         {

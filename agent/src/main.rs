@@ -35,7 +35,8 @@ struct Args {
     /// it) to pin [default: the certificate seen when enrolling].
     #[arg(long, value_parser = str::parse::<Fingerprint>)]
     fingerprint: Option<Fingerprint>,
-    /// Enrolment token from `idlefarm token`.
+    /// Enrolment token from `idlefarm token` [default: none: ask to join, and wait until an
+    /// admin approves this PC on the dashboard].
     #[arg(long, env = "IDLEFARM_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Cache, credentials and render output [default: $XDG_STATE_HOME/idlefarm-agent,
@@ -144,9 +145,8 @@ fn settings(args: Args) -> anyhow::Result<(AgentConfig, PresenceConfig, PathBuf)
     let work_dir = work_dir(&args, &file);
     // None: the agent looks for one on the LAN (mDNS).
     let coordinator = args.coordinator.or(file.coordinator).unwrap_or_default();
-    let Some(token) = args.token.or(file.token) else {
-        bail!("no enrolment token: pass --token T (`idlefarm token` on the coordinator prints it)");
-    };
+    // None: the agent asks to join and an admin approves it on the dashboard.
+    let token = args.token.or(file.token).unwrap_or_default();
     let mut agent = AgentConfig::new(coordinator, token, work_dir);
     if let Some(name) = args.name.or(file.name) {
         agent.name = name;
@@ -434,12 +434,11 @@ mod tests {
             "{err}"
         );
 
-        let args = Args::try_parse_from(["idlefarm-agent", "--token", "t"]).unwrap();
-        assert!(
-            settings(args)
-                .unwrap_err()
-                .to_string()
-                .contains("--coordinator")
-        );
+        // No coordinator: found on the LAN; no token: ask an admin to approve this PC.
+        let args = Args::try_parse_from(["idlefarm-agent"]).unwrap();
+        let (agent, _, _) = settings(args).unwrap();
+        assert_eq!((agent.coordinator.as_str(), agent.token.as_str()), ("", ""));
+        let err = Args::try_parse_from(["idlefarm-agent", "--fingerprint", "12:34"]).unwrap_err();
+        assert!(err.to_string().contains("not a SHA-256"), "{err}");
     }
 }

@@ -258,6 +258,14 @@ impl Client {
         self.get_json("/agents").await
     }
 
+    /// The enrolment requests waiting for an admin (admins).
+    pub async fn enrolment_requests(
+        &self,
+    ) -> anyhow::Result<Vec<idlefarm_protocol::EnrolmentRequestInfo>> {
+        self.get_json(idlefarm_protocol::routes::ENROLMENT_REQUESTS)
+            .await
+    }
+
     /// Downloads an API path to a file (atomically: temp name, then rename).
     pub async fn download(&self, path: &str, dest: &Path) -> anyhow::Result<u64> {
         use tokio::io::AsyncWriteExt;

@@ -201,6 +201,50 @@ pub struct RegisterRequest {
     pub renderers: Vec<RendererInfo>,
 }
 
+/// A PC without an enrolment token asks to join the farm; an admin decides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnrolmentRequest {
+    /// Human-readable name (usually the hostname).
+    pub name: String,
+    /// Renderer versions found on the PC.
+    pub renderers: Vec<RendererInfo>,
+    /// A secret the PC made up (16–200 characters); only its holder can claim the approval.
+    pub key: String,
+}
+
+/// A request's number, to claim its approval with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnrolmentRequested {
+    /// The request's id.
+    pub id: i64,
+}
+
+/// The requesting PC asks whether it was let in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnrolmentClaim {
+    /// The key sent with the request.
+    pub key: String,
+}
+
+/// What an admin sees of a waiting request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnrolmentRequestInfo {
+    /// The request's id.
+    pub id: i64,
+    /// The name the PC gave.
+    pub name: String,
+    /// Its renderers.
+    pub renderers: Vec<RendererInfo>,
+    /// When it asked (Unix seconds).
+    pub created_at: i64,
+    /// `waiting` or `approved` (approved but not yet claimed by the PC).
+    pub state: String,
+}
+
 /// A renderer installed on an agent's PC.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -69,6 +69,17 @@ pub const AGENT_ENABLE: &str = "/api/v1/agents/{id}/enable";
 /// `POST`: end an agent's quarantine and blocklists early.
 pub const AGENT_RELEASE: &str = "/api/v1/agents/{id}/release";
 
+/// `POST` [`crate::EnrolmentRequest`] (no credentials): a PC without an enrolment token asks to
+/// join; an admin approves or turns it down. `GET` (admins): the requests waiting.
+pub const ENROLMENT_REQUESTS: &str = "/api/v1/agents/requests";
+/// `POST` [`crate::EnrolmentClaim`]: the requesting PC asks whether it was approved; once it
+/// was, the answer is its [`crate::RegisterResponse`] (given once).
+pub const ENROLMENT_REQUEST_CLAIM: &str = "/api/v1/agents/requests/{id}/claim";
+/// `POST` (admins): let the requesting PC join.
+pub const ENROLMENT_REQUEST_APPROVE: &str = "/api/v1/agents/requests/{id}/approve";
+/// `DELETE` (admins): turn the request down.
+pub const ENROLMENT_REQUEST: &str = "/api/v1/agents/requests/{id}";
+
 /// `GET`: this API described as OpenAPI 3 (JSON).
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 
@@ -216,6 +227,10 @@ mod tests {
             AGENT_DISABLE,
             AGENT_ENABLE,
             AGENT_RELEASE,
+            ENROLMENT_REQUESTS,
+            ENROLMENT_REQUEST_CLAIM,
+            ENROLMENT_REQUEST_APPROVE,
+            ENROLMENT_REQUEST,
             OPENAPI,
         ] {
             assert!(r.starts_with(API_PREFIX), "{r}");

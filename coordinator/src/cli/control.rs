@@ -60,6 +60,15 @@ pub struct AgentArg {
     server: ServerArg,
 }
 
+/// An enrolment request id and the coordinator.
+#[derive(Debug, Args)]
+pub struct RequestArg {
+    /// Request number (`idlefarm agent requests` shows them; the PC's log says its own).
+    id: i64,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
 /// `idlefarm agent …`.
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
@@ -71,6 +80,15 @@ pub enum AgentCommand {
         #[command(flatten)]
         server: ServerArg,
     },
+    /// List the PCs that asked to join without an enrolment token, waiting for an admin.
+    Requests {
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Let a PC that asked to join enrol.
+    Approve(RequestArg),
+    /// Turn down a PC's request to join.
+    Reject(RequestArg),
     /// Let an agent finish the chunk in hand and take no more.
     Drain(AgentArg),
     /// Stop an agent at once (its chunk goes back to the queue) and give it no work.
@@ -183,6 +201,45 @@ async fn agent(command: AgentCommand) -> anyhow::Result<()> {
         AgentCommand::Disable(a) => agent_post(a, routes::AGENT_DISABLE, "disabled").await,
         AgentCommand::Enable(a) => agent_post(a, routes::AGENT_ENABLE, "enabled").await,
         AgentCommand::Release(a) => agent_post(a, routes::AGENT_RELEASE, "released").await,
+        AgentCommand::Requests { server } => {
+            let requests = server.client()?.enrolment_requests().await?;
+            if requests.is_empty() {
+                println!("no PC is waiting to join");
+            }
+            for r in requests {
+                let renderers: Vec<String> = (r.renderers.iter())
+                    .map(|x| format!("{} {}", x.renderer.as_str(), x.version))
+                    .collect();
+                println!(
+                    "#{:<4} {:<24} {:<9} {}",
+                    r.id,
+                    r.name,
+                    r.state,
+                    renderers.join(", ")
+                );
+            }
+            Ok(())
+        }
+        AgentCommand::Approve(r) => {
+            let path = routes::ENROLMENT_REQUEST_APPROVE.replace("{id}", &r.id.to_string());
+            r.server
+                .client()?
+                .post_json(&path, &serde_json::json!({}))
+                .await
+                .context("approving the request")?;
+            println!("request {} approved: the PC enrols at its next try", r.id);
+            Ok(())
+        }
+        AgentCommand::Reject(r) => {
+            let path = routes::ENROLMENT_REQUEST.replace("{id}", &r.id.to_string());
+            r.server
+                .client()?
+                .delete(&path)
+                .await
+                .context("turning the request down")?;
+            println!("request {} turned down", r.id);
+            Ok(())
+        }
         AgentCommand::Forget(a) => {
             let client = a.server.client()?;
             client

@@ -160,6 +160,9 @@ mod tests {
             let err = Cli::try_parse_from(args).unwrap_err().to_string();
             assert!(err.contains("--tls"), "{bad:?}: {err}");
         }
+        let err = Cli::try_parse_from(["idlefarm", "agent", "approve", "first"]).unwrap_err();
+        assert!(err.to_string().contains("first"), "{err}");
+        assert!(Cli::try_parse_from(["idlefarm", "agent", "reject"]).is_err());
         let err = Cli::try_parse_from(["idlefarm", "login", "--user", "a", "--fingerprint", "AB"])
             .unwrap_err();
         assert!(err.to_string().contains("not a SHA-256"), "{err}");

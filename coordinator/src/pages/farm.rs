@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, header};
 use idlefarm_protocol::accounts::{
     ENROLMENT_TOKENS_PATH, EnrolmentTokenInfo, enrolment_token_path,
 };
-use idlefarm_protocol::routes::API_PREFIX;
+use idlefarm_protocol::routes::{self, API_PREFIX};
 use serde::Deserialize;
 
 use super::chrome::{Chrome, Nav, PageCaller, PageResult, render};
@@ -47,6 +47,7 @@ struct FarmPage {
     admin: bool,
     legend: Vec<(&'static str, &'static str)>,
     tokens: Vec<Token>,
+    requests: Vec<Request>,
     tokens_url: String,
     coordinator_url: String,
     /// The HTTPS certificate's fingerprint, for `--fingerprint` (none over plain HTTP).
@@ -78,6 +79,53 @@ struct PcGonePart {
 #[template(path = "farm_tokens.html")]
 struct TokensPart {
     tokens: Vec<Token>,
+}
+
+#[derive(Template)]
+#[template(path = "farm_requests.html")]
+struct RequestsPart {
+    requests: Vec<Request>,
+}
+
+/// A PC's request to join, as the admin sees it.
+pub struct Request {
+    /// Its number.
+    pub id: i64,
+    /// The name the PC gave.
+    pub name: String,
+    /// Its renderers, e.g. `povray 3.7.0.10`.
+    pub renderers: String,
+    /// When it asked, ISO 8601.
+    pub asked: String,
+    /// `waiting` or `approved`.
+    pub state: String,
+    /// Where its Approve form posts.
+    pub approve: String,
+    /// Where its Turn down form sends DELETE.
+    pub reject: String,
+}
+
+async fn requests(coord: &Coordinator) -> Result<Vec<Request>, ApiError> {
+    let since = now_ms() / 1000 - crate::server::ENROLMENT_REQUEST_TTL_SECS;
+    let open = coord.store.open_requests(since).await?;
+    Ok(open
+        .into_iter()
+        .map(|r| {
+            let id = r.id.to_string();
+            Request {
+                id: r.id,
+                name: r.name,
+                renderers: (r.renderers.iter())
+                    .map(|x| format!("{} {}", x.renderer.as_str(), x.version))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                asked: iso_time(r.created_at),
+                state: r.state,
+                approve: routes::ENROLMENT_REQUEST_APPROVE.replace("{id}", &id),
+                reject: routes::ENROLMENT_REQUEST.replace("{id}", &id),
+            }
+        })
+        .collect())
 }
 
 /// An enrolment token as the list shows it: never the whole secret again.
@@ -132,9 +180,9 @@ pub async fn page(
     let admin = caller.is_admin();
     match (q.part.as_deref(), q.agent) {
         (None, None) => {
-            let tokens = match admin {
-                true => tokens(&coord).await?,
-                false => Vec::new(),
+            let (tokens, requests) = match admin {
+                true => (tokens(&coord).await?, requests(&coord).await?),
+                false => (Vec::new(), Vec::new()),
             };
             render(&FarmPage {
                 chrome: Chrome::new(&caller, Nav::Farm),
@@ -142,6 +190,7 @@ pub async fn page(
                 admin,
                 legend: timeline::legend(),
                 tokens,
+                requests,
                 tokens_url: format!("{API_PREFIX}{ENROLMENT_TOKENS_PATH}"),
                 coordinator_url: coordinator_url(&headers, coord.config.tls_fingerprint.is_some()),
                 fingerprint: coord.config.tls_fingerprint.clone(),
@@ -161,8 +210,14 @@ pub async fn page(
                 tokens: tokens(&coord).await?,
             })
         }
+        (Some("requests"), None) => {
+            caller.require_admin_to("see requests to join")?;
+            render(&RequestsPart {
+                requests: requests(&coord).await?,
+            })
+        }
         _ => Err(ApiError::bad_request(
-            "unknown part; use ?part=pcs, ?part=pc&agent=ID or ?part=tokens",
+            "unknown part; use ?part=pcs, ?part=pc&agent=ID, ?part=tokens or ?part=requests",
         )
         .into()),
     }

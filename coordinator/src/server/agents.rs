@@ -72,7 +72,16 @@ pub async fn register(
             "the enrolment token is not valid; `idlefarm token` on the coordinator prints the current one",
         ));
     }
-    let name = req.name.trim();
+    Ok(Json(enrol_agent(&coord, &req.name, &req.renderers).await?))
+}
+
+/// Makes a new agent named `name` with its own secret (enrolment by token or by approval).
+pub(super) async fn enrol_agent(
+    coord: &Coordinator,
+    name: &str,
+    renderers: &[idlefarm_protocol::RendererInfo],
+) -> Result<RegisterResponse, ApiError> {
+    let name = name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(ApiError::bad_request("agent name must be 1-200 characters"));
     }
@@ -80,7 +89,7 @@ pub async fn register(
     let hash = auth::hash_secret(&secret);
     let id = coord
         .store
-        .insert_agent(name, &hash, &req.renderers, now_secs())
+        .insert_agent(name, &hash, renderers, now_secs())
         .await?;
     coord.agents.write().await.insert(
         id,
@@ -88,7 +97,7 @@ pub async fn register(
             id,
             name: name.to_owned(),
             secret_hash: hash,
-            renderers: req.renderers.clone(),
+            renderers: renderers.to_vec(),
             mode: idlefarm_protocol::AgentMode::Active,
             tags: Vec::new(),
             released_at: 0,
@@ -97,10 +106,10 @@ pub async fn register(
     coord.touch(id, None);
     coord.agent_changed(id);
     tracing::info!(agent = id, name, "agent enrolled");
-    Ok(Json(RegisterResponse {
+    Ok(RegisterResponse {
         agent_id: id,
         secret,
-    }))
+    })
 }
 
 pub async fn heartbeat(

@@ -10,7 +10,7 @@ use axum::handler::Handler;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use idlefarm_protocol::routes;
 
-use super::{Coordinator, accounts, actions, agents, jobs, openapi, publish, uploads};
+use super::{Coordinator, accounts, actions, agents, jobs, openapi, publish, requests, uploads};
 
 /// An HTTP method the API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -103,6 +103,11 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     use idlefarm_protocol::accounts as a;
     vec![
         at(Post, routes::AGENT_REGISTER, agents::register),
+        at(Post, routes::ENROLMENT_REQUESTS, requests::create),
+        at(Get, routes::ENROLMENT_REQUESTS, requests::list),
+        at(Post, routes::ENROLMENT_REQUEST_CLAIM, requests::claim),
+        at(Post, routes::ENROLMENT_REQUEST_APPROVE, requests::approve),
+        at(Delete, routes::ENROLMENT_REQUEST, requests::reject),
         at(Post, routes::AGENT_HEARTBEAT, agents::heartbeat),
         at(Post, routes::AGENT_LEASE, agents::lease),
         at(Get, routes::AGENT_BLOB, agents::blob),

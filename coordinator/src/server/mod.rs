@@ -19,6 +19,7 @@ pub mod metrics;
 mod multipart;
 pub mod openapi;
 mod publish;
+mod requests;
 mod state;
 pub mod tls;
 mod uploads;
@@ -37,6 +38,9 @@ use tokio::net::TcpListener;
 
 pub(crate) use actions::authorize_job;
 pub use caller::{Caller, Login, OptionalCaller};
+pub use requests::{
+    MAX_WAITING as MAX_ENROLMENT_REQUESTS, REQUEST_TTL_SECS as ENROLMENT_REQUEST_TTL_SECS,
+};
 pub use state::Coordinator;
 pub(crate) use state::{now_ms, now_secs};
 pub use uploads::MAX_STAGED_PER_USER;

@@ -23,8 +23,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 mod history;
+mod requests;
 mod throughput;
 
+pub use requests::RequestRow;
 pub use throughput::HOUR_MS;
 
 /// Handle on the database.

@@ -9,6 +9,7 @@
 
 mod access;
 mod agents;
+mod approval;
 mod checks;
 mod disk;
 mod health;

@@ -1,7 +1,8 @@
 //! Zero-configuration discovery, in two network namespaces this test makes (joined by a veth
 //! pair, multicast on): `idlefarm serve` runs in one and announces itself over mDNS; an
-//! `idlefarm-agent` with no `--coordinator` runs in the other, finds it, enrols, says what it
-//! found in `status`, and renders a job submitted with the CLI. Nothing is sent on the
+//! `idlefarm-agent` with neither `--coordinator` nor `--token` runs in the other, finds it,
+//! asks to join, is approved with the CLI (`idlefarm agent approve`), says what it found in
+//! `status`, and renders a job submitted with the CLI. Nothing is sent on the
 //! machine's real interfaces: both processes live in the namespaces, which have no other link.
 
 use std::path::Path;
@@ -88,7 +89,7 @@ fn idlefarm() -> std::path::PathBuf {
 }
 
 #[test]
-fn an_agent_with_no_url_finds_the_coordinator_on_the_lan_enrols_and_renders() {
+fn an_agent_with_no_url_or_token_finds_the_coordinator_is_approved_and_renders() {
     if !is_root() {
         // Network namespaces need root; CI runs as root.
         eprintln!("skipped: making network namespaces needs root");
@@ -123,46 +124,9 @@ fn an_agent_with_no_url_finds_the_coordinator_on_the_lan_enrols_and_renders() {
             .unwrap_or_else(|| panic!("no {label} in {banner}"))
             .to_owned()
     };
-    let token = field("enrolment token:", 2);
     let password = field("admin login:", 4);
 
-    let work_dir = dir.path().join("agent");
-    let socket = dir.path().join("agent.sock");
-    let agent_log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-    let _agent = Running(
-        lab.command(&lab.agent_ns, &agent_binary())
-            .args(["--token", &token, "--name", "found-pc"])
-            .args(["--policy", "always", "--min-free", "0%"])
-            .arg("--work-dir")
-            .arg(&work_dir)
-            .arg("--status-socket")
-            .arg(&socket)
-            .env("RUST_LOG", "info")
-            .stdout(agent_log)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let agent_log = dir.path().join("agent.log");
-    let status = wait_for(Duration::from_secs(60), "the agent enrols", || {
-        let log = std::fs::read_to_string(&agent_log).unwrap_or_default();
-        if !log.contains("enrolled with the coordinator") {
-            return None;
-        }
-        let out = Command::new(agent_binary())
-            .arg("status")
-            .arg("--status-socket")
-            .arg(&socket)
-            .output()
-            .unwrap();
-        Some(String::from_utf8_lossy(&out.stdout).into_owned())
-    });
-    assert!(
-        status.contains("coordinator: http://10.77.0.1:7870 (found on the LAN: idlefarm on"),
-        "{status}"
-    );
-
-    // The CLI, beside the coordinator, submits a job; the found agent renders it.
+    // The admin's CLI, beside the coordinator.
     let cli = |args: &[&str], stdin: Option<&str>| {
         let mut c = lab.command(&lab.coordinator_ns, &idlefarm());
         c.args(args)
@@ -194,6 +158,56 @@ fn an_agent_with_no_url_finds_the_coordinator_on_the_lan_enrols_and_renders() {
         &["login", "--user", "admin", "--password-stdin"],
         Some(&format!("{password}\n")),
     );
+    let work_dir = dir.path().join("agent");
+    let socket = dir.path().join("agent.sock");
+    let agent_log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+    let _agent = Running(
+        lab.command(&lab.agent_ns, &agent_binary())
+            .args(["--name", "found-pc"])
+            .args(["--policy", "always", "--min-free", "0%"])
+            .arg("--work-dir")
+            .arg(&work_dir)
+            .arg("--status-socket")
+            .arg(&socket)
+            .env("RUST_LOG", "info")
+            .stdout(agent_log)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let agent_log = dir.path().join("agent.log");
+    // With neither a URL nor a token, it finds the coordinator and asks to join; the admin
+    // approves the request.
+    let listed = wait_for(Duration::from_secs(60), "the PC asks to join", || {
+        let text = cli(&["agent", "requests"], None);
+        text.contains("found-pc").then_some(text)
+    });
+    let request = listed
+        .lines()
+        .find(|l| l.contains("found-pc"))
+        .and_then(|l| l.split_whitespace().next())
+        .map(|n| n.trim_start_matches('#').to_owned())
+        .unwrap();
+    let approved = cli(&["agent", "approve", &request], None);
+    assert!(approved.contains("approved"), "{approved}");
+    let status = wait_for(Duration::from_secs(60), "the agent enrols", || {
+        let log = std::fs::read_to_string(&agent_log).unwrap_or_default();
+        if !log.contains("enrolled with the coordinator") {
+            return None;
+        }
+        let out = Command::new(agent_binary())
+            .arg("status")
+            .arg("--status-socket")
+            .arg(&socket)
+            .output()
+            .unwrap();
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert!(
+        status.contains("coordinator: http://10.77.0.1:7870 (found on the LAN: idlefarm on"),
+        "{status}"
+    );
+
     let scene = dir.path().join("s.pov");
     std::fs::write(&scene, pov_scene(None)).unwrap();
     let ini = dir.path().join("s.ini");

@@ -72,6 +72,41 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
         .answer(Answer::json(s.of::<p::RegisterResponse>())),
         op(
             Post,
+            routes::ENROLMENT_REQUESTS,
+            "Ask to join the farm without an enrolment token (an admin decides)",
+            Public,
+        )
+        .body(Body::json(s.of::<p::EnrolmentRequest>()))
+        .answer(Answer::json(s.of::<p::EnrolmentRequested>())),
+        op(
+            Get,
+            routes::ENROLMENT_REQUESTS,
+            "List the enrolment requests waiting (admins)",
+            Person,
+        )
+        .answer(Answer::json(s.list::<p::EnrolmentRequestInfo>())),
+        op(
+            Post,
+            routes::ENROLMENT_REQUEST_CLAIM,
+            "Collect an approved request's credentials with its key (202 while waiting, 403 when turned down)",
+            Public,
+        )
+        .body(Body::json(s.of::<p::EnrolmentClaim>()))
+        .answer(Answer::json(s.of::<p::RegisterResponse>())),
+        op(
+            Post,
+            routes::ENROLMENT_REQUEST_APPROVE,
+            "Let a requesting PC join (admins)",
+            Person,
+        ),
+        op(
+            Delete,
+            routes::ENROLMENT_REQUEST,
+            "Turn an enrolment request down (admins)",
+            Person,
+        ),
+        op(
+            Post,
             routes::AGENT_HEARTBEAT,
             "Report presence and renew leases",
             Agent,

@@ -146,6 +146,38 @@ async fn a_silent_pc_turns_offline_and_back_and_admins_manage_enrolment_tokens()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pc_asking_to_join_shows_up_live_and_an_admin_approves_it() {
+    let farm = Farm::start(|_| {}).await;
+    let b = Browser::start(&farm.url).await;
+    b.login("admin", farm.admin_password.as_deref().unwrap())
+        .await;
+    b.goto("/farm").await;
+    b.wait_text("#live-status", "live").await;
+    b.wait_text("#request-list", "No PC is waiting to join")
+        .await;
+    b.mark_window().await;
+    // A PC without a token asks, as an agent with none does.
+    let asked: idlefarm_protocol::EnrolmentRequested = reqwest::Client::new()
+        .post(farm.client.url(routes::ENROLMENT_REQUESTS))
+        .json(&serde_json::json!({ "name": "lab-9", "renderers": [], "key": "k".repeat(32) }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = format!("#request-list [data-request='{}']", asked.id);
+    b.wait_text(&row, "waiting for approval").await;
+    b.click(&format!("{row} button.primary")).await;
+    b.wait_text(&row, "approved, joining").await;
+    b.assert_not_reloaded().await;
+    let requests = farm.client.enrolment_requests().await.unwrap();
+    assert_eq!(requests[0].state, "approved", "{requests:?}");
+    b.close().await;
+    farm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_submitter_sees_the_pcs_but_no_admin_action_and_no_token() {
     let farm = Farm::start(|_| {}).await;
     let pc = HandAgent::enrol(&farm, "lab-3").await;
