@@ -24,7 +24,7 @@ skip() {
 command -v dpkg >/dev/null 2>&1 || skip "not a Debian system"
 
 PACKAGES=(idlefarm idlefarm-agent)
-USERS=(idlefarm idlefarm-render)
+USERS=(idlefarm idlefarm-agent idlefarm-render)
 # Everything the packages or their services may create outside dpkg's own database.
 PATHS=(/usr/bin/idlefarm /usr/bin/idlefarm-agent /usr/bin/idlefarm-notify /etc/idlefarm
     /var/lib/idlefarm /var/log/idlefarm /var/lib/idlefarm-agent /run/idlefarm-agent
@@ -155,13 +155,14 @@ for file in /usr/lib/systemd/system/idlefarm-coordinator.service /usr/lib/system
     /etc/idlefarm/idlefarm.env /etc/idlefarm/agent.toml; do
     [ -f "$file" ] || fail "$file is missing"
 done
-[ "$(stat -c %a /etc/idlefarm/agent.toml)" = 600 ] || fail "agent.toml (it holds the token) is not 0600"
+[ "$(stat -c %a:%U:%G /etc/idlefarm/agent.toml)" = 640:root:idlefarm-agent ] ||
+    fail "agent.toml (it holds the token) is not 0640 root:idlefarm-agent: $(stat -c %a:%U:%G /etc/idlefarm/agent.toml)"
 dpkg-query -W -f='${Conffiles}' idlefarm | grep -q '^ /etc/idlefarm/idlefarm.env ' ||
     fail "/etc/idlefarm/idlefarm.env is not a conffile"
 for conffile in /etc/idlefarm/agent.toml /etc/xdg/autostart/idlefarm-notify.desktop; do
     dpkg-query -W -f='${Conffiles}' idlefarm-agent | grep -q "^ $conffile " || fail "$conffile is not a conffile"
 done
-ok "units, autostart entry and config files are in place (configs as conffiles, agent.toml 0600)"
+ok "units, autostart entry and config files are in place (configs as conffiles, agent.toml 0640 for the agent's group)"
 
 for u in "${USERS[@]}"; do
     IFS=: read -r _ _ uid gid _ home shell < <(getent passwd "$u") || fail "no user $u"
@@ -171,7 +172,7 @@ for u in "${USERS[@]}"; do
     echo "$u $uid $gid $home" >>"$tmp/users"
 done
 grep -qx 'idlefarm [0-9]* [0-9]* /var/lib/idlefarm' "$tmp/users" || fail "idlefarm's home is not /var/lib/idlefarm"
-ok "system users idlefarm and idlefarm-render exist, each with its own group and no shell"
+ok "system users idlefarm, idlefarm-agent and idlefarm-render exist, each with its own group and no shell"
 
 for unit in idlefarm-coordinator idlefarm-agent; do
     link=/etc/systemd/system/multi-user.target.wants/$unit.service
@@ -220,7 +221,7 @@ wait_for() { # wait_for DESCRIPTION PID COMMAND...: until COMMAND succeeds, whil
 echo "== running the coordinator and the agent as their units do" >&2
 # What StateDirectory=, LogsDirectory= and RuntimeDirectory= would make before the start.
 install -d -o idlefarm -g idlefarm -m 0750 /var/lib/idlefarm /var/log/idlefarm
-install -d -m 0755 /var/lib/idlefarm-agent /run/idlefarm-agent
+install -d -o idlefarm-agent -g idlefarm-agent -m 0755 /var/lib/idlefarm-agent /run/idlefarm-agent
 # A network namespace of its own: `--listen 0.0.0.0:7870` from idlefarm.env binds nothing on
 # this machine's interfaces, and the agent reaches it on that namespace's loopback.
 coordinator_cmd="set -a; . /etc/idlefarm/idlefarm.env; set +a; exec $(exec_start idlefarm-coordinator)"
@@ -263,7 +264,14 @@ ok "a malformed idlefarm.env or agent.toml stops the service with the flag or ke
 # The admin's edit of agent.toml (must survive the upgrade below).
 sed -i -e "s|^#coordinator = .*|coordinator = \"http://127.0.0.1:7870\"|" \
     -e "s|^#token = .*|token = \"$token\"|" /etc/idlefarm/agent.toml
-nsenter --net="/proc/$coordinator/ns/net" -- "${service_env[@]}" HOME=/root USER=root LOGNAME=root \
+# As the unit runs it: its own user, with the unit's capabilities as ambient ones.
+caps=$(sed -n 's/^AmbientCapabilities=//p' /usr/lib/systemd/system/idlefarm-agent.service |
+    tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+[ -n "$caps" ] || fail "the agent's unit names no ambient capabilities"
+nsenter --net="/proc/$coordinator/ns/net" -- \
+    setpriv --reuid=idlefarm-agent --regid=idlefarm-agent --init-groups \
+    --inh-caps="$caps" --ambient-caps="$caps" \
+    "${service_env[@]}" HOME=/var/lib/idlefarm-agent USER=idlefarm-agent LOGNAME=idlefarm-agent \
     sh -c "exec $(exec_start idlefarm-agent)" >"$tmp/agent.log" 2>&1 &
 agent=$!
 pids+=("$agent")
@@ -273,7 +281,9 @@ wait_for "the agent's status socket" "$agent" test -S /run/idlefarm-agent/status
 grep -q '^presence:' "$tmp/status" || fail "idlefarm-agent status: $(cat "$tmp/status")"
 grep -qF "renders run as \`idlefarm-render\`" "$tmp/agent.log" ||
     fail "the agent does not render as idlefarm-render: $(cat "$tmp/agent.log")"
-ok "the agent runs with /etc/idlefarm/agent.toml, enrols, renders as idlefarm-render, answers status"
+owners=$(find /var/lib/idlefarm-agent -maxdepth 1 -mindepth 1 -printf '%u\n' | sort -u)
+[ "$owners" = idlefarm-agent ] || fail "the agent's files are owned by $owners, not idlefarm-agent"
+ok "the agent runs as idlefarm-agent with /etc/idlefarm/agent.toml, enrols, renders as idlefarm-render, answers status"
 for pid in "$agent" "$coordinator"; do
     kill -TERM "$pid"
     wait "$pid" || true

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use idlefarm_runtime::{hostname, is_root};
+use idlefarm_runtime::hostname;
 use tokio_util::sync::CancellationToken;
 
 pub use client::{CREDENTIALS_FILE, Credentials};
@@ -122,25 +122,27 @@ impl std::fmt::Debug for AgentConfig {
     }
 }
 
-/// The account renders run as: `None` keeps the agent's own. Renderers never run as root.
+/// The account renders run as: `None` keeps the agent's own. Renderers never run as root. An
+/// agent may switch renders to another account when it runs as root or holds `CAP_SETUID` and
+/// `CAP_SETGID` (the packaged service runs as its own user with those).
 fn render_user(config: &AgentConfig) -> anyhow::Result<Option<RenderUser>> {
-    let root = is_root();
-    match (&config.render_user, root) {
+    let privileged = idlefarm_runtime::can_switch_users();
+    match (&config.render_user, privileged) {
         (Some(name), true) => Ok(Some(RenderUser::resolve(name)?)),
         (Some(name), false) => {
             let user = RenderUser::resolve(name)?;
             // SAFETY: geteuid has no preconditions.
             if user.uid != unsafe { libc::geteuid() } {
                 bail!(
-                    "renders can only run as `{name}` when the agent runs as root; \
-                     start it as root or leave out --render-user"
+                    "renders can only run as `{name}` when the agent runs as root (or with \
+                     CAP_SETUID and CAP_SETGID); start it so or leave out --render-user"
                 );
             }
             Ok(None)
         }
         (None, true) => RenderUser::resolve(DEFAULT_RENDER_USER)
             .map(Some)
-            .context("the agent runs as root, so renders run as `nobody`; choose another account with --render-user"),
+            .context("the agent may switch users (root), so renders run as `nobody`; choose another account with --render-user"),
         (None, false) => Ok(None),
     }
 }

@@ -11,6 +11,6 @@ mod size;
 
 pub use dirs::{SYSTEM_AGENT_WORK_DIR, default_agent_work_dir};
 pub use duration::{DurationError, parse_duration};
-pub use host::{hostname, is_root};
+pub use host::{can_switch_users, hostname, is_root};
 pub use signal::shutdown_signal;
 pub use size::parse_size;
