@@ -10,6 +10,7 @@ mod discovery;
 mod farm;
 mod hostile_agent;
 mod hostile_submit;
+mod lab_sim;
 mod metrics;
 mod openapi;
 mod povray_examples;
