@@ -4,8 +4,6 @@
 //! its key are kept in the work dir (mode 0600), so an agent restarted meanwhile goes on
 //! waiting for the same request rather than asking again.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -135,16 +133,7 @@ fn load(path: &Path) -> Option<Pending> {
 }
 
 fn save(path: &Path, pending: &Pending) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(&serde_json::to_vec(pending)?)?;
-    file.sync_all()?;
-    std::fs::rename(tmp, path)
+    crate::client::write_private(path, &serde_json::to_vec(pending)?)
 }
 
 #[cfg(test)]

@@ -493,10 +493,17 @@ pub fn load_credentials(path: &Path) -> Option<Credentials> {
     }
 }
 
-/// Writes the credentials file atomically (temp file, fsync, rename), readable only by us.
+/// Writes the credentials file atomically, readable only by us.
 pub fn save_credentials(path: &Path, credentials: &Credentials) -> std::io::Result<()> {
+    write_private(path, &serde_json::to_vec_pretty(credentials)?)
+}
+
+/// Writes a file that holds a secret atomically (a 0600 temp file beside it, fsync, rename,
+/// fsync of the folder), so it is never readable by others nor seen half-written.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{CREDENTIALS_FILE}.{}.tmp", std::process::id()));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -504,7 +511,7 @@ pub fn save_credentials(path: &Path, credentials: &Credentials) -> std::io::Resu
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        file.write_all(&serde_json::to_vec_pretty(credentials)?)?;
+        file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
         std::fs::rename(&tmp, path)?;

@@ -9,6 +9,8 @@
 //! Prints a report; asserts nothing. `cargo bench -p idlefarm-coordinator --bench job_page
 //! [-- N]` (default 30 loads).
 
+#[path = "support/bench_farm.rs"]
+mod bench_farm;
 #[path = "../tests/it/web/browser.rs"]
 mod browser;
 #[path = "../tests/it/scenes.rs"]
@@ -17,8 +19,7 @@ mod scenes;
 
 use std::time::{Duration, Instant};
 
-use idlefarm_coordinator::client::{Client, SubmitOptions};
-use idlefarm_coordinator::server::{self, Coordinator, ServerConfig};
+use bench_farm::BenchFarm;
 
 const FRAMES: i64 = 1000;
 
@@ -39,41 +40,13 @@ async fn main() -> anyhow::Result<()> {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(30);
-    let dir = tempfile::Builder::new()
-        .prefix("idlefarm-bench-")
-        .tempdir()?;
-    let coord = Coordinator::open(ServerConfig::new(dir.path().join("data"))).await?;
-    let (admin, password) = idlefarm_coordinator::accounts::first_run_admin(coord.store())
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("a fresh data directory has no users"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(server::run(listener, coord, async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
-
-    let client = Client::new(&url).login(&admin, &password, "bench").await?;
-    let pov = dir.path().join("ball.pov");
-    let ini = dir.path().join("ball.ini");
-    std::fs::write(&pov, scenes::pov_scene(None))?;
-    std::fs::write(&ini, scenes::pov_ini(1, FRAMES, 64, 48))?;
-    let opts = SubmitOptions {
-        ini: Some(ini),
-        ..SubmitOptions::default()
-    };
-    let job = client.submit(&pov, &opts).await?;
-    let page = format!("/jobs/{}", job.id);
+    let farm = BenchFarm::start(FRAMES).await?;
+    let (url, (admin, password)) = (&farm.url, &farm.admin);
+    let job = farm.submit().await?;
+    let page = format!("/jobs/{job}");
 
     // The server alone: the page as HTML, plain and as a browser asks for it (gzip).
-    let token: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/api/v1/tokens"))
-        .json(&serde_json::json!({ "name": admin, "password": password, "label": "bench" }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let bearer = format!("Bearer {}", token["token"].as_str().unwrap_or_default());
+    let bearer = format!("Bearer {}", farm.client.token().unwrap_or_default());
     let http = reqwest::Client::new();
     let get = |path: &str, gzip: bool| {
         let mut req = http
@@ -110,8 +83,8 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // A real browser.
-    let b = browser::Browser::start(&url).await;
-    b.login(&admin, &password).await;
+    let b = browser::Browser::start(url).await;
+    b.login(admin, password).await;
     let timing = "const t = performance.getEntriesByType('navigation')[0];
         const res = performance.getEntriesByType('resource');
         return [t.responseEnd - t.startTime, t.domContentLoadedEventEnd - t.startTime,
@@ -155,7 +128,6 @@ async fn main() -> anyhow::Result<()> {
         "static files (CSS and scripts), first visit: {static_bytes} bytes on the wire; later visits revalidate (304)"
     );
     row("browser: bytes transferred per page load", transferred);
-    let _ = stop.send(true);
-    server.await??;
+    farm.stop().await?;
     Ok(())
 }

@@ -7,14 +7,15 @@
 //! Prints a report; asserts nothing. `cargo bench -p idlefarm-coordinator --bench
 //! observability [-- N]` (default 200).
 
+#[path = "support/bench_farm.rs"]
+mod bench_farm;
 #[path = "../tests/it/scenes.rs"]
 #[allow(dead_code)]
 mod scenes;
 
 use std::time::Instant;
 
-use idlefarm_coordinator::client::{Client, SubmitOptions};
-use idlefarm_coordinator::server::{self, Coordinator, ServerConfig};
+use bench_farm::BenchFarm;
 use idlefarm_protocol::routes;
 
 const JOBS: usize = 20;
@@ -37,33 +38,12 @@ async fn main() -> anyhow::Result<()> {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(200);
-    let dir = tempfile::Builder::new()
-        .prefix("idlefarm-bench-")
-        .tempdir()?;
-    let coord = Coordinator::open(ServerConfig::new(dir.path().join("data"))).await?;
-    let (admin, password) = idlefarm_coordinator::accounts::first_run_admin(coord.store())
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("a fresh data directory has no users"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(server::run(listener, coord, async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
-
-    let client = Client::new(&url).login(&admin, &password, "bench").await?;
-    let pov = dir.path().join("ball.pov");
-    let ini = dir.path().join("ball.ini");
-    std::fs::write(&pov, scenes::pov_scene(None))?;
-    std::fs::write(&ini, scenes::pov_ini(1, 100, 64, 48))?;
-    let opts = SubmitOptions {
-        ini: Some(ini),
-        ..SubmitOptions::default()
-    };
+    let farm = BenchFarm::start(100).await?;
     let mut last = 0;
     for _ in 0..JOBS {
-        last = client.submit(&pov, &opts).await?.id;
+        last = farm.submit().await?;
     }
+    let (url, client) = (&farm.url, &farm.client);
     let bearer = format!("Bearer {}", client.token().unwrap_or_default());
     let http = reqwest::Client::new();
     let job = routes::job(last);
@@ -99,7 +79,5 @@ async fn main() -> anyhow::Result<()> {
     let schemas = doc.components.map_or(0, |c| c.schemas.len());
     println!("OpenAPI: {operations} operations, {schemas} schemas");
 
-    let _ = stop.send(true);
-    server.await??;
-    Ok(())
+    farm.stop().await
 }

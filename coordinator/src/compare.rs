@@ -15,7 +15,15 @@ const FLAT_TOLERANCE: u8 = 2;
 
 /// What `img`, stored in `bytes` bytes, looks like.
 pub fn look(img: &image::DynamicImage, bytes: u64) -> Look {
-    let rgb = img.to_rgb8();
+    // Every upload passes here: an 8-bit RGB frame (the usual PNG) is read in place, not copied.
+    let converted;
+    let rgb = match img.as_rgb8() {
+        Some(rgb) => rgb,
+        None => {
+            converted = img.to_rgb8();
+            &converted
+        }
+    };
     let mut lo = [u8::MAX; 3];
     let mut hi = [u8::MIN; 3];
     for px in rgb.pixels() {
@@ -53,12 +61,16 @@ pub fn psnr(a: &image::DynamicImage, b: &image::DynamicImage) -> f64 {
 
 /// Decodes a stored frame (checked when it was received).
 pub fn open(path: &Path, format: ImageFormat) -> image::ImageResult<image::DynamicImage> {
-    let fmt = match format {
+    let file = std::fs::File::open(path).map_err(image::ImageError::IoError)?;
+    image::ImageReader::with_format(BufReader::new(file), decoder_format(format)).decode()
+}
+
+/// The `image` crate's name for a frame format.
+pub fn decoder_format(format: ImageFormat) -> image::ImageFormat {
+    match format {
         ImageFormat::Png => image::ImageFormat::Png,
         ImageFormat::Jpeg => image::ImageFormat::Jpeg,
-    };
-    let file = std::fs::File::open(path).map_err(image::ImageError::IoError)?;
-    image::ImageReader::with_format(BufReader::new(file), fmt).decode()
+    }
 }
 
 #[cfg(test)]

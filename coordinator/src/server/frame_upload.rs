@@ -82,10 +82,7 @@ pub fn check(
     frame: i64,
 ) -> Result<image::DynamicImage, ApiError> {
     use image::ImageDecoder;
-    let fmt = match format {
-        ImageFormat::Png => image::ImageFormat::Png,
-        ImageFormat::Jpeg => image::ImageFormat::Jpeg,
-    };
+    let fmt = crate::compare::decoder_format(format);
     let invalid = |e: image::ImageError| {
         ApiError::bad_request(format!(
             "frame {frame} is not a valid {format:?} image: {e}"
