@@ -1,28 +1,27 @@
 //! A lab simulator: the real, pure scheduling core ([`pick_order`], [`Board::take_chunk`],
-//! [`chunk_size`]) driven by a simulated clock, PCs of mixed speed (1:4) and seeded
-//! availability traces (classes with people at the PCs 09:00–17:00 on weekdays, short
-//! absences during them, some evening use, a few PCs switched off), and agents that behave as
-//! the real one does: a person's return stops the renderer, which continues if they leave
-//! within the maximum suspend time and otherwise yields, keeping finished frames.
+//! [`chunk_size`], availability estimates, speeds, straggler backups) driven by a simulated
+//! clock on the lab of `trace.rs`, with agents that behave as the real one does: a person's
+//! return stops the renderer, which continues if they leave within the maximum suspend time and
+//! otherwise yields, keeping finished frames; a lease the coordinator revokes stops at once.
 //!
-//! Deterministic for a seed. Used by the `lab_sim` bench (a table) and an invariants test.
+//! Which of the scheduler's means are used is a [`Policy`], so the bench can show each one's
+//! effect. Deterministic for a seed. Used by the `lab_sim` bench (a table) and an invariants
+//! test.
 
 use std::collections::HashMap;
 
 use idlefarm_coordinator::schedule::{
     AgentMode, AgentView, Board, ChunkPolicy, FrameReject, FrameState, Health, JobStatus, JobView,
-    LeaseEnding, Millis, chunk_size, pick_order,
+    LeaseEnding, Millis, NoWork, Speeds, availability, backup, chunk_size, pick_order,
 };
 use idlefarm_protocol::Renderer;
 
-const SECOND: Millis = 1000;
-const MINUTE: Millis = 60 * SECOND;
-const HOUR: Millis = 60 * MINUTE;
-const DAY: Millis = 24 * HOUR;
+use super::trace::{self, DAY, HORIZON, HOUR, MINUTE, Pc, Rng};
+
 /// How long a stopped render waits for its person to leave before it yields (the agent's default).
 const MAX_SUSPEND: Millis = MINUTE;
-/// How far the simulation runs before it gives up on a scenario.
-const HORIZON: Millis = 14 * DAY;
+/// The coordinator's default chunk target, in seconds.
+const CHUNK_TARGET: f64 = 120.0;
 
 /// A job of a scenario.
 #[derive(Debug, Clone, Copy)]
@@ -46,8 +45,61 @@ pub struct Scenario {
     pub pcs: usize,
     /// The jobs, all submitted at the start.
     pub jobs: Vec<JobSpec>,
-    /// When they are submitted, from Monday 00:00.
+    /// When they are submitted, from Monday 00:00 two weeks before (so the PCs have history).
     pub start: Millis,
+}
+
+/// Which of the scheduler's means a run uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Shown in the table.
+    pub name: &'static str,
+    /// Speeds from each delivered frame (else from each completed lease), and an unmeasured
+    /// PC's first chunk sized by the slowest speed seen.
+    pub frame_speeds: bool,
+    /// Chunk targets from each PC's presence history at this time of day.
+    pub availability: bool,
+    /// Straggler backups once nothing is queued.
+    pub backups: bool,
+    /// Jobs of equal priority share the PCs.
+    pub fair_jobs: bool,
+}
+
+/// The scheduler as it was before issue 10, then with each means added in turn.
+pub fn policies() -> Vec<Policy> {
+    let before = Policy {
+        name: "before",
+        frame_speeds: false,
+        availability: false,
+        backups: false,
+        fair_jobs: false,
+    };
+    let speeds = Policy {
+        name: "+ speeds per frame",
+        frame_speeds: true,
+        ..before
+    };
+    let available = Policy {
+        name: "+ availability",
+        availability: true,
+        ..speeds
+    };
+    let backups = Policy {
+        name: "+ backups",
+        backups: true,
+        ..available
+    };
+    let all = Policy {
+        name: "+ fair jobs (all)",
+        fair_jobs: true,
+        ..backups
+    };
+    vec![before, speeds, available, backups, all]
+}
+
+/// Every means the coordinator uses.
+pub fn current() -> Policy {
+    *policies().last().expect("policies")
 }
 
 /// What one run measured.
@@ -62,139 +114,14 @@ pub struct Outcome {
     pub rendered_twice: u64,
     /// Work thrown away when renders yielded, as a share of the total work.
     pub lost_share: f64,
+    /// Work thrown away when a backup race was lost, as a share of the total work.
+    pub duplicate_share: f64,
     /// Time the PCs rendered, as a share of the time they were available until the end.
     pub utilisation: f64,
     /// Frames done (every frame of every job, once, when the run finished).
     pub frames_done: usize,
     /// Frames of all jobs.
     pub frames_total: usize,
-}
-
-/// SplitMix64: small, seedable, good enough for traces.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn range(&mut self, lo: Millis, hi: Millis) -> Millis {
-        lo + (self.unit() * (hi - lo) as f64) as Millis
-    }
-}
-
-/// A PC of the lab: its speed (1.0 = the fastest) and when a person uses it or it is off.
-#[derive(Debug, Clone)]
-pub struct Pc {
-    /// Reference work per second.
-    pub speed: f64,
-    /// Sorted, disjoint intervals in which it is not available.
-    pub busy: Vec<(Millis, Millis)>,
-}
-
-impl Pc {
-    /// Whether it may render at `t`.
-    pub fn available(&self, t: Millis) -> bool {
-        !self.busy.iter().any(|&(a, b)| a <= t && t < b)
-    }
-
-    /// The first moment after `t` at which its availability changes (or the horizon).
-    fn next_change(&self, t: Millis) -> Millis {
-        self.busy
-            .iter()
-            .flat_map(|&(a, b)| [a, b])
-            .filter(|&x| x > t)
-            .min()
-            .unwrap_or(HORIZON)
-    }
-
-    /// How long it is available within [from, to).
-    fn available_within(&self, from: Millis, to: Millis) -> Millis {
-        let busy: Millis = (self.busy.iter())
-            .map(|&(a, b)| (b.min(to) - a.max(from)).max(0))
-            .sum();
-        (to - from) - busy
-    }
-}
-
-/// The lab's PCs for `seed`: speeds spread evenly over 1:4, one in eight switched off for the
-/// whole run and one in eight switched off every night, the others used in classes.
-pub fn lab(pcs: usize, rng: &mut Rng) -> Vec<Pc> {
-    let mut out = Vec::with_capacity(pcs);
-    for i in 0..pcs {
-        let speed = 0.25 + 0.75 * i as f64 / (pcs.max(2) - 1) as f64;
-        let mut busy = Vec::new();
-        match i % 8 {
-            3 => busy.push((0, HORIZON)),
-            5 => {
-                for day in 0..14 {
-                    busy.push((day * DAY + 19 * HOUR, day * DAY + 32 * HOUR));
-                }
-            }
-            _ => {}
-        }
-        for day in 0..14 {
-            let base = day * DAY;
-            let weekday = day % 7 < 5;
-            for (from, to) in [
-                (9 * 60, 10 * 60 + 30),
-                (10 * 60 + 45, 12 * 60 + 15),
-                (13 * 60 + 15, 14 * 60 + 45),
-                (15 * 60, 16 * 60 + 30),
-            ] {
-                if !weekday || rng.unit() > 0.7 {
-                    continue;
-                }
-                let start = base + from * MINUTE + rng.range(-5 * MINUTE, 10 * MINUTE);
-                let end = base + to * MINUTE - rng.range(0, 20 * MINUTE);
-                // A short absence mid-class: the PC is free for a few minutes, then reclaimed.
-                if rng.unit() < 0.3 {
-                    let away = rng.range(start + 10 * MINUTE, end - 20 * MINUTE);
-                    let back = away + rng.range(3 * MINUTE, 12 * MINUTE);
-                    busy.push((start, away));
-                    busy.push((back, end));
-                } else {
-                    busy.push((start, end));
-                }
-            }
-            if rng.unit() < 0.15 {
-                let start = base + 18 * HOUR + rng.range(0, 2 * HOUR);
-                busy.push((start, start + rng.range(20 * MINUTE, 2 * HOUR)));
-            }
-        }
-        busy.sort_unstable();
-        out.push(Pc {
-            speed,
-            busy: merge(busy),
-        });
-    }
-    out
-}
-
-fn merge(sorted: Vec<(Millis, Millis)>) -> Vec<(Millis, Millis)> {
-    let mut out: Vec<(Millis, Millis)> = Vec::new();
-    for (a, b) in sorted {
-        match out.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    out
 }
 
 /// A PC at work: the lease it holds and where its current frame is.
@@ -211,150 +138,330 @@ struct Work {
     /// Since when it is stopped for a person.
     suspended_since: Option<Millis>,
     started: Millis,
+    /// When the current frame started (the lease's start, then the last frame's delivery).
+    frame_started: Millis,
     done_in_lease: usize,
 }
 
 struct JobState {
     spec: JobSpec,
     board: Board,
-    /// Measured seconds per frame, by PC.
-    speed: HashMap<i64, f64>,
+    /// Seconds per frame from each delivered frame.
+    speeds: Speeds,
+    /// Seconds per frame from each completed lease (the scheduler before issue 10).
+    lease_speeds: HashMap<i64, f64>,
     renders: Vec<u32>,
 }
 
-/// Runs `scenario` with the traces of `seed`; `check` is called after every step with the
-/// boards, the PCs and the time (for invariant tests).
+impl JobState {
+    fn measured(&self, policy: &Policy, pc: usize) -> Option<f64> {
+        if policy.frame_speeds {
+            self.speeds.of(pc as i64)
+        } else {
+            self.lease_speeds.get(&(pc as i64)).copied()
+        }
+    }
+
+    fn view(&self, id: usize, policy: &Policy) -> JobView<'static> {
+        JobView {
+            id: id as i64,
+            owner: Some(self.spec.owner),
+            priority: self.spec.priority,
+            status: if self.board.is_complete() {
+                JobStatus::Finished
+            } else {
+                JobStatus::Runnable
+            },
+            renderer: Renderer::Povray,
+            required_tags: &[],
+            queued: self.board.counts().queued,
+            running: if policy.fair_jobs {
+                self.board.leases.len()
+            } else {
+                0
+            },
+        }
+    }
+}
+
+/// The simulation's state.
+struct Lab<'a> {
+    policy: &'a Policy,
+    pcs: Vec<Pc>,
+    jobs: Vec<JobState>,
+    work: Vec<Option<Work>>,
+    next_lease: i64,
+    now: Millis,
+    lost_ref_ms: f64,
+    duplicate_ref_ms: f64,
+}
+
+impl Lab<'_> {
+    /// Gives idle, available PC `p` a chunk, or a backup copy of a straggling frame.
+    fn ask(&mut self, p: usize, available: usize) {
+        let renderers = [Renderer::Povray];
+        let health = Health::default();
+        let agent = AgentView {
+            id: p as i64,
+            renderers: &renderers,
+            tags: &[],
+            mode: AgentMode::Active,
+            may_take_work: true,
+            health: &health,
+        };
+        let views: Vec<JobView> = (self.jobs.iter().enumerate())
+            .map(|(id, j)| j.view(id, self.policy))
+            .collect();
+        let mut running: HashMap<Option<i64>, usize> = HashMap::new();
+        for j in &self.jobs {
+            *running.entry(Some(j.spec.owner)).or_default() += j.board.leases.len();
+        }
+        match pick_order(&views, &agent, &running, self.now) {
+            Ok(order) => {
+                for id in order {
+                    if self.take_chunk(p, id as usize, available) {
+                        return;
+                    }
+                }
+            }
+            Err(NoWork::NothingToDo) if self.policy.backups => {
+                let mut order: Vec<usize> = (0..self.jobs.len()).collect();
+                order.sort_by_key(|&j| (std::cmp::Reverse(self.jobs[j].spec.priority), j));
+                for id in order {
+                    if self.take_backup(p, id) {
+                        return;
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn take_chunk(&mut self, p: usize, id: usize, available: usize) -> bool {
+        let now = self.now;
+        let job = &self.jobs[id];
+        let guess = self
+            .policy
+            .frame_speeds
+            .then(|| job.speeds.guess())
+            .flatten();
+        let secs = |pc: usize| job.measured(self.policy, pc).or(guess);
+        let spell = (self.policy.availability)
+            .then(|| availability::likely_free(&self.pcs[p].history(now), now))
+            .flatten();
+        let rate = |pcs: &mut dyn Iterator<Item = usize>| {
+            (self.policy.frame_speeds)
+                .then(|| pcs.map(|q| secs(q).map(|s| 1.0 / s)).sum::<Option<f64>>())
+                .flatten()
+        };
+        let farm_rate = rate(&mut (0..self.pcs.len()).filter(|&q| self.pcs[q].available(now)));
+        // PCs that were free at some time in the last day: the ones working on the job,
+        // now or when their people leave.
+        let online = |q: &usize| self.pcs[*q].available_within(now - DAY, now) > 0;
+        let job_left = rate(&mut (0..self.pcs.len()).filter(online))
+            .map(|r| job.board.counts().queued as f64 / r);
+        let target = availability::chunk_target(spell, job_left, CHUNK_TARGET);
+        let policy = ChunkPolicy {
+            target_secs: target,
+            guess_secs: guess,
+            farm_rate,
+            ..ChunkPolicy::default()
+        };
+        let job = &mut self.jobs[id];
+        let queued = job.board.counts().queued;
+        let want = chunk_size(&policy, job.measured(self.policy, p), queued, available);
+        let lease = self.next_lease;
+        let Some(taken) = (job.board).take_chunk(lease, p as i64, want, now, HORIZON, false) else {
+            return false;
+        };
+        let frames = taken.iter().map(|&i| job.board.frames[i].frame).collect();
+        self.start(p, id, lease, frames);
+        true
+    }
+
+    fn take_backup(&mut self, p: usize, id: usize) -> bool {
+        let now = self.now;
+        let job = &self.jobs[id];
+        if job.board.is_complete() {
+            return false;
+        }
+        let secs = |pc: usize| job.measured(self.policy, pc).or_else(|| job.speeds.guess());
+        let Some(mine) = secs(p) else { return false };
+        let outstanding = job.board.outstanding(p as i64);
+        let finish = |o: &backup::Outstanding| {
+            let holder = o.holder as usize;
+            if self.work[holder]
+                .as_ref()
+                .is_some_and(|w| w.suspended_since.is_some())
+            {
+                return Some(Millis::MAX);
+            }
+            Some(o.since + (secs(holder)? * 1000.0) as Millis)
+        };
+        let Some(pick) = backup::choose(&outstanding, now + (mine * 1000.0) as Millis, finish)
+        else {
+            return false;
+        };
+        let lease = self.next_lease;
+        let job = &mut self.jobs[id];
+        if !job
+            .board
+            .take_backup(lease, p as i64, pick.index, now, HORIZON)
+        {
+            return false;
+        }
+        let frame = job.board.frames[pick.index].frame;
+        self.start(p, id, lease, vec![frame]);
+        true
+    }
+
+    fn start(&mut self, p: usize, job: usize, lease: i64, frames: Vec<i64>) {
+        self.next_lease += 1;
+        self.work[p] = Some(Work {
+            job,
+            lease,
+            frames,
+            left: self.jobs[job].spec.secs_per_frame * 1000.0,
+            spent: 0.0,
+            suspended_since: None,
+            started: self.now,
+            frame_started: self.now,
+            done_in_lease: 0,
+        });
+    }
+
+    /// PC `p` delivered its current frame at `t`: record it, stop the lease that lost a backup
+    /// race, go on with the next frame or complete the lease.
+    fn deliver(&mut self, p: usize, t: Millis) {
+        let Some(mut w) = self.work[p].take() else {
+            return; // revoked earlier in this step
+        };
+        let frame = w.frames.remove(0);
+        let job = &mut self.jobs[w.job];
+        let i = (frame - 1) as usize;
+        job.renders[i] += 1;
+        match job.board.frame_done(frame, p as i64, t, None, None) {
+            Ok(_) | Err(FrameReject::AlreadyDone) => {}
+            Err(other) => panic!("frame {frame}: {other:?}"),
+        }
+        job.speeds
+            .record(p as i64, (t - w.frame_started) as f64 / 1000.0);
+        for lease in job.board.superseded(i, p as i64) {
+            job.board.end_lease(lease, LeaseEnding::Yield);
+            let loser =
+                (self.work.iter()).position(|o| o.as_ref().is_some_and(|l| l.lease == lease));
+            if let Some(q) = loser {
+                self.duplicate_ref_ms += self.work[q].as_ref().map_or(0.0, |l| l.spent);
+                self.work[q] = None;
+            }
+        }
+        w.done_in_lease += 1;
+        w.spent = 0.0;
+        w.left = job.spec.secs_per_frame * 1000.0;
+        w.frame_started = t;
+        if w.frames.is_empty() {
+            let secs = (t - w.started) as f64 / 1000.0 / w.done_in_lease as f64;
+            job.lease_speeds.insert(p as i64, secs);
+            job.board.end_lease(w.lease, LeaseEnding::Complete);
+        } else {
+            self.work[p] = Some(w);
+        }
+    }
+
+    /// Presence changes: stop, continue or yield.
+    fn presence(&mut self) {
+        for (p, pc) in self.pcs.iter().enumerate() {
+            let available = pc.available(self.now);
+            let Some(w) = &mut self.work[p] else { continue };
+            match (available, w.suspended_since) {
+                (false, None) => w.suspended_since = Some(self.now),
+                (true, Some(_)) => w.suspended_since = None,
+                (false, Some(since)) if self.now - since >= MAX_SUSPEND => {
+                    self.lost_ref_ms += w.spent;
+                    self.jobs[w.job]
+                        .board
+                        .end_lease(w.lease, LeaseEnding::Yield);
+                    self.work[p] = None;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next event: a frame finishing, a presence change or a suspend running out.
+    fn next_event(&self) -> Millis {
+        let mut next = HORIZON;
+        for (p, pc) in self.pcs.iter().enumerate() {
+            next = next.min(pc.next_change(self.now));
+            if let Some(w) = &self.work[p] {
+                match w.suspended_since {
+                    Some(since) => next = next.min(since + MAX_SUSPEND),
+                    None => {
+                        let left = (w.left / pc.speed).ceil().max(1.0) as Millis;
+                        next = next.min(self.now + left)
+                    }
+                }
+            }
+        }
+        next
+    }
+}
+
+/// Runs `scenario` with the traces of `seed` under `policy`; `check` is called after every
+/// step with the boards, the PCs and the time (for invariant tests).
 pub fn run(
     scenario: &Scenario,
     seed: u64,
+    policy: &Policy,
     mut check: impl FnMut(&[&Board], &[Pc], Millis),
 ) -> Outcome {
     let mut rng = Rng::new(seed);
-    let pcs = lab(scenario.pcs, &mut rng);
-    let mut jobs: Vec<JobState> = (scenario.jobs.iter())
+    let pcs = trace::lab(scenario.pcs, &mut rng);
+    let jobs: Vec<JobState> = (scenario.jobs.iter())
         .map(|&spec| JobState {
             spec,
             board: Board::new(1..=spec.frames as i64),
-            speed: HashMap::new(),
+            speeds: Speeds::default(),
+            lease_speeds: HashMap::new(),
             renders: vec![0; spec.frames],
         })
         .collect();
-    let mut work: Vec<Option<Work>> = vec![None; pcs.len()];
-    let renderers = [Renderer::Povray];
-    let tags: Vec<String> = Vec::new();
-    let health = Health::default();
-    let mut next_lease = 1;
-    let mut now = scenario.start;
+    let mut lab = Lab {
+        policy,
+        work: vec![None; pcs.len()],
+        pcs,
+        jobs,
+        next_lease: 1,
+        now: scenario.start,
+        lost_ref_ms: 0.0,
+        duplicate_ref_ms: 0.0,
+    };
     let mut rendering_ms: Millis = 0;
-    let mut lost_ref_ms = 0.0;
     let total_ref_ms: f64 = (scenario.jobs.iter())
         .map(|j| j.frames as f64 * j.secs_per_frame * 1000.0)
         .sum();
     let frames_total: usize = scenario.jobs.iter().map(|j| j.frames).sum();
     let done = |jobs: &[JobState]| jobs.iter().all(|j| j.board.is_complete());
 
-    while !done(&jobs) && now < HORIZON {
-        // Presence changes: stop, continue or yield.
-        for (p, pc) in pcs.iter().enumerate() {
-            let available = pc.available(now);
-            let Some(w) = &mut work[p] else { continue };
-            match (available, w.suspended_since) {
-                (false, None) => w.suspended_since = Some(now),
-                (true, Some(_)) => w.suspended_since = None,
-                (false, Some(since)) if now - since >= MAX_SUSPEND => {
-                    lost_ref_ms += w.spent;
-                    jobs[w.job].board.end_lease(w.lease, LeaseEnding::Yield);
-                    work[p] = None;
-                }
-                _ => {}
-            }
-        }
+    while !done(&lab.jobs) && lab.now < HORIZON {
+        lab.presence();
         // Idle, available PCs ask for work, as the lease loop does.
-        let available_count = pcs.iter().filter(|pc| pc.available(now)).count().max(1);
-        for (p, pc) in pcs.iter().enumerate() {
-            if work[p].is_some() || !pc.available(now) {
-                continue;
-            }
-            let views: Vec<JobView> = (jobs.iter().enumerate())
-                .map(|(id, j)| JobView {
-                    id: id as i64,
-                    owner: Some(j.spec.owner),
-                    priority: j.spec.priority,
-                    status: if j.board.is_complete() {
-                        JobStatus::Finished
-                    } else {
-                        JobStatus::Runnable
-                    },
-                    renderer: Renderer::Povray,
-                    required_tags: &[],
-                    queued: j.board.counts().queued,
-                })
-                .collect();
-            let agent = AgentView {
-                id: p as i64,
-                renderers: &renderers,
-                tags: &tags,
-                mode: AgentMode::Active,
-                may_take_work: true,
-                health: &health,
-            };
-            let mut running: HashMap<Option<i64>, usize> = HashMap::new();
-            for j in &jobs {
-                *running.entry(Some(j.spec.owner)).or_default() += j.board.leases.len();
-            }
-            let Ok(order) = pick_order(&views, &agent, &running, now) else {
-                continue;
-            };
-            for id in order {
-                let job = &mut jobs[id as usize];
-                let queued = job.board.counts().queued;
-                let want = chunk_size(
-                    &ChunkPolicy::default(),
-                    job.speed.get(&(p as i64)).copied(),
-                    queued,
-                    available_count,
-                );
-                let lease = next_lease;
-                if let Some(taken) = job
-                    .board
-                    .take_chunk(lease, p as i64, want, now, HORIZON, false)
-                {
-                    next_lease += 1;
-                    let frames: Vec<i64> =
-                        taken.iter().map(|&i| job.board.frames[i].frame).collect();
-                    work[p] = Some(Work {
-                        job: id as usize,
-                        lease,
-                        frames,
-                        left: job.spec.secs_per_frame * 1000.0,
-                        spent: 0.0,
-                        suspended_since: None,
-                        started: now,
-                        done_in_lease: 0,
-                    });
-                    break;
-                }
+        let now = lab.now;
+        let available = lab.pcs.iter().filter(|pc| pc.available(now)).count().max(1);
+        for p in 0..lab.pcs.len() {
+            if lab.work[p].is_none() && lab.pcs[p].available(now) {
+                lab.ask(p, available);
             }
         }
         check(
-            &jobs.iter().map(|j| &j.board).collect::<Vec<_>>(),
-            &pcs,
+            &lab.jobs.iter().map(|j| &j.board).collect::<Vec<_>>(),
+            &lab.pcs,
             now,
         );
-        // Advance to the next event: a frame finishing, a presence change or a suspend running out.
-        let mut next = HORIZON;
-        for (p, pc) in pcs.iter().enumerate() {
-            next = next.min(pc.next_change(now));
-            if let Some(w) = &work[p] {
-                match w.suspended_since {
-                    Some(since) => next = next.min(since + MAX_SUSPEND),
-                    None => next = next.min(now + (w.left / pc.speed).ceil().max(1.0) as Millis),
-                }
-            }
-        }
-        let step = (next - now).max(1);
-        for (p, pc) in pcs.iter().enumerate() {
-            let Some(w) = &mut work[p] else { continue };
+        let step = (lab.next_event() - now).max(1);
+        let mut delivered = Vec::new();
+        for (p, pc) in lab.pcs.iter().enumerate() {
+            let Some(w) = &mut lab.work[p] else { continue };
             if w.suspended_since.is_some() {
                 continue;
             }
@@ -363,42 +470,28 @@ pub fn run(
             w.left -= progress;
             w.spent += progress;
             if w.left <= 1e-6 {
-                let frame = w.frames.remove(0);
-                let job = &mut jobs[w.job];
-                let i = (frame - 1) as usize;
-                job.renders[i] += 1;
-                match job
-                    .board
-                    .frame_done(frame, p as i64, now + step, None, None)
-                {
-                    Ok(_) | Err(FrameReject::AlreadyDone) => {}
-                    Err(other) => panic!("frame {frame}: {other:?}"),
-                }
-                w.done_in_lease += 1;
-                w.spent = 0.0;
-                w.left = job.spec.secs_per_frame * 1000.0;
-                if w.frames.is_empty() {
-                    let secs = (now + step - w.started) as f64 / 1000.0 / w.done_in_lease as f64;
-                    job.speed.insert(p as i64, secs);
-                    job.board.end_lease(w.lease, LeaseEnding::Complete);
-                    work[p] = None;
-                }
+                delivered.push(p);
             }
         }
-        now += step;
+        for p in delivered {
+            lab.deliver(p, now + step);
+        }
+        lab.now += step;
     }
-    let makespan = now - scenario.start;
+    let (pcs, jobs) = (&lab.pcs, &lab.jobs);
+    let makespan = lab.now - scenario.start;
     let available_ms: Millis = (pcs.iter())
-        .map(|pc| pc.available_within(scenario.start, now))
+        .map(|pc| pc.available_within(scenario.start, lab.now))
         .sum();
     Outcome {
         makespan,
-        ideal: ideal(&pcs, scenario.start, total_ref_ms),
+        ideal: trace::ideal(pcs, scenario.start, total_ref_ms),
         rendered_twice: (jobs.iter())
             .flat_map(|j| j.renders.iter())
             .map(|&n| u64::from(n.saturating_sub(1)))
             .sum(),
-        lost_share: lost_ref_ms / total_ref_ms,
+        lost_share: lab.lost_ref_ms / total_ref_ms,
+        duplicate_share: lab.duplicate_ref_ms / total_ref_ms,
         utilisation: rendering_ms as f64 / available_ms.max(1) as f64,
         frames_done: (jobs.iter())
             .flat_map(|j| j.board.frames.iter())
@@ -408,35 +501,10 @@ pub fn run(
     }
 }
 
-/// When the available capacity (speed × available time, summed over the PCs) from `start`
-/// first covers `work` reference ms, as a duration from `start`.
-fn ideal(pcs: &[Pc], start: Millis, work: f64) -> Millis {
-    let mut t = start;
-    let mut done = 0.0;
-    while t < HORIZON {
-        let next = pcs
-            .iter()
-            .map(|pc| pc.next_change(t))
-            .min()
-            .unwrap_or(HORIZON);
-        let rate: f64 = pcs
-            .iter()
-            .filter(|pc| pc.available(t))
-            .map(|pc| pc.speed)
-            .sum();
-        let gain = rate * (next - t) as f64;
-        if rate > 0.0 && done + gain >= work {
-            return (t + ((work - done) / rate).ceil() as Millis) - start;
-        }
-        done += gain;
-        t = next;
-    }
-    HORIZON - start
-}
-
-/// The scenarios of the bench: on 12 PCs, submitted Monday 10:00, in the middle of classes.
+/// The scenarios of the bench: on 12 PCs, submitted Monday 10:00 in the third week of the
+/// traces, in the middle of classes.
 pub fn scenarios() -> Vec<Scenario> {
-    let start = 10 * HOUR;
+    let start = 14 * DAY + 10 * HOUR;
     let job = |frames, secs_per_frame, priority, owner| JobSpec {
         frames,
         secs_per_frame,

@@ -34,7 +34,9 @@ pub(super) struct ServeArgs {
     /// How long an agent that failed on several jobs stays quarantined, e.g. `1h`.
     #[arg(long, default_value = "1h", value_parser = idlefarm_runtime::parse_duration)]
     forgive: Duration,
-    /// How long an automatically sized chunk should take, e.g. `2m`.
+    /// How long an automatically sized chunk should take on a PC without presence history,
+    /// e.g. `2m`; with history, from a quarter to 15 times this, after how long it usually
+    /// stays free.
     #[arg(long, default_value = "2m", value_parser = idlefarm_runtime::parse_duration)]
     chunk_target: Duration,
     /// Share of frames rendered on two PCs and compared, e.g. `5%`; a PC whose frames other

@@ -319,8 +319,12 @@ impl Board {
         note: Option<String>,
     ) -> Result<usize, FrameReject> {
         let i = self.wants(frame)?;
-        let holder = match self.frames[i].state {
-            FrameState::Leased(l) => self.leases.get_mut(&l),
+        // The render time is the uploader's own: a backup copy's lease when it won the race.
+        let own = (self.leases.iter())
+            .find(|(_, s)| s.agent == agent && s.frames.contains(&i))
+            .map(|(&id, _)| id);
+        let holder = match (own, self.frames[i].state) {
+            (Some(l), _) | (None, FrameState::Leased(l)) => self.leases.get_mut(&l),
             _ => None,
         };
         let render_ms = holder.map(|slot| {
@@ -430,10 +434,14 @@ impl Board {
                     f.failed_on.push(slot.agent);
                 }
             }
-            f.state = if f.failed_on.len() >= MAX_FRAME_FAILURES as usize {
-                FrameState::Failed
-            } else {
-                FrameState::Queued
+            // A backup copy still rendering it takes the frame over (see [`Board::take_backup`]).
+            let backup = (self.leases.iter())
+                .find(|(_, s)| s.frames.contains(&i))
+                .map(|(&id, _)| id);
+            f.state = match backup {
+                _ if f.failed_on.len() >= MAX_FRAME_FAILURES as usize => FrameState::Failed,
+                Some(other) => FrameState::Leased(other),
+                None => FrameState::Queued,
             };
             changed.push(i);
         }

@@ -2,8 +2,8 @@
 //!
 //! The coordinator fills in plain views of its jobs and of the asking agent; [`pick_order`]
 //! returns the jobs worth trying in order (higher priority first; among equal priorities the
-//! owner with fewer running leases, so users share the farm fairly; then first come first
-//! served), or a [`NoWork`] a person can read on the dashboard.
+//! owner with fewer running leases, so users share the farm fairly; then the job with fewer
+//! running leases, so one user's jobs share it too; then first come first served), or a [`NoWork`] a person can read on the dashboard.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -43,6 +43,9 @@ pub struct JobView<'a> {
     pub required_tags: &'a [String],
     /// Frames waiting for an agent.
     pub queued: usize,
+    /// Its live leases: among jobs of equal priority and owners equally served, the job with
+    /// fewer goes first, so the jobs share the PCs rather than the oldest taking them all.
+    pub running: usize,
 }
 
 pub use idlefarm_protocol::AgentMode;
@@ -183,7 +186,10 @@ pub fn pick_order(
         return Err(NoWork::NoneFits(unfit));
     }
     let running = |owner: Option<i64>| running_by_owner.get(&owner).copied().unwrap_or(0);
-    fit.sort_by_key(|j| (std::cmp::Reverse(j.priority), running(j.owner), j.id));
+    fit.sort_by_key(|j| {
+        let priority = std::cmp::Reverse(j.priority);
+        (priority, running(j.owner), j.running, j.id)
+    });
     Ok(fit.into_iter().map(|j| j.id).collect())
 }
 

@@ -249,6 +249,7 @@ impl Coordinator {
                     .await?;
                 self.metrics.frame_done();
                 entry.row.latest_frame = Some(frame);
+                self.frame_arrived(entry, i, agent, kept_by).await?;
                 for b in blame {
                     self.record_wrong_frame(sched, job, frame, &b, now).await?;
                     blamed.push(b.agent);

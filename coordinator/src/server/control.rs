@@ -5,8 +5,6 @@
 //! waits. File work happens outside the scheduler lock; the lock is held only for the in-memory
 //! change and its write-through to SQLite.
 
-use std::collections::HashMap;
-
 use idlefarm_protocol::{AgentMode, AgentUpdate, JobInfo, JobState, valid_tag};
 
 use super::Coordinator;
@@ -66,7 +64,7 @@ impl Coordinator {
         let entry = JobEntry {
             board: Board::new(row.settings.frames()),
             row,
-            speed: HashMap::new(),
+            speeds: crate::schedule::Speeds::default(),
         };
         let info = entry.row.info(entry.counts());
         tracing::info!(job = info.id, name = %info.name, frames = entry.board.frames.len(), "job submitted");

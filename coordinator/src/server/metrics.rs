@@ -71,6 +71,7 @@ pub struct Metrics {
     requests: Family<StatusLabels, Counter>,
     uploaded_bytes: Family<RouteLabels, Counter>,
     frames: Family<OutcomeLabel, Counter>,
+    backups: Counter,
     assembly_seconds: Histograms<OutcomeLabel>,
     jobs: Family<StateLabel, Gauge>,
     leases: Gauge,
@@ -108,6 +109,12 @@ impl Metrics {
         let requests = Family::default();
         let uploaded_bytes = Family::default();
         let frames: Family<OutcomeLabel, Counter> = Family::default();
+        let backups = Counter::default();
+        registry.register(
+            "backup_leases",
+            "Second copies of straggling frames leased to idle PCs near the end of a job",
+            backups.clone(),
+        );
         let jobs = Family::default();
         let leases = Gauge::default();
         let agents = Family::default();
@@ -157,6 +164,7 @@ impl Metrics {
             requests,
             uploaded_bytes,
             frames,
+            backups,
             assembly_seconds,
             jobs,
             leases,
@@ -167,6 +175,11 @@ impl Metrics {
     /// A frame was checked and stored.
     pub(crate) fn frame_done(&self) {
         self.count_frames("done", 1);
+    }
+
+    /// A backup copy of a straggling frame was leased.
+    pub(crate) fn backup_leased(&self) {
+        self.backups.inc();
     }
 
     /// A lease ended `how`, sending `frames` unfinished frames back to the queue (or to

@@ -18,6 +18,7 @@ mod leases;
 pub mod metrics;
 mod multipart;
 pub mod openapi;
+mod placement;
 mod publish;
 mod requests;
 mod state;

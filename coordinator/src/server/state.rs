@@ -20,8 +20,8 @@ use crate::assemble;
 use crate::error::ApiError;
 use crate::files::DataDir;
 use crate::schedule::{
-    self, AgentView, Board, ChunkPolicy, FailureRecord, FrameReject, Health, JobStatus, JobView,
-    LeaseEnding, LeaseId, NoWork,
+    self, AgentView, Board, FailureRecord, FrameReject, Health, JobStatus, JobView, LeaseEnding,
+    LeaseId, NoWork, Speeds,
 };
 use crate::store::{AgentRow, JobRow, Store};
 
@@ -43,7 +43,7 @@ pub(crate) struct JobEntry {
     pub row: JobRow,
     pub board: Board,
     /// Measured seconds per frame on this job, by agent.
-    pub speed: HashMap<i64, f64>,
+    pub speeds: Speeds,
 }
 
 impl JobEntry {
@@ -63,6 +63,22 @@ impl JobEntry {
             renderer: self.row.settings.renderer,
             required_tags: &self.row.required_tags,
             queued: self.board.counts().queued,
+            running: self.board.leases.len(),
+        }
+    }
+
+    /// The lease `id` of frame indices `taken` as sent to its agent.
+    pub fn lease_message(&self, id: LeaseId, taken: &[usize], config: &ServerConfig) -> Lease {
+        let row = &self.row;
+        Lease {
+            id,
+            job_id: row.id,
+            frames: taken.iter().map(|&i| self.board.frames[i].frame).collect(),
+            input_hash: row.input_hash.clone(),
+            input_kind: row.input_kind,
+            input_name: row.input_name.clone(),
+            settings: row.settings.clone(),
+            ttl_secs: config.lease_ttl.as_secs(),
         }
     }
 
@@ -120,6 +136,8 @@ pub struct Coordinator {
     pub(crate) closing: tokio_util::sync::CancellationToken,
     /// What `/metrics` shows.
     pub(crate) metrics: super::metrics::Metrics,
+    /// How long each PC is likely to stay free, from its presence history.
+    pub(crate) spells: super::placement::Spells,
 }
 
 impl Coordinator {
@@ -148,7 +166,7 @@ impl Coordinator {
                 JobEntry {
                     row,
                     board,
-                    speed: HashMap::new(),
+                    speeds: Speeds::default(),
                 },
             );
         }
@@ -184,6 +202,7 @@ impl Coordinator {
             last_presence: std::sync::Mutex::new(HashMap::new()),
             closing: tokio_util::sync::CancellationToken::new(),
             metrics: super::metrics::Metrics::new(),
+            spells: super::placement::Spells::default(),
         }))
     }
 
@@ -286,7 +305,7 @@ impl Coordinator {
         lease: LeaseId,
         how: LeaseEnding,
     ) -> Result<(), ApiError> {
-        let Some((slot, changed)) = entry.board.end_lease(lease, how) else {
+        let Some((_, changed)) = entry.board.end_lease(lease, how) else {
             return Ok(());
         };
         self.metrics.lease_ended(how, changed.len());
@@ -295,11 +314,6 @@ impl Coordinator {
             .await?;
         if !changed.is_empty() {
             self.work_queued.notify_waiters();
-        }
-        let delivered = slot.frames.len() - changed.len();
-        if how == LeaseEnding::Complete && delivered > 0 {
-            let secs = (now_ms() - slot.started_at) as f64 / 1000.0 / delivered as f64;
-            entry.speed.insert(slot.agent, secs);
         }
         if entry.row.state == JobState::Rendering && entry.board.is_stuck() {
             let reason = self.store.last_failure(entry.row.id).await?;
@@ -345,9 +359,16 @@ impl Coordinator {
         agent: i64,
         presence: PresenceState,
     ) -> Result<Option<Lease>, ApiError> {
-        let agents = self.available_agents().max(1);
         let ttl = self.config.lease_ttl.as_millis() as i64;
         let now = now_ms();
+        // Outside the scheduler lock: the PC's presence history may have to be read.
+        let spell = self.likely_free(agent, now).await;
+        let live = self.live();
+        let agents = live
+            .iter()
+            .filter(|(_, p)| p.may_take_work())
+            .count()
+            .max(1);
         let mut guard = self.sched.lock().await;
         let sched = &mut *guard;
         // Read under the scheduler lock: a drain or disable (which takes it too) is never missed.
@@ -371,6 +392,15 @@ impl Coordinator {
         };
         let order = match schedule::pick_order(&views, &view, &running, now) {
             Ok(order) => order,
+            Err(NoWork::NothingToDo) => {
+                let backup = self.lease_backup(sched, &view, &live, now).await?;
+                if backup.is_none() {
+                    sched.no_work.insert(agent, NoWork::NothingToDo);
+                } else {
+                    sched.no_work.remove(&agent);
+                }
+                return Ok(backup);
+            }
             Err(why) => {
                 sched.no_work.insert(agent, why);
                 return Ok(None);
@@ -384,14 +414,9 @@ impl Coordinator {
             let Some(entry) = sched.jobs.get_mut(&job) else {
                 continue;
             };
-            let policy = ChunkPolicy {
-                fixed: entry.row.chunk_size,
-                target_secs: self.config.chunk_target.as_secs_f64(),
-                ..ChunkPolicy::default()
-            };
+            let policy = self.chunk_policy(entry, spell, &live);
             let queued = entry.board.counts().queued;
-            let want =
-                schedule::chunk_size(&policy, entry.speed.get(&agent).copied(), queued, agents);
+            let want = schedule::chunk_size(&policy, entry.speeds.of(agent), queued, agents);
             let id = sched.next_lease;
             let alone = entry.board.has_checks()
                 && !self
@@ -413,23 +438,14 @@ impl Coordinator {
             if let Some(owner) = LeaseOwner::of_live(job, id, &entry.board) {
                 sched.lease_owner.insert(id, owner);
             }
-            let row = &entry.row;
-            let lease = Lease {
-                id,
-                job_id: row.id,
-                frames: taken.iter().map(|&i| entry.board.frames[i].frame).collect(),
-                input_hash: row.input_hash.clone(),
-                input_kind: row.input_kind,
-                input_name: row.input_name.clone(),
-                settings: row.settings.clone(),
-                ttl_secs: self.config.lease_ttl.as_secs(),
-            };
+            let lease = entry.lease_message(id, &taken, &self.config);
             drop(guard);
             // Its frames are rendering now: pages following the job show it.
             self.job_changed(job).await;
             return Ok(Some(lease));
         }
-        Ok(None)
+        // Queued frames, but none this PC may take (held for another PC's opinion).
+        self.lease_backup(sched, &view, &live, now).await
     }
 
     /// An agent's blocklists and quarantine as of `now`, from its failures since its release.

@@ -18,11 +18,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::common::{Farm, shared_tempdir};
 
 /// The frame size of every job here.
-const W: u32 = 64;
-const H: u32 = 48;
+pub(crate) const W: u32 = 64;
+pub(crate) const H: u32 = 48;
 
 /// An agent driven by hand over HTTP, as an attacker would.
-struct FakeAgent {
+pub(crate) struct FakeAgent {
     http: reqwest::Client,
     base: String,
     auth: String,
@@ -30,9 +30,9 @@ struct FakeAgent {
 
 /// A status and the `error` of the JSON answer (empty when there is none).
 #[derive(Debug)]
-struct Answer {
-    status: u16,
-    error: String,
+pub(crate) struct Answer {
+    pub status: u16,
+    pub error: String,
 }
 
 impl Answer {
@@ -46,7 +46,7 @@ impl Answer {
 
 impl FakeAgent {
     /// Enrols an agent offering `renderers`.
-    async fn enrol(farm: &Farm, name: &str, renderers: &[Renderer]) -> FakeAgent {
+    pub(crate) async fn enrol(farm: &Farm, name: &str, renderers: &[Renderer]) -> FakeAgent {
         let http = reqwest::Client::new();
         let renderers = renderers
             .iter()
@@ -76,7 +76,7 @@ impl FakeAgent {
         }
     }
 
-    async fn lease(&self) -> Lease {
+    pub(crate) async fn lease(&self) -> Lease {
         let res: LeaseResponse = self
             .http
             .post(format!("{}{}", self.base, routes::AGENT_LEASE))
@@ -93,7 +93,7 @@ impl FakeAgent {
         res.lease.expect("work is queued")
     }
 
-    async fn put_frame(&self, lease: i64, frame: i64, bytes: Vec<u8>) -> Answer {
+    pub(crate) async fn put_frame(&self, lease: i64, frame: i64, bytes: Vec<u8>) -> Answer {
         self.put_frame_with(lease, frame, bytes, None).await
     }
 
@@ -119,7 +119,7 @@ impl FakeAgent {
         Answer::of(res).await
     }
 
-    async fn end(&self, lease: i64, end: &LeaseEnd) -> Answer {
+    pub(crate) async fn end(&self, lease: i64, end: &LeaseEnd) -> Answer {
         let url = format!("{}{}", self.base, routes::agent_lease_end(lease));
         let res = self
             .http
@@ -130,6 +130,25 @@ impl FakeAgent {
             .await
             .unwrap();
         Answer::of(res).await
+    }
+
+    /// Sends a heartbeat saying `presence` and holding `leases`; returns the revoked ones.
+    pub(crate) async fn heartbeat(&self, presence: PresenceState, leases: &[i64]) -> Vec<i64> {
+        let res: idlefarm_protocol::HeartbeatResponse = self
+            .http
+            .post(format!("{}{}", self.base, routes::AGENT_HEARTBEAT))
+            .header("authorization", &self.auth)
+            .json(&idlefarm_protocol::HeartbeatRequest {
+                presence,
+                leases: leases.to_vec(),
+            })
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        res.revoked
     }
 
     /// Downloads a blob: the status and, on success, the bytes.
@@ -207,7 +226,7 @@ async fn put_head_only(
 }
 
 /// Submits a POV-Ray job of frames `1..=frames` at W×H in chunks of `chunk`.
-async fn submit_pov(farm: &Farm, frames: i64, chunk: u32) -> JobInfo {
+pub(crate) async fn submit_pov(farm: &Farm, frames: i64, chunk: u32) -> JobInfo {
     let dir = shared_tempdir();
     let pov = dir.path().join("s.pov");
     std::fs::write(&pov, crate::scenes::pov_scene(None)).unwrap();

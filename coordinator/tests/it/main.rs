@@ -3,6 +3,7 @@
 
 mod accounts;
 mod auth;
+mod backups;
 mod bad_input;
 mod common;
 mod control;

@@ -21,6 +21,7 @@ fn job(id: i64, priority: i64, owner: Option<i64>) -> JobView<'static> {
         renderer: Renderer::Blender,
         required_tags: NO_TAGS,
         queued: 5,
+        running: 0,
     }
 }
 
@@ -64,6 +65,31 @@ fn equal_priorities_share_the_farm_between_owners() {
     let picked = pick_order(&jobs, &agent(&h), &running, 0);
     // Priority still wins over fairness; among priority 0, owner 20 runs less.
     assert_eq!(picked, Ok(vec![4, 3, 1, 2]));
+}
+
+#[test]
+fn equal_jobs_of_one_owner_share_the_farm_rather_than_the_oldest_taking_it_all() {
+    let h = Health::default();
+    let mut jobs = [
+        job(1, 0, Some(10)),
+        job(2, 0, Some(10)),
+        job(3, 0, Some(10)),
+    ];
+    jobs[0].running = 4;
+    jobs[1].running = 1;
+    jobs[2].running = 1;
+    let running = HashMap::from([(Some(10), 6)]);
+    // The job with fewer PCs first; between equals, the older.
+    assert_eq!(
+        pick_order(&jobs, &agent(&h), &running, 0),
+        Ok(vec![2, 3, 1])
+    );
+    // A running count never beats a higher priority.
+    jobs[0].priority = 1;
+    assert_eq!(
+        pick_order(&jobs, &agent(&h), &running, 0),
+        Ok(vec![1, 2, 3])
+    );
 }
 
 #[test]

@@ -103,6 +103,7 @@ impl Farm {
                 renderer: j.renderer,
                 required_tags: &j.tags,
                 queued: j.board.counts().queued,
+                running: j.board.leases.len(),
             })
             .collect();
         let Ok(order) = pick_order(&views, &view, &running, self.now) else {
@@ -117,7 +118,7 @@ impl Farm {
             .collect();
         expected.sort_by_key(|j| {
             let runs = running.get(&j.owner).copied().unwrap_or(0);
-            (-j.priority, runs, j.id)
+            (-j.priority, runs, j.running, j.id)
         });
         let expected: Vec<i64> = expected.iter().map(|j| j.id).collect();
         prop_assert_eq!(&order, &expected);

@@ -1,0 +1,188 @@
+//! What the coordinator knows of its PCs when it sizes and places chunks: how long each PC is
+//! likely to stay free (from its presence history, read again every few minutes), how fast each
+//! renders a job (from its delivered frames), and which are free now. Also straggler backups:
+//! a second copy of a straggling frame for an idle PC once nothing is queued, and the revocation
+//! of whichever copy loses the race.
+
+use std::collections::HashMap;
+
+use idlefarm_protocol::{Lease, PresenceState};
+
+use super::leases::LeaseOwner;
+use super::state::{Coordinator, JobEntry, Sched};
+use crate::error::ApiError;
+use crate::schedule::availability::{self, Change};
+use crate::schedule::{self, AgentView, ChunkPolicy, JobStatus, LeaseEnding, Millis, backup};
+
+/// How long a PC's likely free spell is reused before its history is read again.
+const SPELL_FRESH_MS: Millis = 10 * 60 * 1000;
+/// How far back presence history is read for it (history is kept 30 days).
+const HISTORY_MS: Millis = 29 * 24 * 60 * 60 * 1000;
+
+/// Each agent's likely free spell, with when it was worked out.
+#[derive(Debug, Default)]
+pub(crate) struct Spells(std::sync::Mutex<HashMap<i64, (Millis, Option<Millis>)>>);
+
+/// The agents heard from within a lease's lifetime, with their presence.
+pub(crate) type Live = Vec<(i64, PresenceState)>;
+
+impl Coordinator {
+    /// How long `agent`'s PC is likely to stay free from `now`, from its presence history
+    /// (see [`availability::likely_free`]); `None` without enough history.
+    pub(crate) async fn likely_free(&self, agent: i64, now: Millis) -> Option<Millis> {
+        let cached = self
+            .spells
+            .0
+            .lock()
+            .expect("not poisoned")
+            .get(&agent)
+            .copied();
+        if let Some((_, spell)) = cached.filter(|(at, _)| now - at < SPELL_FRESH_MS) {
+            return spell;
+        }
+        let history = match self.store.presence_history(agent, now - HISTORY_MS).await {
+            Ok(history) => history,
+            Err(e) => {
+                tracing::warn!(agent, "reading presence history: {e}");
+                return None;
+            }
+        };
+        let changes: Vec<Change> = (history.iter())
+            .map(|c| Change {
+                at: c.at_ms,
+                free: c.state.may_take_work(),
+            })
+            .collect();
+        let spell = availability::likely_free(&changes, now);
+        let mut spells = self.spells.0.lock().expect("not poisoned");
+        spells.insert(agent, (now, spell));
+        spell
+    }
+
+    /// The agents heard from within a lease's lifetime, with their presence.
+    pub(crate) fn live(&self) -> Live {
+        let window = self.config.lease_ttl;
+        let live = self.liveness.lock().expect("not poisoned");
+        (live.iter())
+            .filter(|(_, l)| l.at.elapsed() < window)
+            .map(|(&agent, l)| (agent, l.presence))
+            .collect()
+    }
+
+    /// How the next chunk of `entry` for an agent likely free for `spell` is sized: the chunk
+    /// target from the spell and how long the job would still take on the live PCs, the
+    /// slowest speed seen for an unmeasured PC, and the free PCs' speeds for the end of the job.
+    pub(crate) fn chunk_policy(
+        &self,
+        entry: &JobEntry,
+        spell: Option<Millis>,
+        live: &Live,
+    ) -> ChunkPolicy {
+        let guess = entry.speeds.guess();
+        let rate = |free_only: bool| {
+            (live.iter())
+                .filter(|(_, p)| !free_only || p.may_take_work())
+                .map(|&(a, _)| entry.speeds.of(a).or(guess).map(|s| 1.0 / s.max(0.001)))
+                .sum::<Option<f64>>()
+        };
+        let job_left = rate(false).map(|r| entry.board.counts().queued as f64 / r);
+        let default = self.config.chunk_target.as_secs_f64();
+        ChunkPolicy {
+            fixed: entry.row.chunk_size,
+            target_secs: availability::chunk_target(spell, job_left, default),
+            guess_secs: guess,
+            farm_rate: rate(true),
+            ..ChunkPolicy::default()
+        }
+    }
+
+    /// A backup copy of the straggling frame `agent` would finish soonest ahead of its holder,
+    /// from the runnable jobs it may take (highest priority first), leased to it; `None` when
+    /// no frame is worth a second copy. Called when nothing is queued for the agent.
+    pub(crate) async fn lease_backup(
+        &self,
+        sched: &mut Sched,
+        agent: &AgentView<'_>,
+        live: &Live,
+        now: Millis,
+    ) -> Result<Option<Lease>, ApiError> {
+        let presence: HashMap<i64, PresenceState> = live.iter().copied().collect();
+        let mut jobs: Vec<&JobEntry> = (sched.jobs.values())
+            .filter(|e| e.view().status == JobStatus::Runnable && !e.board.leases.is_empty())
+            .filter(|e| schedule::misfit(&e.view(), agent).is_none())
+            .filter(|e| !sched.declines.holds(agent.id, e.row.id, now))
+            .collect();
+        jobs.sort_by_key(|e| (std::cmp::Reverse(e.row.priority), e.row.id));
+        let mut pick = None;
+        for entry in jobs {
+            let secs = |a: i64| entry.speeds.of(a).or_else(|| entry.speeds.guess());
+            let Some(mine) = secs(agent.id) else { continue };
+            let finish = |o: &backup::Outstanding| match presence.get(&o.holder) {
+                Some(p) if p.may_take_work() => {
+                    Some(o.since + (secs(o.holder)? * 1000.0) as Millis)
+                }
+                // Stopped for a person, or not heard from: it may never deliver.
+                _ => Some(Millis::MAX),
+            };
+            let outstanding = entry.board.outstanding(agent.id);
+            let mine = now + (mine * 1000.0) as Millis;
+            if let Some(o) = backup::choose(&outstanding, mine, finish) {
+                pick = Some((entry.row.id, o.index));
+                break;
+            }
+        }
+        let Some((job, index)) = pick else {
+            return Ok(None);
+        };
+        let ttl = self.config.lease_ttl.as_millis() as i64;
+        let id = sched.next_lease;
+        let Some(entry) = sched.jobs.get_mut(&job) else {
+            return Ok(None);
+        };
+        if !entry.board.take_backup(id, agent.id, index, now, ttl) {
+            return Ok(None);
+        }
+        sched.next_lease += 1;
+        let slot = entry.board.leases[&id].clone();
+        self.store.save_lease(job, id, &slot, &entry.board).await?;
+        if let Some(owner) = LeaseOwner::of_live(job, id, &entry.board) {
+            sched.lease_owner.insert(id, owner);
+        }
+        self.metrics.backup_leased();
+        tracing::info!(
+            job,
+            frame = entry.board.frames[index].frame,
+            agent = agent.id,
+            "straggler backup: a second copy of a frame near the end of the job"
+        );
+        Ok(Some(entry.lease_message(id, &[index], &self.config)))
+    }
+
+    /// After frame index `i` of `entry` was uploaded by `uploader` and kept as `kept_by`'s
+    /// render: records how long it took, and revokes the leases left with nothing to do
+    /// because this copy won (their agents hear it at their next heartbeat and stop; never a
+    /// failure).
+    pub(crate) async fn frame_arrived(
+        &self,
+        entry: &mut JobEntry,
+        i: usize,
+        uploader: i64,
+        kept_by: i64,
+    ) -> Result<(), ApiError> {
+        let took = entry.board.frames[i]
+            .render_ms
+            .filter(|_| kept_by == uploader);
+        if let Some(ms) = took {
+            entry.speeds.record(kept_by, ms as f64 / 1000.0);
+        }
+        for lease in entry.board.superseded(i, uploader) {
+            tracing::info!(
+                job = entry.row.id,
+                lease,
+                "revoking a lease whose frame another copy delivered first"
+            );
+            self.finish_lease(entry, lease, LeaseEnding::Yield).await?;
+        }
+        Ok(())
+    }
+}
