@@ -12,7 +12,8 @@ use std::collections::HashMap;
 
 use idlefarm_coordinator::schedule::{
     AgentMode, AgentView, Board, ChunkPolicy, FrameReject, FrameState, Health, JobStatus, JobView,
-    LeaseEnding, Millis, NoWork, Speeds, availability, backup, chunk_size, pick_order,
+    LeaseEnding, Millis, NoWork, Peer, Speeds, availability, backup, chunk_size,
+    others_finish_first, pick_order,
 };
 use idlefarm_protocol::Renderer;
 
@@ -55,7 +56,7 @@ pub struct Policy {
     /// Shown in the table.
     pub name: &'static str,
     /// Speeds from each delivered frame (else from each completed lease), and an unmeasured
-    /// PC's first chunk sized by the slowest speed seen.
+    /// PC's first chunk of one frame (else two).
     pub frame_speeds: bool,
     /// Chunk targets from each PC's presence history at this time of day.
     pub availability: bool,
@@ -63,6 +64,8 @@ pub struct Policy {
     pub backups: bool,
     /// Jobs of equal priority share the PCs.
     pub fair_jobs: bool,
+    /// A slow PC leaves a job's last frames to faster ones that would finish them first.
+    pub leave_to_faster: bool,
 }
 
 /// The scheduler as it was before issue 10, then with each means added in turn.
@@ -73,6 +76,7 @@ pub fn policies() -> Vec<Policy> {
         availability: false,
         backups: false,
         fair_jobs: false,
+        leave_to_faster: false,
     };
     let speeds = Policy {
         name: "+ speeds per frame",
@@ -89,12 +93,17 @@ pub fn policies() -> Vec<Policy> {
         backups: true,
         ..available
     };
-    let all = Policy {
-        name: "+ fair jobs (all)",
+    let fair = Policy {
+        name: "+ fair jobs",
         fair_jobs: true,
         ..backups
     };
-    vec![before, speeds, available, backups, all]
+    let all = Policy {
+        name: "+ faster first (all)",
+        leave_to_faster: true,
+        ..fair
+    };
+    vec![before, speeds, available, backups, fair, all]
 }
 
 /// Every means the coordinator uses.
@@ -110,6 +119,10 @@ pub struct Outcome {
     /// When the capacity actually available (speed × available time over the PCs) first covers
     /// the total work, from submission, in ms.
     pub ideal: Millis,
+    /// A bound no scheduler can beat when a frame a person interrupts is lost, unlike `ideal`
+    /// when frames are long: the latest of `ideal` and, for each job, when the PCs' free
+    /// spells could first hold all its frames whole; from submission, in ms.
+    pub whole_frames: Millis,
     /// Frames rendered to the end more than once.
     pub rendered_twice: u64,
     /// Work thrown away when renders yielded, as a share of the total work.
@@ -260,11 +273,38 @@ impl Lab<'_> {
         let online = |q: &usize| self.pcs[*q].available_within(now - DAY, now) > 0;
         let job_left = rate(&mut (0..self.pcs.len()).filter(online))
             .map(|r| job.board.counts().queued as f64 / r);
+        if self.policy.leave_to_faster
+            && let Some(mine) = secs(p)
+        {
+            // The free PCs rendering this job (as the coordinator counts them).
+            let peers: Option<Vec<Peer>> = (0..self.pcs.len())
+                .filter(|&q| q != p && self.pcs[q].available(now))
+                .filter(|&q| self.work[q].as_ref().is_some_and(|w| w.job == id))
+                .map(|q| {
+                    let spf = secs(q)?;
+                    let free_in = self.work[q].as_ref().map_or(0.0, |w| {
+                        let rendering = (now - w.frame_started) as f64 / 1000.0;
+                        (w.frames.len() as f64 * spf - rendering).max(0.0)
+                    });
+                    Some(Peer {
+                        free_in,
+                        secs_per_frame: spf,
+                    })
+                })
+                .collect();
+            let queued = job.board.counts().queued;
+            if peers.is_some_and(|peers| others_finish_first(queued, mine, &peers)) {
+                return false;
+            }
+        }
         let target = availability::chunk_target(spell, job_left, CHUNK_TARGET);
+
         let policy = ChunkPolicy {
             target_secs: target,
             guess_secs: guess,
             farm_rate,
+            // Before issue 10, an unmeasured PC's first chunk held 2 frames.
+            probe_frames: if self.policy.frame_speeds { 1 } else { 2 },
             ..ChunkPolicy::default()
         };
         let job = &mut self.jobs[id];
@@ -480,12 +520,16 @@ pub fn run(
     }
     let (pcs, jobs) = (&lab.pcs, &lab.jobs);
     let makespan = lab.now - scenario.start;
+    let ideal = trace::ideal(pcs, scenario.start, total_ref_ms);
     let available_ms: Millis = (pcs.iter())
         .map(|pc| pc.available_within(scenario.start, lab.now))
         .sum();
     Outcome {
         makespan,
-        ideal: trace::ideal(pcs, scenario.start, total_ref_ms),
+        ideal,
+        whole_frames: (scenario.jobs.iter())
+            .map(|j| trace::whole_frames(pcs, scenario.start, j.frames, j.secs_per_frame * 1000.0))
+            .fold(ideal, Millis::max),
         rendered_twice: (jobs.iter())
             .flat_map(|j| j.renders.iter())
             .map(|&n| u64::from(n.saturating_sub(1)))
@@ -523,6 +567,12 @@ pub fn scenarios() -> Vec<Scenario> {
             pcs: 12,
             jobs: vec![job(2000, 2.0, 0, 1)],
             start,
+        },
+        Scenario {
+            name: "24 frames of 10 min, Saturday",
+            pcs: 12,
+            jobs: vec![job(24, 600.0, 0, 1)],
+            start: start + 5 * DAY,
         },
         Scenario {
             name: "24 frames of 10 min",

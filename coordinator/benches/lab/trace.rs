@@ -185,3 +185,35 @@ pub fn ideal(pcs: &[Pc], start: Millis, work: f64) -> Millis {
     }
     HORIZON - start
 }
+
+/// When the PCs' free spells from `start` could first hold `frames` frames of `work` reference
+/// ms each, every frame within one spell, as a duration from `start`: what any scheduler needs
+/// at least when a frame a person interrupts is lost.
+pub fn whole_frames(pcs: &[Pc], start: Millis, frames: usize, work: f64) -> Millis {
+    let fit = |end: Millis| -> usize {
+        (pcs.iter())
+            .map(|pc| {
+                let mut count = 0;
+                let mut t = start;
+                while t < end {
+                    let next = pc.next_change(t).min(end);
+                    if pc.available(t) {
+                        count += (pc.speed * (next - t) as f64 / work).floor() as usize;
+                    }
+                    t = next;
+                }
+                count
+            })
+            .sum()
+    };
+    let (mut lo, mut hi) = (start, HORIZON);
+    while hi - lo > SECOND {
+        let mid = lo + (hi - lo) / 2;
+        if fit(mid) >= frames {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi - start
+}

@@ -26,7 +26,9 @@ impl Default for ChunkPolicy {
         ChunkPolicy {
             fixed: None,
             target_secs: 120.0,
-            probe_frames: 2,
+            // One frame: a slow PC must not start with two frames of a job whose frames turn
+            // out to take ten minutes each.
+            probe_frames: 1,
             guess_secs: None,
             farm_rate: None,
         }
@@ -65,4 +67,25 @@ pub fn chunk_size(
         Some(_) => fair_share,
     };
     wanted.clamp(1, fair_share)
+}
+
+/// Another PC as seen by [`others_finish_first`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Peer {
+    /// Seconds until it is done with the work it holds (0 when idle).
+    pub free_in: f64,
+    /// Its seconds per frame on the job.
+    pub secs_per_frame: f64,
+}
+
+/// Whether the free PCs `peers` would render all `queued` frames of a job before a PC that
+/// takes `mine` seconds per frame could deliver even one: then it taking a frame would only
+/// make the job end later (a slow PC holding the last frame), and it is better left free for
+/// other work or a backup copy if a peer falls behind. Never with fewer than one peer.
+pub fn others_finish_first(queued: usize, mine: f64, peers: &[Peer]) -> bool {
+    let capacity: f64 = (peers.iter())
+        .filter(|p| p.secs_per_frame > 0.0 && p.free_in < mine)
+        .map(|p| ((mine - p.free_in) / p.secs_per_frame).floor())
+        .sum();
+    !peers.is_empty() && capacity >= queued as f64
 }

@@ -30,7 +30,7 @@ pub use board::{
     Board, Counts, FrameReject, FrameSlot, FrameState, LeaseEnding, LeaseSlot, MAX_FRAME_FAILURES,
     UnknownFrame,
 };
-pub use chunk::{ChunkPolicy, chunk_size};
+pub use chunk::{ChunkPolicy, Peer, chunk_size, others_finish_first};
 pub use health::{FailureRecord, Health, HealthPolicy, all_blocklisted, assess};
 pub use pick::{
     AgentMode, AgentView, JobStatus, JobView, Misfit, NoWork, Unfit, misfit, pick_order,

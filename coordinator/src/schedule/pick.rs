@@ -129,6 +129,9 @@ pub enum NoWork {
     NothingToDo,
     /// Jobs have queued frames, but none suits this agent.
     NoneFits(Unfit),
+    /// The queued frames are left to faster PCs that would finish them first (see
+    /// [`super::others_finish_first`]).
+    LeftToFaster,
 }
 
 /// The jobs `agent` may take chunks of, best first, or why it gets none.
@@ -222,6 +225,9 @@ impl fmt::Display for NoWork {
             ),
             NoWork::NothingToDo => f.write_str("no queued frames"),
             NoWork::NoneFits(unfit) => unfit.fmt(f),
+            NoWork::LeftToFaster => {
+                f.write_str("the last frames are left to faster PCs that will finish them first")
+            }
         }
     }
 }

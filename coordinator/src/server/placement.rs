@@ -12,7 +12,9 @@ use super::leases::LeaseOwner;
 use super::state::{Coordinator, JobEntry, Sched};
 use crate::error::ApiError;
 use crate::schedule::availability::{self, Change};
-use crate::schedule::{self, AgentView, ChunkPolicy, JobStatus, LeaseEnding, Millis, backup};
+use crate::schedule::{
+    self, AgentView, ChunkPolicy, JobStatus, LeaseEnding, Millis, Peer, backup, others_finish_first,
+};
 
 /// How long a PC's likely free spell is reused before its history is read again.
 const SPELL_FRESH_MS: Millis = 10 * 60 * 1000;
@@ -94,6 +96,55 @@ impl Coordinator {
             farm_rate: rate(true),
             ..ChunkPolicy::default()
         }
+    }
+
+    /// Whether `agent` should leave the rest of `entry` to faster PCs: the free PCs already
+    /// rendering the job would render all its queued frames, after the ones they hold, before
+    /// `agent` delivered one (see [`others_finish_first`]). Only PCs holding a lease of the job
+    /// count, so a PC is never left waiting for one that is idle for a reason of its own; and
+    /// only once `agent`'s speed on the job is known or guessed.
+    pub(crate) fn leave_to_faster(
+        &self,
+        entry: &JobEntry,
+        agent: i64,
+        live: &Live,
+        now: Millis,
+    ) -> bool {
+        let guess = entry.speeds.guess();
+        let secs = |a: i64| entry.speeds.of(a).or(guess);
+        let Some(mine) = secs(agent) else {
+            return false;
+        };
+        let free: HashMap<i64, bool> = (live.iter())
+            .map(|&(a, p)| (a, p.may_take_work()))
+            .collect();
+        let mut left: HashMap<i64, f64> = HashMap::new();
+        for lease in entry.board.leases.values() {
+            if lease.agent == agent || !free.get(&lease.agent).copied().unwrap_or(false) {
+                continue;
+            }
+            let Some(spf) = secs(lease.agent) else {
+                return false;
+            };
+            let leased = |i: &&usize| {
+                matches!(
+                    entry.board.frames[**i].state,
+                    schedule::FrameState::Leased(_)
+                )
+            };
+            let frames = lease.frames.iter().filter(leased).count() as f64;
+            let rendering = (now - lease.last_progress) as f64 / 1000.0;
+            *left.entry(lease.agent).or_default() += (frames * spf - rendering).max(0.0);
+        }
+        let peers: Vec<Peer> = (left.into_iter())
+            .filter_map(|(peer, free_in)| {
+                Some(Peer {
+                    free_in,
+                    secs_per_frame: secs(peer)?,
+                })
+            })
+            .collect();
+        others_finish_first(entry.board.counts().queued, mine, &peers)
     }
 
     /// A backup copy of the straggling frame `agent` would finish soonest ahead of its holder,

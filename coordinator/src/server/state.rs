@@ -407,6 +407,7 @@ impl Coordinator {
             }
         };
         sched.no_work.remove(&agent);
+        let mut left_to_faster = false;
         for job in order {
             if sched.declines.holds(agent, job, now) {
                 continue;
@@ -414,6 +415,10 @@ impl Coordinator {
             let Some(entry) = sched.jobs.get_mut(&job) else {
                 continue;
             };
+            if self.leave_to_faster(entry, agent, &live, now) {
+                left_to_faster = true;
+                continue;
+            }
             let policy = self.chunk_policy(entry, spell, &live);
             let queued = entry.board.counts().queued;
             let want = schedule::chunk_size(&policy, entry.speeds.of(agent), queued, agents);
@@ -444,8 +449,13 @@ impl Coordinator {
             self.job_changed(job).await;
             return Ok(Some(lease));
         }
-        // Queued frames, but none this PC may take (held for another PC's opinion).
-        self.lease_backup(sched, &view, &live, now).await
+        // Queued frames, but none this PC should take (left to faster PCs) or may take (held
+        // for another PC's opinion).
+        let backup = self.lease_backup(sched, &view, &live, now).await?;
+        if backup.is_none() && left_to_faster {
+            sched.no_work.insert(agent, NoWork::LeftToFaster);
+        }
+        Ok(backup)
     }
 
     /// An agent's blocklists and quarantine as of `now`, from its failures since its release.

@@ -1,6 +1,6 @@
 //! Chunk sizing: probe, target time, fair split of the tail, fixed sizes.
 
-use crate::schedule::{ChunkPolicy, chunk_size};
+use crate::schedule::{ChunkPolicy, Peer, chunk_size, others_finish_first};
 
 #[test]
 fn chunk_size_probes_then_targets_then_splits_the_tail() {
@@ -58,4 +58,24 @@ fn near_the_end_of_a_job_shares_follow_speed() {
         ..p
     };
     assert_eq!(chunk_size(&even, Some(3.0), 40, 4), 10);
+}
+
+#[test]
+fn a_slow_pc_leaves_the_last_frames_to_faster_ones_that_finish_them_first() {
+    let idle = |secs_per_frame| Peer {
+        free_in: 0.0,
+        secs_per_frame,
+    };
+    // A 40-minute PC; two idle 10-minute PCs do 8 frames in 40 minutes.
+    assert!(others_finish_first(8, 2400.0, &[idle(600.0), idle(600.0)]));
+    assert!(!others_finish_first(9, 2400.0, &[idle(600.0), idle(600.0)]));
+    // A peer busy for another 35 minutes does nothing in time.
+    let busy = Peer {
+        free_in: 2100.0,
+        secs_per_frame: 600.0,
+    };
+    assert!(!others_finish_first(1, 2400.0, &[busy]));
+    // A peer slower than the asker does not count; nor does an empty farm.
+    assert!(!others_finish_first(1, 600.0, &[idle(2400.0)]));
+    assert!(!others_finish_first(0, 600.0, &[]));
 }
