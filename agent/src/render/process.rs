@@ -17,7 +17,7 @@ use std::process::{ExitStatus, Stdio};
 use super::confine::{self, Confinement};
 use crate::passwd::{Key, lookup};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 /// Longest line kept from a renderer's output; the rest of a longer line is dropped.
@@ -132,9 +132,34 @@ pub struct RendererProcess {
 /// given, confined by `confinement` when given. Returns the process and a channel of its output
 /// lines (stdout and stderr interleaved), which closes when both streams end.
 pub fn spawn(
+    command: Command,
+    user: Option<&RenderUser>,
+    confinement: Option<&Confinement>,
+) -> io::Result<(RendererProcess, mpsc::Receiver<String>)> {
+    start(command, user, confinement, Stdio::null())
+}
+
+/// Like [`spawn`], with the renderer's stdin a pipe the caller writes to (a warm Blender reads
+/// its frame ranges there).
+pub fn spawn_with_input(
+    command: Command,
+    user: Option<&RenderUser>,
+    confinement: Option<&Confinement>,
+) -> io::Result<(RendererProcess, mpsc::Receiver<String>, ChildStdin)> {
+    let (mut process, lines) = start(command, user, confinement, Stdio::piped())?;
+    let stdin = process
+        .child
+        .stdin
+        .take()
+        .ok_or_else(|| io::Error::other("the renderer's stdin is not a pipe"))?;
+    Ok((process, lines, stdin))
+}
+
+fn start(
     mut command: Command,
     user: Option<&RenderUser>,
     confinement: Option<&Confinement>,
+    stdin: Stdio,
 ) -> io::Result<(RendererProcess, mpsc::Receiver<String>)> {
     let ids = user.map(|u| (u.uid as libc::uid_t, u.gid as libc::gid_t));
     // The descriptor stays open in the parent (borrowed from `confinement`) until `spawn`
@@ -142,7 +167,7 @@ pub fn spawn(
     let ruleset = confinement.map_or(-1, Confinement::raw_fd);
     command
         .process_group(0)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: the closure only makes async-signal-safe system calls and allocates nothing.
@@ -175,10 +200,7 @@ pub fn spawn(
     }
     let mut child = command.spawn()?;
     let pgid = child.id().map(|id| id as libc::pid_t).unwrap_or(0);
-    running_groups_mut().insert(pgid);
-    // Wake the presence monitor now: it must poll input fast from the renderer's first moment,
-    // not from its next slow poll.
-    RENDERER_STARTS.send_modify(|starts| *starts = starts.wrapping_add(1));
+    counts_as_running(pgid, true);
     let (tx, rx) = mpsc::channel(256);
     if let Some(stdout) = child.stdout.take() {
         tokio::spawn(forward_lines(stdout, tx.clone()));
@@ -271,6 +293,12 @@ impl RendererProcess {
         self.signal_group(libc::SIGKILL)
     }
 
+    /// Counts this renderer among the running ones (see [`running_groups`]) or not: a warm
+    /// Blender waiting for its next chunk renders nothing and is not counted.
+    pub fn set_running(&self, running: bool) {
+        counts_as_running(self.pgid, running);
+    }
+
     /// Waits for the renderer itself to exit (cancel safe).
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         let status = self.child.wait().await?;
@@ -287,6 +315,18 @@ fn running_groups_mut() -> std::sync::MutexGuard<'static, std::collections::BTre
     RUNNING_GROUPS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Adds `pgid` to the running renderers, waking the presence monitor, or removes it.
+fn counts_as_running(pgid: libc::pid_t, running: bool) {
+    if !running {
+        running_groups_mut().remove(&pgid);
+        return;
+    }
+    running_groups_mut().insert(pgid);
+    // Wake the presence monitor now: it must poll input fast from the renderer's first moment,
+    // not from its next slow poll.
+    RENDERER_STARTS.send_modify(|starts| *starts = starts.wrapping_add(1));
 }
 
 /// Process groups of the renderers running (or stopped) right now. Presence uses it to leave
