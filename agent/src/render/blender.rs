@@ -225,6 +225,18 @@ mod tests {
     }
 
     #[test]
+    fn a_warm_blender_is_set_up_as_a_one_off_one_and_runs_our_driver_last() {
+        let s = settings();
+        let (file, out) = (Path::new("/c/shot.blend"), Path::new("/l/.warm-1"));
+        let one_off: Vec<OsString> = args(&s, file, out, &[5, 7]);
+        let warm = warm_args(&s, file, out, "print('driver')");
+        // Everything but `-s 5 -e 7 -j 2 -a`, then the driver.
+        assert_eq!(warm[..warm.len() - 2], one_off[..one_off.len() - 7]);
+        assert_eq!(warm[warm.len() - 2..], ["--python-expr", "print('driver')"]);
+        assert!(warm.contains(&OsString::from("--disable-autoexec")));
+    }
+
+    #[test]
     fn a_sequence_file_renders_its_own_current_frame() {
         let mut s = settings();
         s.scene = None;

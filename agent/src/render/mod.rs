@@ -15,6 +15,7 @@ pub mod povray;
 pub mod process;
 mod sequence;
 mod supervise;
+mod user;
 pub mod warm;
 
 use std::path::{Path, PathBuf};
@@ -29,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use crate::presence::Availability;
 pub use detect::detect;
 use output::{FrameTracker, LogTail, Output};
-pub use process::{RenderUser, UserError};
 use supervise::supervise;
+pub use user::{RenderUser, UserError};
 
 /// How many of the renderer's last output lines a failure report carries.
 pub const LOG_TAIL_LINES: usize = 60;
