@@ -171,6 +171,13 @@ async fn chunks_of_a_job_share_one_blender_and_get_the_cold_paths_frames() {
         !running_groups().contains(&pid),
         "an idle warm Blender is not a running renderer"
     );
+    if idlefarm_agent::render::confine::abi_version().is_some() {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(
+            status.contains("NoNewPrivs:\t1"),
+            "a warm Blender is confined like any renderer"
+        );
+    }
 
     let second = chunk(&input, "shot.blend", &[3, 4], &leases.join("2"));
     let (outcome, more) = render_available(&second, &env).await;
@@ -274,6 +281,16 @@ async fn presence_stops_and_ends_warm_blenders_and_the_next_chunk_starts_afresh(
     assert_eq!(frames.len(), 2);
     let third = env.warm.idle_pids()[0];
     assert!(third != second && third != first);
+
+    // A chunk of another job (other settings): the idle one of this job ends.
+    let mut other = chunk(&input, "shot.blend", &[1], &leases.join("5"));
+    other.settings.resolution_x = 16;
+    let (outcome, _) = render_available(&other, &env).await;
+    assert_eq!(outcome, RenderOutcome::Complete);
+    assert!(eventually(Duration::from_secs(5), || !alive(third)).await);
+    let fourth = env.warm.idle_pids();
+    assert!(fourth.len() == 1 && fourth[0] != third, "{fourth:?}");
+    let third = fourth[0];
 
     // Shutdown ends the idle ones and removes their folders.
     env.warm.end_all().await;
