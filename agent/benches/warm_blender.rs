@@ -1,11 +1,12 @@
-//! Benchmark: what a warm Blender saves per chunk. The frames of a Cycles animation are rendered
+//! Benchmark: what a warm Blender saves per chunk. The frames of an animation are rendered
 //! in chunks through the render module, once starting Blender for every chunk (cold) and once
 //! on one warm Blender, with plain `blender -b FILE -a` over all frames for reference. Prints
 //! per-chunk times (p50, p90, max) and the saving; asserts nothing.
 //!
 //! `cargo bench -p idlefarm-agent --bench warm_blender [-- FRAMES CHUNK WIDTH HEIGHT SAMPLES]`
-//! (default: the tests' tiny scene, 12 frames of 32×18, and the coordinator bench's scene,
-//! 48 frames of 64×36; both in chunks of 4 frames with 2 samples).
+//! (default: the tests' tiny scene, 12 frames of 32×18, the coordinator bench's scene, 48
+//! frames of 64×36, and the same in Eevee, 16 frames of 64×64; in chunks of 4 frames with 2
+//! samples; a custom scene is Cycles).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -21,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 /// One scene to measure.
 struct Scene {
     name: &'static str,
+    /// `CYCLES` or `BLENDER_EEVEE`.
+    engine: &'static str,
     frames: i64,
     chunk: usize,
     width: u32,
@@ -37,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let scenes = match numbers.as_slice() {
         [frames, chunk, width, height, samples, ..] => vec![Scene {
             name: "custom",
+            engine: "CYCLES",
             frames: i64::from(*frames),
             chunk: *chunk as usize,
             width: *width,
@@ -46,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         _ => vec![
             Scene {
                 name: "tiny (tests)",
+                engine: "CYCLES",
                 frames: 12,
                 chunk: 4,
                 width: 32,
@@ -54,15 +59,28 @@ async fn main() -> anyhow::Result<()> {
             },
             Scene {
                 name: "farm_vs_blender",
+                engine: "CYCLES",
                 frames: 48,
                 chunk: 4,
                 width: 64,
                 height: 36,
                 samples: 2,
             },
+            Scene {
+                name: "eevee 64x64",
+                engine: "BLENDER_EEVEE",
+                frames: 16,
+                chunk: 4,
+                width: 64,
+                height: 64,
+                samples: 2,
+            },
         ],
     };
-    println!("warm Blender: seconds per chunk (the machine may be busy; compare within a run)");
+    println!(
+        "warm Blender: seconds per chunk (the machine may be busy; chunks run at SCHED_IDLE, plain \
+         `blender` at normal priority: compare cold with warm)"
+    );
     println!(
         "{:<16} {:>6} {:>5} | {:>21} | {:>21} | {:>8} | {:>7} {:>7} {:>7}",
         "scene",
@@ -102,6 +120,7 @@ async fn measure(scene: &Scene) -> anyhow::Result<()> {
         .arg(dir.path().join("plain/frame_#####"))
         .args(["-F", "PNG", "-x", "1", "-a"])
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .status()?;
     ensure!(status.success(), "plain blender failed");
     let plain = t.elapsed();
@@ -209,21 +228,22 @@ fn settings(scene: &Scene) -> RenderSettings {
         resolution_x: scene.width,
         resolution_y: scene.height,
         percentage: 100,
-        engine: Some("CYCLES".into()),
+        engine: Some(scene.engine.into()),
         format: ImageFormat::Png,
         povray: None,
         sequence: None,
     }
 }
 
-/// The coordinator bench's scene: a Cycles cube moving across the frame.
+/// The coordinator bench's scene: a cube moving across the frame.
 fn make_blend(path: &Path, scene: &Scene) -> anyhow::Result<()> {
     let script = format!(
         "import bpy\n\
          s = bpy.context.scene\n\
-         s.render.engine = 'CYCLES'\n\
+         s.render.engine = '{engine}'\n\
          s.cycles.samples = {samples}\n\
          s.cycles.use_denoising = False\n\
+         s.eevee.taa_render_samples = {samples}\n\
          s.render.resolution_x = {w}\n\
          s.render.resolution_y = {h}\n\
          s.render.resolution_percentage = 100\n\
@@ -235,6 +255,7 @@ fn make_blend(path: &Path, scene: &Scene) -> anyhow::Result<()> {
          c.location = (2, 0, 0)\n\
          c.keyframe_insert(data_path='location', frame={frames})\n\
          bpy.ops.wm.save_as_mainfile(filepath={path:?})\n",
+        engine = scene.engine,
         samples = scene.samples,
         w = scene.width,
         h = scene.height,
