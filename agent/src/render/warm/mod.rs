@@ -160,7 +160,8 @@ pub(super) async fn render(
             }
         },
     };
-    let id = match warm.request(&job.frames, job.settings.frame_step).await {
+    let s = &job.settings;
+    let id = match warm.request(&job.frames, s.frame_step, s.frame_end).await {
         Ok(id) => id,
         // It is ending: supervision sees the exit and says how.
         Err(err) => {

@@ -97,8 +97,14 @@ impl WarmBlender {
         })
     }
 
-    /// Asks for `frames` (consecutive frames of the job, `step` apart); returns the request's id.
-    pub(super) async fn request(&mut self, frames: &[i64], step: i64) -> std::io::Result<u64> {
+    /// Asks for `frames` (consecutive frames of the job, `step` apart, the job ending at `end`);
+    /// returns the request's id.
+    pub(super) async fn request(
+        &mut self,
+        frames: &[i64],
+        step: i64,
+        end: i64,
+    ) -> std::io::Result<u64> {
         let (Some(&first), Some(&last)) = (frames.first(), frames.last()) else {
             return Err(std::io::Error::other("no frames to render"));
         };
@@ -108,6 +114,7 @@ impl WarmBlender {
             "first": first,
             "last": last,
             "step": step.max(1),
+            "end": end.max(last),
         });
         let line = format!("{request}\n");
         self.stdin.write_all(line.as_bytes()).await?;
