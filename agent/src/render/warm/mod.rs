@@ -3,7 +3,8 @@
 //!
 //! A chunk of an animation takes an idle warm Blender of its job (same file, settings, program
 //! and account) or starts one, asks it for its frames and gives it back when they are all
-//! there. While it renders it is a renderer like any other: in [`running_groups`], stopped for a
+//! there. Its driver (`driver.py`) keeps one animation render going across chunks, so the
+//! render engine's own set-up (Eevee's shaders) is paid once per job as well. While it renders it is a renderer like any other: in [`running_groups`], stopped for a
 //! person, ended on yield, cancel or failure and never reused then. Idle ones are not in
 //! [`running_groups`]; they are stopped for a person too, and end after `max_suspend` of that,
 //! after [`IDLE_TIMEOUT`], when a chunk of another job starts, and at shutdown. A Blender that
