@@ -14,6 +14,7 @@
 //! system_bus = "unix:path=/run/dbus/system_bus_socket"
 //! max_cache = "10G"          # most disk the input cache may use
 //! min_free = "10%"           # of the disk that stays free (or a size, e.g. "20G")
+//! warm_blender = true        # keep one Blender per job across its chunks
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -69,6 +70,8 @@ pub struct FileConfig {
     pub max_cache: Option<String>,
     /// What stays free on the disk, e.g. `10%` or `20G`.
     pub min_free: Option<String>,
+    /// Keep one Blender per job across its chunks.
+    pub warm_blender: Option<bool>,
 }
 
 impl FileConfig {
@@ -170,6 +173,15 @@ cpu_threshold = 40
         assert!(err.contains("max_cache"), "{err}");
         let err = FileConfig::parse("min_free = \"150%\"").unwrap_err();
         assert!(err.contains("min_free") && err.contains("150%"), "{err}");
+        let err = FileConfig::parse("warm_blender = \"yes\"").unwrap_err();
+        assert!(
+            err.contains("warm_blender") || err.contains("boolean"),
+            "{err}"
+        );
+        let err = FileConfig::parse("warm_blender = 1").unwrap_err();
+        assert!(err.contains("boolean"), "{err}");
+        let ok = FileConfig::parse("warm_blender = false").unwrap();
+        assert_eq!(ok.warm_blender, Some(false));
         let ok = FileConfig::parse("max_cache = \"2G\"\nmin_free = \"5%\"").unwrap();
         assert_eq!(ok.min_free.as_deref(), Some("5%"));
         let err = FileConfig::parse("token = ").unwrap_err();

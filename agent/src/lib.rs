@@ -76,6 +76,9 @@ pub struct AgentConfig {
     pub disk_budget: budget::DiskBudget,
     /// The HTTPS coordinator's certificate to pin; `None` pins the one seen at enrolment.
     pub fingerprint: Option<idlefarm_tls::Fingerprint>,
+    /// Keep one Blender per job across its chunks instead of starting one per chunk (default
+    /// on; see [`render::warm`]).
+    pub warm_blender: bool,
 }
 
 impl AgentConfig {
@@ -99,6 +102,7 @@ impl AgentConfig {
             status: status::StatusHub::new(),
             disk_budget: budget::DiskBudget::default(),
             fingerprint: None,
+            warm_blender: true,
         }
     }
 }
@@ -118,6 +122,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("setback_wait", &self.setback_wait)
             .field("disk_budget", &self.disk_budget)
             .field("fingerprint", &self.fingerprint)
+            .field("warm_blender", &self.warm_blender)
             .finish()
     }
 }
@@ -192,7 +197,12 @@ pub async fn run(
         blender: config.blender.clone(),
         povray: config.povray.clone(),
         user,
+        warm: match config.warm_blender {
+            true => render::warm::WarmBlenders::new(render::warm::IDLE_TIMEOUT),
+            false => render::warm::WarmBlenders::default(),
+        },
     };
+    let warm = env.warm.clone();
 
     let stop = CancellationToken::new();
     let agent = async {
@@ -229,6 +239,8 @@ pub async fn run(
         };
         stop.cancel();
         heartbeat.abort();
+        // No Blender outlives the agent, not even an idle one.
+        warm.end_all().await;
         result
     };
     tokio::pin!(agent);

@@ -88,6 +88,10 @@ struct Args {
     /// or a size, e.g. 20G [default: 10%].
     #[arg(long, value_parser = MinFree::parse)]
     min_free: Option<MinFree>,
+    /// Keep one Blender per job running between its chunks, so a chunk does not pay Blender's
+    /// start and the loading of the file again: true or false [default: true].
+    #[arg(long, value_name = "BOOL", value_parser = clap::value_parser!(bool))]
+    warm_blender: Option<bool>,
     /// Local status socket for the desktop companion and `idlefarm-agent status` [default:
     /// status.sock in --work-dir; with the default work dir $XDG_RUNTIME_DIR/idlefarm-agent.sock,
     /// or /run/idlefarm-agent/status.sock as root].
@@ -183,6 +187,9 @@ fn settings(args: Args) -> anyhow::Result<(AgentConfig, PresenceConfig, PathBuf)
             .and_then(|s| MinFree::parse(s).ok())
     }) {
         agent.disk_budget.min_free = min;
+    }
+    if let Some(warm) = args.warm_blender.or(file.warm_blender) {
+        agent.warm_blender = warm;
     }
     let defaults = PresenceConfig::default();
     let schedule = match args.schedule {
@@ -438,6 +445,30 @@ mod tests {
         let args = Args::try_parse_from(["idlefarm-agent"]).unwrap();
         let (agent, _, _) = settings(args).unwrap();
         assert_eq!((agent.coordinator.as_str(), agent.token.as_str()), ("", ""));
+        assert!(agent.warm_blender, "warm Blenders are on by default");
+
+        // Warm Blenders: the flag wins over the file; only true or false.
+        std::fs::write(&path, "warm_blender = false\n").unwrap();
+        let args =
+            Args::try_parse_from(["idlefarm-agent", "--config", path.to_str().unwrap()]).unwrap();
+        assert!(!settings(args).unwrap().0.warm_blender);
+        let args = Args::try_parse_from([
+            "idlefarm-agent",
+            "--config",
+            path.to_str().unwrap(),
+            "--warm-blender",
+            "true",
+        ])
+        .unwrap();
+        assert!(settings(args).unwrap().0.warm_blender);
+        let err = Args::try_parse_from(["idlefarm-agent", "--warm-blender", "maybe"]).unwrap_err();
+        assert!(err.to_string().contains("maybe"), "{err}");
+        std::fs::write(&path, "warm_blender = \"off\"\n").unwrap();
+        let args =
+            Args::try_parse_from(["idlefarm-agent", "--config", path.to_str().unwrap()]).unwrap();
+        let err = settings(args).unwrap_err().to_string();
+        assert!(err.contains("agent.toml"), "{err}");
+
         let err = Args::try_parse_from(["idlefarm-agent", "--fingerprint", "12:34"]).unwrap_err();
         assert!(err.to_string().contains("not a SHA-256"), "{err}");
     }

@@ -280,6 +280,7 @@ async fn keep_rendering(
         user: idlefarm_runtime::is_root()
             .then(|| RenderUser::resolve("nobody"))
             .transpose()?,
+        warm: Default::default(),
     };
     let mut available = presence.watch();
     let mut started = 0;

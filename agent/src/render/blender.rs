@@ -42,6 +42,34 @@ pub fn args(
 ) -> Vec<OsString> {
     let first = frames.first().copied().unwrap_or(settings.frame_start);
     let last = frames.last().copied().unwrap_or(first);
+    let mut args = setup_args(settings, main_file, out_dir);
+    args.extend([
+        "-s".into(),
+        first.to_string().into(),
+        "-e".into(),
+        last.to_string().into(),
+        "-j".into(),
+        settings.frame_step.max(1).to_string().into(),
+        "-a".into(),
+    ]);
+    args
+}
+
+/// The arguments of a warm Blender: the file loaded and set up exactly as [`args`] does, then
+/// `driver` (our Python, never the file's) renders the frame ranges it reads on stdin.
+pub fn warm_args(
+    settings: &RenderSettings,
+    main_file: &Path,
+    out_dir: &Path,
+    driver: &str,
+) -> Vec<OsString> {
+    let mut args = setup_args(settings, main_file, out_dir);
+    args.extend(["--python-expr".into(), driver.into()]);
+    args
+}
+
+/// Everything before the frame range: the file, the scene, our settings and the output.
+fn setup_args(settings: &RenderSettings, main_file: &Path, out_dir: &Path) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec![
         "-b".into(),
         "--factory-startup".into(),
@@ -63,13 +91,6 @@ pub fn args(
         format_name(settings.format).into(),
         "-x".into(),
         "1".into(),
-        "-s".into(),
-        first.to_string().into(),
-        "-e".into(),
-        last.to_string().into(),
-        "-j".into(),
-        settings.frame_step.max(1).to_string().into(),
-        "-a".into(),
     ]);
     args
 }
@@ -201,6 +222,18 @@ mod tests {
             "-a",
         ];
         assert_eq!(args, expected);
+    }
+
+    #[test]
+    fn a_warm_blender_is_set_up_as_a_one_off_one_and_runs_our_driver_last() {
+        let s = settings();
+        let (file, out) = (Path::new("/c/shot.blend"), Path::new("/l/.warm-1"));
+        let one_off: Vec<OsString> = args(&s, file, out, &[5, 7]);
+        let warm = warm_args(&s, file, out, "print('driver')");
+        // Everything but `-s 5 -e 7 -j 2 -a`, then the driver.
+        assert_eq!(warm[..warm.len() - 2], one_off[..one_off.len() - 7]);
+        assert_eq!(warm[warm.len() - 2..], ["--python-expr", "print('driver')"]);
+        assert!(warm.contains(&OsString::from("--disable-autoexec")));
     }
 
     #[test]

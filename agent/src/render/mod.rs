@@ -14,6 +14,9 @@ mod output;
 pub mod povray;
 pub mod process;
 mod sequence;
+mod supervise;
+mod user;
+pub mod warm;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -22,13 +25,13 @@ use std::time::Duration;
 use idlefarm_protocol::{RenderSettings, Renderer};
 use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::presence::Availability;
 pub use detect::detect;
-use output::{FrameTracker, LogTail};
-pub use process::{RenderUser, UserError};
+use output::{FrameTracker, LogTail, Output};
+use supervise::supervise;
+pub use user::{RenderUser, UserError};
 
 /// How many of the renderer's last output lines a failure report carries.
 pub const LOG_TAIL_LINES: usize = 60;
@@ -51,6 +54,8 @@ pub struct RenderEnv {
     pub povray: PathBuf,
     /// Account the renderer runs as; `None` keeps the agent's own.
     pub user: Option<RenderUser>,
+    /// Blender processes kept across the chunks of a job (none by default).
+    pub warm: warm::WarmBlenders,
 }
 
 /// One render: some consecutive frames of a job.
@@ -127,8 +132,17 @@ pub async fn render(
     frames: mpsc::UnboundedSender<RenderedFrame>,
     mut control: RenderControl,
 ) -> RenderOutcome {
+    if job.settings.sequence.is_some() || job.settings.renderer != Renderer::Blender {
+        // A chunk of another job: idle warm Blenders are of no use now.
+        env.warm.end_others(None);
+    }
     if job.settings.sequence.is_some() {
         return sequence::render(job, env, &frames, &mut control).await;
+    }
+    if job.settings.renderer == Renderer::Blender
+        && let Some(outcome) = warm::render(job, env, &frames, &mut control).await
+    {
+        return outcome;
     }
     let whole = Run {
         main_file: &job.main_file,
@@ -183,78 +197,21 @@ async fn run(
     };
     tracing::debug!(pid = child.pid(), renderer = name, frames = %range, "renderer started");
 
-    let mut tracker = FrameTracker::new(job, run, frames.clone());
-    let mut tail = LogTail::default();
-    let mut stop: Option<RenderOutcome> = None;
-    let mut suspend_deadline: Option<Instant> = None;
-    let mut kill_at: Option<Instant> = None;
-    let mut presence_open = true;
-    let mut lines_open = true;
-    let mut poll = tokio::time::interval(POVRAY_POLL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-    // The PC may have become unavailable between the lease and the start of the renderer.
-    if *control.presence.borrow_and_update() != Availability::Available {
-        suspend_deadline = set_suspended(&child, true, control);
-    }
-
-    let status: std::io::Result<ExitStatus> = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            _ = control.cancel.cancelled(), if stop.is_none() => {
-                tracing::debug!(renderer = name, "render cancelled");
-                stop = Some(RenderOutcome::Cancelled);
-                suspend_deadline = None;
-                let _ = child.terminate();
-                kill_at = Some(Instant::now() + KILL_GRACE);
-            }
-            changed = control.presence.changed(), if presence_open && stop.is_none() => {
-                if changed.is_err() {
-                    presence_open = false;
-                    continue;
-                }
-                let available = *control.presence.borrow_and_update() == Availability::Available;
-                let stopped = suspend_deadline.is_some();
-                if available == stopped {
-                    suspend_deadline = set_suspended(&child, !available, control);
-                }
-            }
-            _ = sleep_until(suspend_deadline.unwrap_or_else(Instant::now)), if suspend_deadline.is_some() => {
-                tracing::info!(renderer = name, "PC still in use after {:?}: ending the renderer and yielding", control.max_suspend);
-                suspend_deadline = None;
-                stop = Some(RenderOutcome::Yielded);
-                let _ = child.terminate();
-                kill_at = Some(Instant::now() + KILL_GRACE);
-            }
-            _ = sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
-                tracing::warn!(renderer = name, "renderer ignored SIGTERM; killing it");
-                kill_at = None;
-                let _ = child.kill();
-            }
-            line = lines.recv(), if lines_open => match line {
-                Some(line) => {
-                    tracing::debug!(target: "idlefarm_agent::renderer", "{name}: {line}");
-                    tracker.on_line(&line);
-                    tail.push(line);
-                }
-                None => lines_open = false,
-            },
-            _ = poll.tick(), if renderer == Renderer::Povray => tracker.scan(false),
-        }
+    let mut output = Output {
+        tracker: FrameTracker::new(job, run, frames.clone()),
+        tail: LogTail::default(),
     };
-
-    // Blender prints a frame's `Saved:` line just before exiting: read what is left.
-    let drain_until = Instant::now() + DRAIN_TIMEOUT;
-    while lines_open {
-        match tokio::time::timeout_at(drain_until, lines.recv()).await {
-            Ok(Some(line)) => {
-                tracing::debug!(target: "idlefarm_agent::renderer", "{name}: {line}");
-                tracker.on_line(&line);
-                tail.push(line);
-            }
-            Ok(None) | Err(_) => lines_open = false,
-        }
+    let poll = renderer == Renderer::Povray;
+    let supervision = supervise(&mut child, &mut lines, control, &mut output, name, poll).await;
+    if supervision.lines_open {
+        supervise::drain(&mut lines, &mut output, name).await;
     }
+    let (stop, status) = match supervision.ended {
+        supervise::Ended::Exited(status) => (supervision.stop, status),
+        // A one-off renderer's watcher never says "done".
+        supervise::Ended::Done => (supervision.stop, child.wait().await),
+    };
+    let Output { mut tracker, tail } = output;
     // Nothing the renderer started may outlive it.
     let _ = child.kill();
     let exited_ok = matches!(&status, Ok(s) if s.success()) && stop.is_none();
@@ -263,13 +220,23 @@ async fn run(
     if let Some(outcome) = stop {
         return outcome;
     }
-    let missing = tracker.missing();
+    exit_outcome(name, &range, status, &tracker.missing(), &tail)
+}
+
+/// How a render ended by the renderer's exit turned out, when we did not end it.
+fn exit_outcome(
+    name: &str,
+    range: &str,
+    status: std::io::Result<ExitStatus>,
+    missing: &[i64],
+    tail: &LogTail,
+) -> RenderOutcome {
     match status {
         Ok(status) if status.success() && missing.is_empty() => RenderOutcome::Complete,
         Ok(status) if status.success() => RenderOutcome::Failed {
             message: format!(
                 "{name} exited successfully but frame(s) {} of {range} are missing",
-                list(&missing)
+                list(missing)
             ),
             log_tail: tail.text(),
         },
@@ -281,30 +248,6 @@ async fn run(
             message: format!("lost track of {name} while rendering frames {range}: {err}"),
             log_tail: tail.text(),
         },
-    }
-}
-
-/// Stops (SIGSTOP) or continues (SIGCONT) the renderer; returns the new suspend deadline.
-fn set_suspended(
-    child: &process::RendererProcess,
-    suspend: bool,
-    control: &RenderControl,
-) -> Option<Instant> {
-    let result = if suspend {
-        child.suspend()
-    } else {
-        child.resume()
-    };
-    if let Err(err) = result {
-        tracing::warn!(suspend, "cannot signal the renderer: {err}");
-    }
-    control.suspended.send_replace(suspend);
-    if suspend {
-        tracing::info!("PC in use: renderer stopped");
-        Some(Instant::now() + control.max_suspend)
-    } else {
-        tracing::info!("PC available again: renderer continues");
-        None
     }
 }
 
@@ -338,8 +281,15 @@ fn prepare(job: &RenderJob, run: &Run<'_>, env: &RenderEnv) -> std::io::Result<C
     if let Some(user) = &env.user {
         user.chown(&job.out_dir)?;
     }
-    let mut command = Command::new(program);
+    let mut command = renderer_command(program, job, main_file, &job.out_dir);
     command.args(args);
+    Ok(command)
+}
+
+/// A renderer's command without arguments: run in the scene file's directory, with a clean
+/// environment whose `$HOME` and `$TMPDIR` are `home`.
+fn renderer_command(program: &Path, job: &RenderJob, main_file: &Path, home: &Path) -> Command {
+    let mut command = Command::new(program);
     // Includes and textures resolve relative to the scene file's directory.
     command.current_dir(main_file.parent().unwrap_or(&job.input_root));
     // Renderers get a clean environment: the agent's may hold its enrolment token.
@@ -348,10 +298,10 @@ fn prepare(job: &RenderJob, run: &Run<'_>, env: &RenderEnv) -> std::io::Result<C
         command.env("PATH", path);
     }
     command
-        .env("HOME", &job.out_dir)
-        .env("TMPDIR", &job.out_dir)
+        .env("HOME", home)
+        .env("TMPDIR", home)
         .env("LANG", "C.UTF-8");
-    Ok(command)
+    command
 }
 
 /// `5-8`, or `5` for a single frame.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use idlefarm_protocol::{ImageFormat, Renderer};
 use tokio::sync::mpsc;
 
+use super::supervise::Watcher;
 use super::{LOG_TAIL_LINES, RenderJob, RenderedFrame, Run, blender, povray};
 
 /// Keeps track of which frames are complete and hands each over once.
@@ -14,6 +15,9 @@ pub(super) struct FrameTracker {
     renderer: Renderer,
     format: ImageFormat,
     out_dir: PathBuf,
+    /// Where the renderer writes: `out_dir`, or a warm Blender's own folder (frames are moved
+    /// from there into `out_dir`).
+    render_dir: PathBuf,
     wanted: BTreeSet<i64>,
     /// A scene-sequence run: whatever image the renderer saves is this one frame.
     still: Option<i64>,
@@ -21,6 +25,8 @@ pub(super) struct FrameTracker {
     frames: mpsc::UnboundedSender<RenderedFrame>,
     /// A known fatal line printed since the last frame was handed over.
     fatal: Option<String>,
+    /// Whether any known fatal line was printed.
+    fatal_seen: bool,
 }
 
 impl FrameTracker {
@@ -33,34 +39,47 @@ impl FrameTracker {
             renderer: job.settings.renderer,
             format: job.settings.format,
             out_dir: job.out_dir.clone(),
+            render_dir: job.out_dir.clone(),
             wanted: run.frames.iter().copied().collect(),
             still: run.still.then(|| run.frames.first().copied()).flatten(),
             sent: BTreeSet::new(),
             frames,
             fatal: None,
+            fatal_seen: false,
         }
+    }
+
+    /// Tracks a Blender that writes its frames into `dir` rather than the lease's folder.
+    pub(super) fn rendering_into(mut self, dir: PathBuf) -> Self {
+        self.render_dir = dir;
+        self
     }
 
     pub(super) fn on_line(&mut self, line: &str) {
         if self.fatal.is_none() {
             self.fatal = super::fatal::fatal_line(self.renderer, line);
             if let Some(fatal) = &self.fatal {
+                self.fatal_seen = true;
                 tracing::warn!("the renderer printed a fatal message: {fatal}");
             }
         }
         match (self.renderer, self.still) {
             (Renderer::Blender, Some(frame)) => {
                 // The file is named for the scene's own frame number: give it the job's.
-                if let Some(path) = blender::saved_file(line, &self.out_dir, self.format) {
+                if let Some(path) = blender::saved_file(line, &self.render_dir, self.format) {
                     self.rename_finished(frame, &path);
                 }
             }
             (Renderer::Blender, None) => {
-                if let Some(frame) = blender::saved_frame(line, &self.out_dir, self.format) {
-                    let path = self
-                        .out_dir
-                        .join(idlefarm_protocol::frame_file_name(frame, self.format));
-                    self.finished(frame, path);
+                let Some(frame) = blender::saved_frame(line, &self.render_dir, self.format) else {
+                    return;
+                };
+                if self.render_dir == self.out_dir {
+                    let name = idlefarm_protocol::frame_file_name(frame, self.format);
+                    self.finished(frame, self.out_dir.join(name));
+                } else if let Some(path) = blender::saved_file(line, &self.render_dir, self.format)
+                {
+                    self.rename_finished(frame, &path);
                 }
             }
             // POV-Ray prints a line or two per frame: a good moment to look for files.
@@ -119,8 +138,33 @@ impl FrameTracker {
         }
     }
 
+    /// Whether the renderer printed a known fatal line (its process is not to be trusted again).
+    pub(super) fn saw_fatal(&self) -> bool {
+        self.fatal_seen
+    }
+
     pub(super) fn missing(&self) -> Vec<i64> {
         self.wanted.difference(&self.sent).copied().collect()
+    }
+}
+
+/// What a one-off renderer's output goes to: its frames and its log tail.
+pub(super) struct Output {
+    /// Finished frames.
+    pub(super) tracker: FrameTracker,
+    /// The last lines.
+    pub(super) tail: LogTail,
+}
+
+impl Watcher for Output {
+    fn on_line(&mut self, line: &str) -> bool {
+        self.tracker.on_line(line);
+        self.tail.push(line.to_owned());
+        false
+    }
+
+    fn poll(&mut self) {
+        self.tracker.scan(false);
     }
 }
 

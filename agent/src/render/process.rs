@@ -8,16 +8,13 @@
 //! caller prepared ([`super::confine`]). Its stdout and stderr are read line by line and handed
 //! to the caller.
 
-use std::ffi::CString;
 use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
 use super::confine::{self, Confinement};
-use crate::passwd::{Key, lookup};
+use super::user::RenderUser;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 /// Longest line kept from a renderer's output; the rest of a longer line is dropped.
@@ -26,99 +23,6 @@ const MAX_LINE: usize = 4096;
 const IOPRIO_WHO_PROCESS: libc::c_int = 1;
 const IOPRIO_CLASS_IDLE: libc::c_int = 3;
 const IOPRIO_CLASS_SHIFT: libc::c_int = 13;
-
-/// The unprivileged account renderers run as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderUser {
-    /// Login name.
-    pub name: String,
-    /// User id.
-    pub uid: u32,
-    /// Primary group id.
-    pub gid: u32,
-}
-
-/// Why a render user cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum UserError {
-    /// No such account.
-    #[error("render user `{0}` does not exist")]
-    Unknown(String),
-    /// The account is root (uid 0), which renderers must never run as.
-    #[error("render user `{0}` is root; renderers never run as root")]
-    Root(String),
-    /// The user database could not be read.
-    #[error("cannot look up render user `{name}`: {source}")]
-    Lookup {
-        /// The name looked up.
-        name: String,
-        /// What failed.
-        source: io::Error,
-    },
-    /// A directory on the way to the agent's files is closed to the render user.
-    #[error(
-        "render user `{user}` cannot enter {dir}: run `chmod o+x {dir}` or choose another --render-user"
-    )]
-    NoTraverse {
-        /// The render user's name.
-        user: String,
-        /// The directory it cannot enter.
-        dir: PathBuf,
-    },
-}
-
-impl RenderUser {
-    /// Looks an account up by name (with `getpwnam_r`, safe to call from any thread).
-    pub fn resolve(name: &str) -> Result<RenderUser, UserError> {
-        let c_name = CString::new(name).map_err(|_| UserError::Unknown(name.to_owned()))?;
-        let account = lookup(Key::Name(&c_name))
-            .map_err(|source| UserError::Lookup {
-                name: name.to_owned(),
-                source,
-            })?
-            .ok_or_else(|| UserError::Unknown(name.to_owned()))?;
-        if account.uid == 0 {
-            return Err(UserError::Root(name.to_owned()));
-        }
-        Ok(RenderUser {
-            name: account.name,
-            uid: account.uid,
-            gid: account.gid,
-        })
-    }
-
-    /// Checks that this user can traverse every directory from `/` down to `dir`.
-    pub fn check_can_reach(&self, dir: &Path) -> Result<(), UserError> {
-        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-        for ancestor in dir.ancestors() {
-            let Ok(meta) = std::fs::metadata(ancestor) else {
-                continue;
-            };
-            if !self.may_enter(meta.uid(), meta.gid(), meta.mode()) {
-                return Err(UserError::NoTraverse {
-                    user: self.name.clone(),
-                    dir: ancestor.to_path_buf(),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn may_enter(&self, owner: u32, group: u32, mode: u32) -> bool {
-        if owner == self.uid {
-            mode & 0o100 != 0
-        } else if group == self.gid {
-            mode & 0o010 != 0
-        } else {
-            mode & 0o001 != 0
-        }
-    }
-
-    /// Gives `path` to this user (the renderer writes its frames and settings there).
-    pub fn chown(&self, path: &Path) -> io::Result<()> {
-        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
-    }
-}
 
 /// A renderer process group started by [`spawn`].
 #[derive(Debug)]
@@ -132,9 +36,34 @@ pub struct RendererProcess {
 /// given, confined by `confinement` when given. Returns the process and a channel of its output
 /// lines (stdout and stderr interleaved), which closes when both streams end.
 pub fn spawn(
+    command: Command,
+    user: Option<&RenderUser>,
+    confinement: Option<&Confinement>,
+) -> io::Result<(RendererProcess, mpsc::Receiver<String>)> {
+    start(command, user, confinement, Stdio::null())
+}
+
+/// Like [`spawn`], with the renderer's stdin a pipe the caller writes to (a warm Blender reads
+/// its frame ranges there).
+pub fn spawn_with_input(
+    command: Command,
+    user: Option<&RenderUser>,
+    confinement: Option<&Confinement>,
+) -> io::Result<(RendererProcess, mpsc::Receiver<String>, ChildStdin)> {
+    let (mut process, lines) = start(command, user, confinement, Stdio::piped())?;
+    let stdin = process
+        .child
+        .stdin
+        .take()
+        .ok_or_else(|| io::Error::other("the renderer's stdin is not a pipe"))?;
+    Ok((process, lines, stdin))
+}
+
+fn start(
     mut command: Command,
     user: Option<&RenderUser>,
     confinement: Option<&Confinement>,
+    stdin: Stdio,
 ) -> io::Result<(RendererProcess, mpsc::Receiver<String>)> {
     let ids = user.map(|u| (u.uid as libc::uid_t, u.gid as libc::gid_t));
     // The descriptor stays open in the parent (borrowed from `confinement`) until `spawn`
@@ -142,7 +71,7 @@ pub fn spawn(
     let ruleset = confinement.map_or(-1, Confinement::raw_fd);
     command
         .process_group(0)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: the closure only makes async-signal-safe system calls and allocates nothing.
@@ -175,10 +104,7 @@ pub fn spawn(
     }
     let mut child = command.spawn()?;
     let pgid = child.id().map(|id| id as libc::pid_t).unwrap_or(0);
-    running_groups_mut().insert(pgid);
-    // Wake the presence monitor now: it must poll input fast from the renderer's first moment,
-    // not from its next slow poll.
-    RENDERER_STARTS.send_modify(|starts| *starts = starts.wrapping_add(1));
+    counts_as_running(pgid, true);
     let (tx, rx) = mpsc::channel(256);
     if let Some(stdout) = child.stdout.take() {
         tokio::spawn(forward_lines(stdout, tx.clone()));
@@ -271,6 +197,12 @@ impl RendererProcess {
         self.signal_group(libc::SIGKILL)
     }
 
+    /// Counts this renderer among the running ones (see [`running_groups`]) or not: a warm
+    /// Blender waiting for its next chunk renders nothing and is not counted.
+    pub fn set_running(&self, running: bool) {
+        counts_as_running(self.pgid, running);
+    }
+
     /// Waits for the renderer itself to exit (cancel safe).
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         let status = self.child.wait().await?;
@@ -287,6 +219,18 @@ fn running_groups_mut() -> std::sync::MutexGuard<'static, std::collections::BTre
     RUNNING_GROUPS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Adds `pgid` to the running renderers, waking the presence monitor, or removes it.
+fn counts_as_running(pgid: libc::pid_t, running: bool) {
+    if !running {
+        running_groups_mut().remove(&pgid);
+        return;
+    }
+    running_groups_mut().insert(pgid);
+    // Wake the presence monitor now: it must poll input fast from the renderer's first moment,
+    // not from its next slow poll.
+    RENDERER_STARTS.send_modify(|starts| *starts = starts.wrapping_add(1));
 }
 
 /// Process groups of the renderers running (or stopped) right now. Presence uses it to leave
@@ -320,39 +264,6 @@ impl Drop for RendererProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn resolves_nobody_and_refuses_root() {
-        let nobody = RenderUser::resolve("nobody").unwrap();
-        assert_eq!(nobody.name, "nobody");
-        assert_ne!(nobody.uid, 0);
-        assert!(matches!(
-            RenderUser::resolve("root"),
-            Err(UserError::Root(_))
-        ));
-        assert!(matches!(
-            RenderUser::resolve("no-such-user-idlefarm"),
-            Err(UserError::Unknown(_))
-        ));
-    }
-
-    #[test]
-    fn traversal_check_names_the_closed_directory() {
-        let user = RenderUser::resolve("nobody").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let inner = dir.path().join("a/b");
-        std::fs::create_dir_all(&inner).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let err = user.check_can_reach(&inner).unwrap_err().to_string();
-        assert!(
-            err.contains(&format!("chmod o+x {}", dir.path().display())),
-            "{err}"
-        );
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        // The temp dir's ancestors (/tmp) are open to everyone.
-        user.check_can_reach(&inner).unwrap();
-    }
 
     #[tokio::test]
     async fn output_lines_arrive_split_at_newlines_and_carriage_returns() {

@@ -15,5 +15,6 @@ mod sequence;
 mod status_socket;
 mod support;
 mod utmp;
+mod warm;
 mod x11;
 mod x_support;

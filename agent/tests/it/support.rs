@@ -27,6 +27,7 @@ pub fn render_env() -> RenderEnv {
         blender: "blender".into(),
         povray: "povray".into(),
         user: idlefarm_runtime::is_root().then(|| RenderUser::resolve("nobody").unwrap()),
+        warm: Default::default(),
     }
 }
 
