@@ -17,6 +17,7 @@ mod input_name;
 pub mod metrics;
 pub mod notify;
 mod pace;
+pub mod parallel;
 mod passwd;
 pub mod presence;
 pub mod render;
@@ -76,6 +77,9 @@ pub struct AgentConfig {
     pub disk_budget: budget::DiskBudget,
     /// The HTTPS coordinator's certificate to pin; `None` pins the one seen at enrolment.
     pub fingerprint: Option<idlefarm_tls::Fingerprint>,
+    /// How many chunks may render at once, and in how much memory (default: up to one per
+    /// core, taken only while the renderers leave a core idle).
+    pub parallel: parallel::ParallelLimits,
 }
 
 impl AgentConfig {
@@ -99,6 +103,7 @@ impl AgentConfig {
             status: status::StatusHub::new(),
             disk_budget: budget::DiskBudget::default(),
             fingerprint: None,
+            parallel: parallel::ParallelLimits::default(),
         }
     }
 }
@@ -118,6 +123,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("setback_wait", &self.setback_wait)
             .field("disk_budget", &self.disk_budget)
             .field("fingerprint", &self.fingerprint)
+            .field("parallel", &self.parallel)
             .finish()
     }
 }
@@ -210,17 +216,19 @@ pub async fn run(
             config.status.clone(),
             stop.clone(),
         ));
-        let worker = work::Worker {
+        let worker = Arc::new(work::Worker {
             client,
             cache,
             env,
             leases_dir,
             max_suspend: config.max_suspend,
             setback_wait: config.setback_wait,
+            parallel: config.parallel,
             hub: config.status.clone(),
             status,
             presence,
-        };
+            shared: Default::default(),
+        });
         // The heartbeat ends the agent only when the coordinator rejects it; when it stops for
         // shutdown the lease loop still has a render to end and report.
         let result = tokio::select! {
