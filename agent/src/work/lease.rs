@@ -108,8 +108,9 @@ impl Worker {
             }
             input = self.cache.prepare(&self.client, lease) => input,
         };
-        let input = match input {
-            Ok(input) => input,
+        // The hold keeps the input in the cache until this lease is over.
+        let (input, _hold) = match input {
+            Ok(prepared) => prepared,
             Err(CacheError::OverBudget(why)) => {
                 tracing::warn!(lease = lease.id, "declining the lease: {why}");
                 // Nothing wrong with the job or this PC: the coordinator offers it elsewhere.

@@ -130,8 +130,10 @@ impl Worker {
                     Err(why) => tracing::trace!(?why, "no further chunk now"),
                 }
             }
-            if !presence_open && tasks.is_empty() && asking.is_none() {
-                // The presence source is gone and says "unavailable": wait for shutdown.
+            if !presence_open && !available && tasks.is_empty() && asking.is_none() {
+                // The presence source is gone and says "unavailable" for good: wait for
+                // shutdown. (A source that is gone saying "available", such as
+                // `AlwaysAvailable`, stays so.)
                 shutdown.cancelled().await;
                 return Ok(());
             }
