@@ -14,7 +14,7 @@
 mod scenes;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -106,43 +106,41 @@ async fn main() -> anyhow::Result<()> {
     ));
     let client = Client::new(&url).login(&admin, &password, "bench").await?;
 
-    let mut rows = Vec::new();
-    for pair in pairs {
-        let out = dir.path().join(format!("plain-{}", pair.name));
-        std::fs::create_dir_all(&out)?;
-        let t = Instant::now();
-        let status = pair
-            .plain
-            .command(&out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
-        anyhow::ensure!(status.success(), "plain {} failed", pair.name);
-        let plain = t.elapsed();
-        let auto = farm(&client, &pair, None).await?;
-        let chunk = pair.frames.div_ceil(8);
-        let fixed = farm(&client, &pair, Some(chunk)).await?;
-        rows.push((pair.name.clone(), pair.frames, plain, auto, chunk, fixed));
-    }
-
     println!(
         "one PC ({} cores, agent max_parallel {max_parallel}): the farm against the plain renderer",
         idlefarm_agent::parallel::cores()
     );
     println!(
-        "  {:<34} {:>7} {:>9} {:>6} {:>12} {:>6}",
-        "scene", "plain s", "farm s", "ratio", "farm s fixed", "ratio"
+        "  {:<26} {:>7} {:>7} {:>6} {:>13} {:>6}",
+        "scene", "plain s", "farm s", "ratio", "fixed chunks", "ratio"
     );
-    for (name, frames, plain, auto, chunk, fixed) in rows {
-        let p = plain.as_secs_f64();
+    for (i, pair) in pairs.iter().enumerate() {
+        let out = dir.path().join(format!("plain-{i}"));
+        std::fs::create_dir_all(&out)?;
+        let log = std::fs::File::create(out.join("renderer.log"))?;
+        let t = Instant::now();
+        let status = pair
+            .plain
+            .command(&out)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .status()?;
+        anyhow::ensure!(
+            status.success(),
+            "plain {} failed: {}",
+            pair.name,
+            std::fs::read_to_string(out.join("renderer.log")).unwrap_or_default()
+        );
+        let plain = t.elapsed().as_secs_f64();
+        let auto = farm(&client, pair, None).await?.as_secs_f64();
+        let chunk = pair.frames.div_ceil(8);
+        let fixed = farm(&client, pair, Some(chunk)).await?.as_secs_f64();
         println!(
-            "  {:<34} {:>7.1} {:>9.1} {:>6.2} {:>12.1} {:>6.2}   ({frames} frames; fixed chunks of {chunk})",
-            name,
-            p,
-            auto.as_secs_f64(),
-            auto.as_secs_f64() / p,
-            fixed.as_secs_f64(),
-            fixed.as_secs_f64() / p,
+            "  {:<26} {plain:>7.1} {auto:>7.1} {:>6.2} {fixed:>13.1} {:>6.2}   ({} frames; fixed chunks of {chunk})",
+            pair.name,
+            auto / plain,
+            fixed / plain,
+            pair.frames,
         );
     }
     println!("  farm s: submit (with inspection) → every frame stored; the video is not counted");
