@@ -79,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
     }
-    let pairs = vec![
+    let pairs = [
         eevee(dir.path(), frames(400.0)),
         cycles(dir.path(), frames(120.0)),
         povray(dir.path(), frames(150.0))?,

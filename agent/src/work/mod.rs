@@ -122,6 +122,11 @@ impl Worker {
                                     true => PresenceState::Idle,
                                     false => PresenceState::Rendering,
                                 },
+                                // So the coordinator splits a job's end between our chunks.
+                                slots: governor
+                                    .max_parallel()
+                                    .min(idlefarm_protocol::MAX_SLOTS as usize)
+                                    as u32,
                             };
                             let client = self.client.clone();
                             asking = Some(Box::pin(async move { client.lease(&request).await }));

@@ -98,6 +98,8 @@ pub(crate) struct Sched {
 pub(crate) struct Liveness {
     pub at: Instant,
     pub presence: PresenceState,
+    /// Chunks it may render at once, as its last lease request said.
+    pub slots: u32,
 }
 
 /// The running coordinator.
@@ -239,11 +241,30 @@ impl Coordinator {
         let entry = live.entry(agent).or_insert(Liveness {
             at: Instant::now(),
             presence: PresenceState::Idle,
+            slots: 1,
         });
         entry.at = Instant::now();
         if let Some(p) = presence {
             entry.presence = p;
         }
+    }
+
+    /// Records how many chunks `agent` may render at once (its lease request says so).
+    pub(crate) fn offer_slots(&self, agent: i64, slots: u32) {
+        if let Some(entry) = self.liveness.lock().expect("not poisoned").get_mut(&agent) {
+            entry.slots = slots.max(1);
+        }
+    }
+
+    /// Chunks the available agents may render at once: a job's end is split between them, so
+    /// a PC that renders several chunks at once gets a share for each.
+    fn available_slots(&self) -> usize {
+        let window = self.config.lease_ttl;
+        let live = self.liveness.lock().expect("not poisoned");
+        live.values()
+            .filter(|l| l.at.elapsed() < window && l.presence.may_take_work())
+            .map(|l| l.slots.max(1) as usize)
+            .sum()
     }
 
     /// Agents heard from recently that may take work.
@@ -345,11 +366,11 @@ impl Coordinator {
         agent: i64,
         presence: PresenceState,
     ) -> Result<Option<Lease>, ApiError> {
-        let agents = self.available_agents().max(1);
         let ttl = self.config.lease_ttl.as_millis() as i64;
         let now = now_ms();
         let mut guard = self.sched.lock().await;
         let sched = &mut *guard;
+        let agents = self.available_slots().max(1);
         // Read under the scheduler lock: a drain or disable (which takes it too) is never missed.
         let Some(row) = self.agents.read().await.get(&agent).cloned() else {
             return Err(ApiError::unauthorized("unknown agent"));

@@ -215,3 +215,26 @@ async fn an_eevee_job_renders_on_the_cpu_through_the_farm() {
     assert_complete(&farm, &job).await;
     farm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinator_splits_a_job_between_the_chunks_of_one_pc() {
+    // No chunk size given: the agent says it may render two chunks at once, so the job is
+    // not handed to the first chunk whole.
+    let mut farm = Farm::start(|_| {}).await;
+    let presence = Arc::new(ManualPresence::new(Availability::Available));
+    let work_dir = add_agent(&mut farm, 2, presence);
+    let scenes = shared_tempdir();
+    let pov = scenes.path().join("auto.pov");
+    let ini = scenes.path().join("auto.ini");
+    std::fs::write(&pov, format!("// job auto\n{}", pov_scene(None))).unwrap();
+    std::fs::write(&ini, pov_ini(1, 6 * CHUNK, 64, 48)).unwrap();
+    let opts = SubmitOptions {
+        ini: Some(ini),
+        ..SubmitOptions::default()
+    };
+    let job = farm.client.submit(&pov, &opts).await.unwrap();
+    let (job, most) = watch_job(&farm, job.id, &work_dir).await;
+    assert_eq!(most, 2, "two leases rendering at once");
+    assert_complete(&farm, &job).await;
+    farm.stop().await;
+}
