@@ -398,6 +398,9 @@ impl Coordinator {
             }
         };
         sched.no_work.remove(&agent);
+        // An agent asking while it renders asks for a further chunk of its own: that never
+        // counts as "no other PC could check this frame" (its next first chunk may).
+        let busy = (sched.jobs.values()).any(|e| e.board.leases.values().any(|l| l.agent == agent));
         for job in order {
             if sched.declines.holds(agent, job, now) {
                 continue;
@@ -415,6 +418,7 @@ impl Coordinator {
                 schedule::chunk_size(&policy, entry.speed.get(&agent).copied(), queued, agents);
             let id = sched.next_lease;
             let alone = entry.board.has_checks()
+                && !busy
                 && !self
                     .others_could_render(&sched.failures, entry, agent, now)
                     .await;
