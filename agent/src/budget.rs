@@ -120,13 +120,13 @@ struct Cached {
 
 impl DiskBudget {
     /// Makes room in `cache_dir` for `need` more bytes, evicting the least recently used
-    /// inputs (never `keep`, the input being prepared); returns the paths evicted, oldest
-    /// first. `space` is the file system's state now.
+    /// inputs (never those in `keep`: the input being prepared and those of leases still
+    /// rendering); returns the paths evicted, oldest first. `space` is the file system's state now.
     pub fn make_room(
         &self,
         cache_dir: &Path,
         need: u64,
-        keep: &str,
+        keep: &[&str],
         space: Space,
     ) -> Result<Vec<PathBuf>, OverBudget> {
         let entries = cached_inputs(cache_dir, keep);
@@ -176,8 +176,8 @@ pub fn touch(dir: &Path) {
     }
 }
 
-/// The prepared inputs in `cache_dir` other than `keep`, least recently used first.
-fn cached_inputs(cache_dir: &Path, keep: &str) -> Vec<Cached> {
+/// The prepared inputs in `cache_dir` other than those in `keep`, least recently used first.
+fn cached_inputs(cache_dir: &Path, keep: &[&str]) -> Vec<Cached> {
     let mut entries: Vec<Cached> = std::fs::read_dir(cache_dir)
         .into_iter()
         .flatten()
@@ -185,7 +185,9 @@ fn cached_inputs(cache_dir: &Path, keep: &str) -> Vec<Cached> {
         .filter(|e| {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) && name != keep
+            name.len() == 64
+                && name.bytes().all(|b| b.is_ascii_hexdigit())
+                && !keep.contains(&&*name)
         })
         .filter_map(|e| {
             let meta = std::fs::symlink_metadata(e.path()).ok()?;

@@ -108,6 +108,28 @@ pub struct InputCache {
     budget: DiskBudget,
     // One preparation at a time: two leases of one job must not download it twice.
     lock: tokio::sync::Mutex<()>,
+    // Inputs of leases being worked on, with how many: never evicted (chunks of two jobs may
+    // render at once).
+    in_use: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// Keeps a prepared input from eviction while the lease using it lives.
+#[derive(Debug)]
+pub struct InputHold<'a> {
+    cache: &'a InputCache,
+    hash: String,
+}
+
+impl Drop for InputHold<'_> {
+    fn drop(&mut self) {
+        let mut in_use = self.cache.in_use();
+        if let Some(count) = in_use.get_mut(&self.hash) {
+            *count -= 1;
+            if *count == 0 {
+                in_use.remove(&self.hash);
+            }
+        }
+    }
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -159,15 +181,32 @@ impl InputCache {
             dir,
             budget,
             lock: tokio::sync::Mutex::new(()),
+            in_use: Default::default(),
         })
     }
 
-    /// Makes `lease`'s input available locally, downloading it if needed.
+    fn in_use(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, usize>> {
+        self.in_use
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps `hash` from eviction until the hold is dropped.
+    fn hold(&self, hash: &str) -> InputHold<'_> {
+        *self.in_use().entry(hash.to_owned()).or_default() += 1;
+        InputHold {
+            cache: self,
+            hash: hash.to_owned(),
+        }
+    }
+
+    /// Makes `lease`'s input available locally, downloading it if needed; it is not evicted
+    /// while the returned hold lives.
     pub async fn prepare(
         &self,
         client: &Client,
         lease: &Lease,
-    ) -> Result<PreparedInput, CacheError> {
+    ) -> Result<(PreparedInput, InputHold<'_>), CacheError> {
         let hash = lease.input_hash.as_str();
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(CacheError::BadHash(hash.to_owned()));
@@ -183,8 +222,11 @@ impl InputCache {
             }
         };
         let root = self.dir.join(&hash);
-        {
+        let hold = {
             let _guard = self.lock.lock().await;
+            // Held before anything is evicted for it, so no other lease's preparation evicts
+            // it while this lease renders.
+            let hold = self.hold(&hash);
             if !root.is_dir() {
                 self.fetch(client, &hash, lease).await?;
             } else {
@@ -195,7 +237,8 @@ impl InputCache {
                     link_under_new_name(&root, &relative)?;
                 }
             }
-        }
+            hold
+        };
         let main_file = root.join(&relative);
         let is_file = std::fs::symlink_metadata(&main_file).is_ok_and(|m| m.is_file());
         if !is_file {
@@ -203,7 +246,7 @@ impl InputCache {
                 relative.to_string_lossy().into_owned(),
             ));
         }
-        Ok(PreparedInput { root, main_file })
+        Ok((PreparedInput { root, main_file }, hold))
     }
 
     /// Downloads, verifies and prepares `hash` into `cache/<hash>/`.
@@ -285,7 +328,10 @@ impl InputCache {
     /// they cannot.
     fn make_room(&self, need: u64, hash: &str) -> Result<(), CacheError> {
         let space = Space::of(&self.dir).map_err(io_err("cannot measure the cache's disk"))?;
-        self.budget.make_room(&self.dir, need, hash, space)?;
+        let in_use: Vec<String> = self.in_use().keys().cloned().collect();
+        let mut keep: Vec<&str> = in_use.iter().map(String::as_str).collect();
+        keep.push(hash);
+        self.budget.make_room(&self.dir, need, &keep, space)?;
         Ok(())
     }
 
@@ -357,6 +403,36 @@ fn link_under_new_name(root: &Path, name: &Path) -> Result<(), CacheError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inputs_of_leases_being_worked_on_are_never_evicted() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = DiskBudget {
+            max_cache: 10_000,
+            min_free: crate::budget::MinFree::Bytes(0),
+        };
+        let cache = InputCache::open(dir.path().join("cache"), budget).unwrap();
+        let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+        for hash in [&a, &b] {
+            std::fs::create_dir(dir.path().join("cache").join(hash)).unwrap();
+            std::fs::write(
+                dir.path().join("cache").join(hash).join("scene.pov"),
+                [0; 4000],
+            )
+            .unwrap();
+        }
+        // `a` is older, so it would go first; its lease still renders.
+        let past = std::time::SystemTime::now() - Duration::from_secs(3600);
+        let old = std::fs::File::open(dir.path().join("cache").join(&a)).unwrap();
+        old.set_modified(past).unwrap();
+        let hold = cache.hold(&a);
+        cache.make_room(4000, &c).unwrap();
+        assert!(dir.path().join("cache").join(&a).exists());
+        assert!(!dir.path().join("cache").join(&b).exists());
+        drop(hold);
+        cache.make_room(8000, &c).unwrap();
+        assert!(!dir.path().join("cache").join(&a).exists(), "released");
+    }
 
     #[test]
     fn only_network_trouble_and_a_full_disk_give_the_lease_back() {

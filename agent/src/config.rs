@@ -15,6 +15,8 @@
 //! max_cache = "10G"          # most disk the input cache may use
 //! min_free = "10%"           # of the disk that stays free (or a size, e.g. "20G")
 //! warm_blender = true        # keep one Blender per job across its chunks
+//! max_parallel = 2           # most chunks at once (default: one per core; 1: one at a time)
+//! render_memory = "8G"       # most memory all renderers together may use
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -72,6 +74,10 @@ pub struct FileConfig {
     pub min_free: Option<String>,
     /// Keep one Blender per job across its chunks.
     pub warm_blender: Option<bool>,
+    /// Most chunks rendering at once.
+    pub max_parallel: Option<i64>,
+    /// Most memory all renderers together may use, e.g. `8G`.
+    pub render_memory: Option<String>,
 }
 
 impl FileConfig {
@@ -104,6 +110,13 @@ impl FileConfig {
         }
         if let Some(s) = &config.min_free {
             MinFree::parse(s).map_err(|e| format!("min_free: {e}"))?;
+        }
+        if let Some(n) = config.max_parallel {
+            crate::parallel::parse_max_parallel(&n.to_string())
+                .map_err(|e| format!("max_parallel: {e}"))?;
+        }
+        if let Some(s) = &config.render_memory {
+            parse_size(s).map_err(|e| format!("render_memory: {e}"))?;
         }
         if let Some(s) = &config.schedule {
             Schedule::parse(s).map_err(|e| format!("schedule: {e}"))?;
@@ -184,6 +197,21 @@ cpu_threshold = 40
         assert_eq!(ok.warm_blender, Some(false));
         let ok = FileConfig::parse("max_cache = \"2G\"\nmin_free = \"5%\"").unwrap();
         assert_eq!(ok.min_free.as_deref(), Some("5%"));
+        for bad in [
+            "max_parallel = 0",
+            "max_parallel = -2",
+            "max_parallel = \"two\"",
+        ] {
+            let err = FileConfig::parse(bad).unwrap_err();
+            assert!(err.contains("max_parallel"), "{bad}: {err}");
+        }
+        let err = FileConfig::parse("render_memory = \"plenty\"").unwrap_err();
+        assert!(
+            err.contains("render_memory") && err.contains("plenty"),
+            "{err}"
+        );
+        let ok = FileConfig::parse("max_parallel = 3\nrender_memory = \"6G\"").unwrap();
+        assert_eq!(ok.max_parallel, Some(3));
         let err = FileConfig::parse("token = ").unwrap_err();
         assert!(!err.is_empty());
         let err = FileConfig::load(Path::new("/nonexistent/agent.toml")).unwrap_err();

@@ -1,5 +1,5 @@
 //! The heartbeat: tells the coordinator every few seconds that the agent is alive, what its PC
-//! is doing and which lease it works on (which renews the lease), and abandons leases the
+//! is doing and which leases it works on (which renews them), and abandons leases the
 //! coordinator revokes.
 
 use std::sync::{Arc, Mutex};
@@ -29,35 +29,51 @@ pub struct ActiveLease {
     pub suspended: watch::Receiver<bool>,
 }
 
-/// What the agent is doing, shared by the lease loop and the heartbeat.
+/// What the agent is doing, shared by the lease loop and the heartbeat: the leases being
+/// worked on (more than one when chunks run in parallel).
 #[derive(Debug, Default)]
 pub struct Status {
-    current: Mutex<Option<ActiveLease>>,
+    current: Mutex<Vec<ActiveLease>>,
 }
 
 impl Status {
-    /// Records the lease being worked on (or none).
-    pub fn set(&self, lease: Option<ActiveLease>) {
-        *self.current.lock().unwrap() = lease;
+    /// Records a lease being worked on.
+    pub fn add(&self, lease: ActiveLease) {
+        self.leases().push(lease);
+    }
+
+    /// Forgets lease `id` (its work is over).
+    pub fn remove(&self, id: i64) {
+        self.leases().retain(|l| l.id != id);
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, Vec<ActiveLease>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The presence to report and the leases being worked on.
     pub fn report(&self, availability: Availability) -> (PresenceState, Vec<i64>) {
-        match &*self.current.lock().unwrap() {
-            Some(lease) if *lease.suspended.borrow() => (PresenceState::Suspended, vec![lease.id]),
-            Some(lease) => (PresenceState::Rendering, vec![lease.id]),
-            None => match availability {
-                Availability::Available => (PresenceState::Idle, Vec::new()),
-                Availability::Unavailable(state) => (state, Vec::new()),
-            },
+        let leases = self.leases();
+        let ids: Vec<i64> = leases.iter().map(|l| l.id).collect();
+        if leases.is_empty() {
+            return match availability {
+                Availability::Available => (PresenceState::Idle, ids),
+                Availability::Unavailable(state) => (state, ids),
+            };
+        }
+        // Every renderer stops for a person at once; one stopped is enough to say so.
+        if leases.iter().any(|l| *l.suspended.borrow()) {
+            (PresenceState::Suspended, ids)
+        } else {
+            (PresenceState::Rendering, ids)
         }
     }
 
-    /// Abandons lease `id` if it is the current one: its renderer is killed, nothing reported.
+    /// Abandons lease `id` if it is worked on: its renderer is killed, nothing reported.
     pub fn revoke(&self, id: i64) {
-        if let Some(lease) = &*self.current.lock().unwrap()
-            && lease.id == id
-        {
+        if let Some(lease) = self.leases().iter().find(|l| l.id == id) {
             tracing::warn!(
                 lease = id,
                 "the coordinator revoked the lease: abandoning it"

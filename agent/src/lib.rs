@@ -17,6 +17,7 @@ mod input_name;
 pub mod metrics;
 pub mod notify;
 mod pace;
+pub mod parallel;
 mod passwd;
 pub mod presence;
 pub mod render;
@@ -79,6 +80,9 @@ pub struct AgentConfig {
     /// Keep one Blender per job across its chunks instead of starting one per chunk (default
     /// on; see [`render::warm`]).
     pub warm_blender: bool,
+    /// How many chunks may render at once, and in how much memory (default: up to one per
+    /// core, taken only while the renderers leave a core idle).
+    pub parallel: parallel::ParallelLimits,
 }
 
 impl AgentConfig {
@@ -103,6 +107,7 @@ impl AgentConfig {
             disk_budget: budget::DiskBudget::default(),
             fingerprint: None,
             warm_blender: true,
+            parallel: parallel::ParallelLimits::default(),
         }
     }
 }
@@ -123,6 +128,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("disk_budget", &self.disk_budget)
             .field("fingerprint", &self.fingerprint)
             .field("warm_blender", &self.warm_blender)
+            .field("parallel", &self.parallel)
             .finish()
     }
 }
@@ -220,17 +226,19 @@ pub async fn run(
             config.status.clone(),
             stop.clone(),
         ));
-        let worker = work::Worker {
+        let worker = Arc::new(work::Worker {
             client,
             cache,
             env,
             leases_dir,
             max_suspend: config.max_suspend,
             setback_wait: config.setback_wait,
+            parallel: config.parallel,
             hub: config.status.clone(),
             status,
             presence,
-        };
+            shared: Default::default(),
+        });
         // The heartbeat ends the agent only when the coordinator rejects it; when it stops for
         // shutdown the lease loop still has a render to end and report.
         let result = tokio::select! {

@@ -92,6 +92,14 @@ struct Args {
     /// start and the loading of the file again: true or false [default: true].
     #[arg(long, value_name = "BOOL", value_parser = clap::value_parser!(bool))]
     warm_blender: Option<bool>,
+    /// Most chunks rendering at once; a further chunk is taken only while the renderers leave
+    /// a core idle and memory to spare (1: one at a time) [default: the number of cores].
+    #[arg(long, value_parser = idlefarm_agent::parallel::parse_max_parallel)]
+    max_parallel: Option<usize>,
+    /// Most memory all renderers together may use, e.g. 8G [default: three quarters of the
+    /// memory available while they run].
+    #[arg(long, value_parser = idlefarm_runtime::parse_size)]
+    render_memory: Option<u64>,
     /// Local status socket for the desktop companion and `idlefarm-agent status` [default:
     /// status.sock in --work-dir; with the default work dir $XDG_RUNTIME_DIR/idlefarm-agent.sock,
     /// or /run/idlefarm-agent/status.sock as root].
@@ -190,6 +198,17 @@ fn settings(args: Args) -> anyhow::Result<(AgentConfig, PresenceConfig, PathBuf)
     }
     if let Some(warm) = args.warm_blender.or(file.warm_blender) {
         agent.warm_blender = warm;
+    }
+    if let Some(n) = args.max_parallel.or_else(|| {
+        (file.max_parallel)
+            .and_then(|n| idlefarm_agent::parallel::parse_max_parallel(&n.to_string()).ok())
+    }) {
+        agent.parallel.max_parallel = n;
+    }
+    if let Some(bytes) = args.render_memory.or_else(|| {
+        (file.render_memory.as_deref()).and_then(|s| idlefarm_runtime::parse_size(s).ok())
+    }) {
+        agent.parallel.render_memory = Some(bytes);
     }
     let defaults = PresenceConfig::default();
     let schedule = match args.schedule {
@@ -347,6 +366,10 @@ mod tests {
             ("--max-cache", "1.5G"),
             ("--min-free", "150%"),
             ("--min-free", "ten"),
+            ("--max-parallel", "0"),
+            ("--max-parallel", "many"),
+            ("--max-parallel", "1.5"),
+            ("--render-memory", "lots"),
         ] {
             let err = Args::try_parse_from(BASE.iter().chain(&[flag, value]))
                 .unwrap_err()
@@ -431,6 +454,23 @@ mod tests {
         let (agent, _, _) = settings(args).unwrap();
         assert_eq!(agent.disk_budget.max_cache, 2 << 30);
         assert_eq!(agent.disk_budget.min_free, MinFree::Percent(20.0));
+        assert_eq!(
+            agent.parallel,
+            idlefarm_agent::parallel::ParallelLimits::default()
+        );
+
+        std::fs::write(&path, "max_parallel = 3\nrender_memory = \"2G\"\n").unwrap();
+        let args = Args::try_parse_from([
+            "idlefarm-agent",
+            "--config",
+            path.to_str().unwrap(),
+            "--max-parallel",
+            "1",
+        ])
+        .unwrap();
+        let (agent, _, _) = settings(args).unwrap();
+        assert_eq!(agent.parallel.max_parallel, 1, "the flag wins");
+        assert_eq!(agent.parallel.render_memory, Some(2 << 30));
 
         std::fs::write(&path, "coordinater = \"typo\"\n").unwrap();
         let args =

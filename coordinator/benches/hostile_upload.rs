@@ -99,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         .header("authorization", &auth)
         .json(&LeaseRequest {
             presence: PresenceState::Idle,
+            slots: 1,
         })
         .send()
         .await?

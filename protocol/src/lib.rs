@@ -339,6 +339,17 @@ pub struct HeartbeatResponse {
 pub struct LeaseRequest {
     /// The agent's presence state; the coordinator leases nothing unless it may take work.
     pub presence: PresenceState,
+    /// How many chunks the agent may render at once (1 to [`MAX_SLOTS`]; default 1), so the
+    /// end of a job is split for each of them.
+    #[serde(default = "one_slot")]
+    pub slots: u32,
+}
+
+/// Most chunks one agent may say it renders at once.
+pub const MAX_SLOTS: u32 = 256;
+
+fn one_slot() -> u32 {
+    1
 }
 
 /// Answer to [`LeaseRequest`]: a chunk of work, or none.

@@ -34,13 +34,13 @@ fn least_recently_used_inputs_go_first_and_only_as_many_as_needed() {
     };
     // 12,000 cached + 5,000 needed: the two oldest must go, the recent one stays.
     let evicted = budget
-        .make_room(tmp.path(), 5000, "d".repeat(64).as_str(), plenty())
+        .make_room(tmp.path(), 5000, &["d".repeat(64).as_str()], plenty())
         .unwrap();
     assert_eq!(evicted, [tmp.path().join(&older), tmp.path().join(&old)]);
     assert!(tmp.path().join(&recent).is_dir());
 
     touch(&tmp.path().join(&recent));
-    let none = budget.make_room(tmp.path(), 1000, "", plenty()).unwrap();
+    let none = budget.make_room(tmp.path(), 1000, &[], plenty()).unwrap();
     assert!(none.is_empty(), "{none:?}");
 }
 
@@ -53,7 +53,9 @@ fn the_input_being_prepared_is_never_evicted() {
         max_cache: 9000,
         min_free: MinFree::Bytes(0),
     };
-    let evicted = budget.make_room(tmp.path(), 2000, &keep, plenty()).unwrap();
+    let evicted = budget
+        .make_room(tmp.path(), 2000, &[keep.as_str()], plenty())
+        .unwrap();
     assert_eq!(evicted, [tmp.path().join(&other)]);
 }
 
@@ -66,7 +68,7 @@ fn an_input_that_cannot_fit_evicts_nothing_and_says_why() {
         min_free: MinFree::Bytes(0),
     };
     let err = budget
-        .make_room(tmp.path(), 11 << 20, "", plenty())
+        .make_room(tmp.path(), 11 << 20, &[], plenty())
         .unwrap_err();
     assert!(
         err.0
@@ -83,10 +85,10 @@ fn an_input_that_cannot_fit_evicts_nothing_and_says_why() {
     };
     let budget = DiskBudget::default();
     let err = budget
-        .make_room(tmp.path(), 5 << 20, "", tight)
+        .make_room(tmp.path(), 5 << 20, &[], tight)
         .unwrap_err();
     assert!(err.0.contains("10% of the disk kept free"), "{err}");
-    assert!(budget.make_room(tmp.path(), 1 << 20, "", tight).is_ok());
+    assert!(budget.make_room(tmp.path(), 1 << 20, &[], tight).is_ok());
 }
 
 #[test]

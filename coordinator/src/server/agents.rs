@@ -138,7 +138,15 @@ pub async fn lease(
     JsonBody(req): JsonBody<LeaseRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     check_reported(req.presence)?;
+    if !(1..=idlefarm_protocol::MAX_SLOTS).contains(&req.slots) {
+        return Err(ApiError::bad_request(format!(
+            "slots {} is not a number of chunks at once (1 to {})",
+            req.slots,
+            idlefarm_protocol::MAX_SLOTS
+        )));
+    }
     coord.touch(agent, Some(req.presence));
+    coord.offer_slots(agent, req.slots);
     // Long poll: with nothing to do, wait a while for work to be queued instead of making the
     // agent ask again and again. Registered before looking, so no wake-up is missed.
     let queued = coord.work_queued.notified();

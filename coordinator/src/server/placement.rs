@@ -25,8 +25,17 @@ const HISTORY_MS: Millis = 29 * 24 * 60 * 60 * 1000;
 #[derive(Debug, Default)]
 pub(crate) struct Spells(std::sync::Mutex<HashMap<i64, (Millis, Option<Millis>)>>);
 
-/// The agents heard from within a lease's lifetime, with their presence.
-pub(crate) type Live = Vec<(i64, PresenceState)>;
+/// An agent heard from within a lease's lifetime.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LiveAgent {
+    pub id: i64,
+    pub presence: PresenceState,
+    /// Chunks it may render at once.
+    pub slots: u32,
+}
+
+/// The agents heard from within a lease's lifetime.
+pub(crate) type Live = Vec<LiveAgent>;
 
 impl Coordinator {
     /// How long `agent`'s PC is likely to stay free from `now`, from its presence history
@@ -67,7 +76,11 @@ impl Coordinator {
         let live = self.liveness.lock().expect("not poisoned");
         (live.iter())
             .filter(|(_, l)| l.at.elapsed() < window)
-            .map(|(&agent, l)| (agent, l.presence))
+            .map(|(&id, l)| LiveAgent {
+                id,
+                presence: l.presence,
+                slots: l.slots.max(1),
+            })
             .collect()
     }
 
@@ -81,10 +94,14 @@ impl Coordinator {
         live: &Live,
     ) -> ChunkPolicy {
         let guess = entry.speeds.guess();
+        // Frames per second: each chunk slot renders at the agent's measured pace.
         let rate = |free_only: bool| {
             (live.iter())
-                .filter(|(_, p)| !free_only || p.may_take_work())
-                .map(|&(a, _)| entry.speeds.of(a).or(guess).map(|s| 1.0 / s.max(0.001)))
+                .filter(|l| !free_only || l.presence.may_take_work())
+                .map(|l| {
+                    let secs = entry.speeds.of(l.id).or(guess)?;
+                    Some(f64::from(l.slots) / secs.max(0.001))
+                })
                 .sum::<Option<f64>>()
         };
         let job_left = rate(false).map(|r| entry.board.counts().queued as f64 / r);
@@ -116,7 +133,7 @@ impl Coordinator {
             return false;
         };
         let free: HashMap<i64, bool> = (live.iter())
-            .map(|&(a, p)| (a, p.may_take_work()))
+            .map(|l| (l.id, l.presence.may_take_work()))
             .collect();
         let mut left: HashMap<i64, f64> = HashMap::new();
         for lease in entry.board.leases.values() {
@@ -157,7 +174,8 @@ impl Coordinator {
         live: &Live,
         now: Millis,
     ) -> Result<Option<Lease>, ApiError> {
-        let presence: HashMap<i64, PresenceState> = live.iter().copied().collect();
+        let presence: HashMap<i64, PresenceState> =
+            live.iter().map(|l| (l.id, l.presence)).collect();
         let mut jobs: Vec<&JobEntry> = (sched.jobs.values())
             .filter(|e| e.view().status == JobStatus::Runnable && !e.board.leases.is_empty())
             .filter(|e| schedule::misfit(&e.view(), agent).is_none())

@@ -114,6 +114,8 @@ pub(crate) struct Sched {
 pub(crate) struct Liveness {
     pub at: Instant,
     pub presence: PresenceState,
+    /// Chunks it may render at once, as its last lease request said.
+    pub slots: u32,
 }
 
 /// The running coordinator.
@@ -258,10 +260,18 @@ impl Coordinator {
         let entry = live.entry(agent).or_insert(Liveness {
             at: Instant::now(),
             presence: PresenceState::Idle,
+            slots: 1,
         });
         entry.at = Instant::now();
         if let Some(p) = presence {
             entry.presence = p;
+        }
+    }
+
+    /// Records how many chunks `agent` may render at once (its lease request says so).
+    pub(crate) fn offer_slots(&self, agent: i64, slots: u32) {
+        if let Some(entry) = self.liveness.lock().expect("not poisoned").get_mut(&agent) {
+            entry.slots = slots.max(1);
         }
     }
 
@@ -364,10 +374,12 @@ impl Coordinator {
         // Outside the scheduler lock: the PC's presence history may have to be read.
         let spell = self.likely_free(agent, now).await;
         let live = self.live();
-        let agents = live
-            .iter()
-            .filter(|(_, p)| p.may_take_work())
-            .count()
+        // A job's end is split between chunk slots: a PC rendering two chunks at once gets a
+        // share for each.
+        let agents: usize = (live.iter())
+            .filter(|l| l.presence.may_take_work())
+            .map(|l| l.slots as usize)
+            .sum::<usize>()
             .max(1);
         let mut guard = self.sched.lock().await;
         let sched = &mut *guard;
@@ -408,6 +420,9 @@ impl Coordinator {
         };
         sched.no_work.remove(&agent);
         let mut left_to_faster = false;
+        // An agent asking while it renders asks for a further chunk of its own: that never
+        // counts as "no other PC could check this frame" (its next first chunk may).
+        let busy = (sched.jobs.values()).any(|e| e.board.leases.values().any(|l| l.agent == agent));
         for job in order {
             if sched.declines.holds(agent, job, now) {
                 continue;
@@ -424,6 +439,7 @@ impl Coordinator {
             let want = schedule::chunk_size(&policy, entry.speeds.of(agent), queued, agents);
             let id = sched.next_lease;
             let alone = entry.board.has_checks()
+                && !busy
                 && !self
                     .others_could_render(&sched.failures, entry, agent, now)
                     .await;

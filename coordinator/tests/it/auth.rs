@@ -13,6 +13,7 @@ async fn agent_requests_need_valid_credentials() {
     let lease = farm.client.url(idlefarm_protocol::routes::AGENT_LEASE);
     let body = LeaseRequest {
         presence: PresenceState::Idle,
+        slots: 1,
     };
 
     let res = http.post(&lease).json(&body).send().await.unwrap();
@@ -129,7 +130,7 @@ async fn an_agent_that_is_not_available_gets_no_lease() {
         let res: idlefarm_protocol::LeaseResponse = http
             .post(farm.client.url(idlefarm_protocol::routes::AGENT_LEASE))
             .header("authorization", &auth)
-            .json(&LeaseRequest { presence })
+            .json(&LeaseRequest { presence, slots: 1 })
             .send()
             .await
             .unwrap()
@@ -138,11 +139,35 @@ async fn an_agent_that_is_not_available_gets_no_lease() {
             .unwrap();
         assert!(res.lease.is_none(), "{presence:?} got a lease");
     }
+    // Chunks at once: a whole number from 1 to MAX_SLOTS; anything else is refused, not
+    // leased.
+    for slots in [
+        serde_json::json!(0),
+        serde_json::json!(idlefarm_protocol::MAX_SLOTS + 1),
+        serde_json::json!(-1),
+        serde_json::json!("two"),
+    ] {
+        let res = http
+            .post(farm.client.url(idlefarm_protocol::routes::AGENT_LEASE))
+            .header("authorization", &auth)
+            .json(&serde_json::json!({ "presence": "idle", "slots": slots }))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        assert!(
+            status == 400 || status == 422,
+            "slots {slots}: {status} {text}"
+        );
+        assert!(text.contains("slots"), "slots {slots}: {text}");
+    }
     let res: idlefarm_protocol::LeaseResponse = http
         .post(farm.client.url(idlefarm_protocol::routes::AGENT_LEASE))
         .header("authorization", &auth)
         .json(&LeaseRequest {
             presence: PresenceState::Idle,
+            slots: 1,
         })
         .send()
         .await

@@ -83,6 +83,7 @@ impl FakeAgent {
             .header("authorization", &self.auth)
             .json(&LeaseRequest {
                 presence: PresenceState::Idle,
+                slots: 1,
             })
             .send()
             .await

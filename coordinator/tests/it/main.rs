@@ -14,6 +14,7 @@ mod hostile_submit;
 mod lab_sim;
 mod metrics;
 mod openapi;
+mod parallel;
 mod povray_examples;
 mod presence;
 mod scenes;

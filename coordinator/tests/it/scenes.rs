@@ -18,14 +18,36 @@ pub fn make_blend_with_samples(
     h: u32,
     samples: u32,
 ) -> PathBuf {
+    let engine = format!(
+        "scene.render.engine = 'CYCLES'\nscene.cycles.samples = {samples}\nscene.cycles.use_denoising = False"
+    );
+    make_blend_for(dir, name, frames, w, h, &engine)
+}
+
+/// [`make_blend`] rendered with Eevee at `samples` samples per pixel (on a PC without a GPU
+/// Blender renders it with software OpenGL, on the CPU).
+pub fn make_eevee_blend(
+    dir: &Path,
+    name: &str,
+    frames: u32,
+    w: u32,
+    h: u32,
+    samples: u32,
+) -> PathBuf {
+    let engine = format!(
+        "scene.render.engine = 'BLENDER_EEVEE'\nscene.eevee.taa_render_samples = {samples}"
+    );
+    make_blend_for(dir, name, frames, w, h, &engine)
+}
+
+/// The animated cube with `engine`: Python lines setting up `scene`'s render engine.
+fn make_blend_for(dir: &Path, name: &str, frames: u32, w: u32, h: u32, engine: &str) -> PathBuf {
     let path = dir.join(name);
     let script = format!(
         r#"
 import bpy
 scene = bpy.context.scene
-scene.render.engine = 'CYCLES'
-scene.cycles.samples = {samples}
-scene.cycles.use_denoising = False
+{engine}
 scene.render.resolution_x = {w}
 scene.render.resolution_y = {h}
 scene.render.resolution_percentage = 100

@@ -1,156 +1,55 @@
-//! The lease loop: while the PC is available, ask for a lease, prepare its input, render it,
-//! upload every frame as soon as it is finished, and end the lease (complete, yield or failed).
+//! One lease from start to report: prepare its input, render it, upload every frame as soon
+//! as it is finished, and end the lease (complete, yield or failed).
 //!
-//! One lease at a time, asked for only on a fresh "available" reading of the presence. Frames
-//! travel from the renderer to an uploader task through a channel, so uploads overlap rendering. Only network trouble and a full disk give a lease back; any other
-//! error with the lease is its failure, reported with the reason, and leases that end badly slow
-//! the next request down ([`crate::pace`]).
+//! Frames travel from the renderer to an uploader task through a channel, so uploads overlap
+//! rendering. Only network trouble and a full disk give a lease back; any other error with the
+//! lease is its failure, reported with the reason.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::status::{StatusEvent, StatusHub};
-use anyhow::Context;
-use idlefarm_protocol::{Lease, LeaseEnd, LeaseOutcome, LeaseRequest, PresenceState};
+use idlefarm_protocol::{Lease, LeaseEnd, LeaseOutcome};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{CacheError, InputCache};
-use crate::client::{Client, ClientError};
-use crate::heartbeat::{ActiveLease, MAX_BACKOFF, Status};
-use crate::pace::{Ending, Pace};
-use crate::presence::{Availability, Presence};
-use crate::render::{self, RenderControl, RenderEnv, RenderJob, RenderOutcome};
+use super::Worker;
+use crate::cache::CacheError;
+use crate::heartbeat::{ActiveLease, MAX_BACKOFF};
+use crate::pace::Ending;
+use crate::render::{self, RenderControl, RenderJob, RenderOutcome};
+use crate::status::StatusEvent;
 use crate::upload::{UploadReport, upload_frames};
 
 /// How long uploads of finished frames may go on once the agent is shutting down.
 const SHUTDOWN_UPLOAD_GRACE: Duration = Duration::from_secs(10);
 /// How long the final lease report may take once the agent is shutting down.
 const SHUTDOWN_REPORT_GRACE: Duration = Duration::from_secs(5);
-/// Shortest wait before asking again for work after "none".
-const MIN_RETRY: Duration = Duration::from_millis(250);
-
-/// Everything the lease loop works with.
-pub struct Worker {
-    /// The coordinator.
-    pub client: Arc<Client>,
-    /// Downloaded inputs.
-    pub cache: InputCache,
-    /// Renderer programs and account.
-    pub env: RenderEnv,
-    /// `work_dir/leases`.
-    pub leases_dir: PathBuf,
-    /// See [`crate::AgentConfig::max_suspend`].
-    pub max_suspend: Duration,
-    /// See [`crate::AgentConfig::setback_wait`].
-    pub setback_wait: Duration,
-    /// Where the desktop companion hears about pauses and rendered frames.
-    pub hub: StatusHub,
-    /// Shared with the heartbeat.
-    pub status: Arc<Status>,
-    /// Whether the PC may be used.
-    pub presence: Arc<dyn Presence>,
-}
 
 impl Worker {
-    /// Runs leases until `shutdown`; fails only when the coordinator rejects the agent.
-    pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let mut presence = self.presence.watch();
-        let mut backoff = Duration::ZERO;
-        let mut pace = Pace::new(self.setback_wait);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                // Only whether it worked: the value guard must not live across an await.
-                ready = async { presence.wait_for(|a| *a == Availability::Available).await.is_ok() } => {
-                    if !ready {
-                        // The presence source is gone and says "unavailable": wait for shutdown.
-                        shutdown.cancelled().await;
-                        return Ok(());
-                    }
-                }
-            }
-            // "Available" may be a slow poll old; a person may have sat down since. Take work
-            // only on a reading as fresh as the one a running renderer is held to.
-            let confirmed = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                confirmed = self.presence.confirm() => confirmed,
-            };
-            if confirmed != Availability::Available {
-                continue;
-            }
-            let request = LeaseRequest {
-                presence: PresenceState::Idle,
-            };
-            let response = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                response = self.client.lease(&request) => response,
-            };
-            let wait = match response {
-                Ok(response) => {
-                    backoff = Duration::ZERO;
-                    match response.lease {
-                        Some(lease) if *presence.borrow() != Availability::Available => {
-                            // The PC became busy while the request waited for work: hand the
-                            // lease straight back rather than start a render for nobody.
-                            let end = end(
-                                LeaseOutcome::Yield,
-                                Some("a person needs this PC".into()),
-                                None,
-                            );
-                            self.hub.metrics().lease_ended(end.outcome);
-                            self.end_lease(lease.id, &end).await;
-                            continue;
-                        }
-                        Some(lease) => {
-                            let id = lease.id;
-                            let wait = pace.after(self.run_lease(lease, &shutdown).await);
-                            if wait.is_zero() {
-                                continue;
-                            }
-                            tracing::warn!(
-                                lease = id,
-                                "the lease ended without its frames; next request for work in {wait:?}"
-                            );
-                            wait
-                        }
-                        None => Duration::from_secs(response.retry_after_secs).max(MIN_RETRY),
-                    }
-                }
-                Err(ClientError::Unauthorized) => {
-                    return Err(ClientError::Unauthorized).context("asking for work");
-                }
-                Err(err) => {
-                    backoff = (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
-                    tracing::warn!("cannot ask for work ({err}); next try in {backoff:?}");
-                    backoff
-                }
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
-    }
-
     /// Works on one lease from start to report; says how it ended.
-    async fn run_lease(&self, lease: Lease, shutdown: &CancellationToken) -> Ending {
+    pub(super) async fn run_lease(&self, lease: Lease, shutdown: &CancellationToken) -> Ending {
         let (suspended_tx, suspended_rx) = watch::channel(false);
-        // Tell the person's desktop companion when their PC is handed back to them.
+        // Tell the person's desktop companion when their PC is handed back to them: once for
+        // all the chunks that stop together.
         let mut paused = suspended_rx.clone();
+        let shared = self.shared.clone();
         let hub = self.hub.clone();
         tokio::spawn(async move {
+            let mut stopped = false;
             while paused.changed().await.is_ok() {
-                let event = if *paused.borrow_and_update() {
-                    StatusEvent::Paused {
-                        reason: "a person is using this PC".into(),
+                let now = *paused.borrow_and_update();
+                if now != stopped {
+                    stopped = now;
+                    if let Some(event) = shared.pause_changed(now) {
+                        hub.publish(event);
                     }
-                } else {
-                    StatusEvent::Resumed
-                };
-                hub.publish(event);
+                }
+            }
+            // The lease is over (ended for the person, or stopped while paused): it no longer
+            // holds the pause, and nothing resumes.
+            if stopped {
+                shared.pause_released();
             }
         });
         let active = ActiveLease {
@@ -159,7 +58,7 @@ impl Worker {
             revoked: CancellationToken::new(),
             suspended: suspended_rx,
         };
-        self.status.set(Some(active.clone()));
+        self.status.add(active.clone());
         tracing::info!(
             lease = lease.id,
             job = lease.job_id,
@@ -185,7 +84,7 @@ impl Worker {
             // Revoked: the coordinator took the work back.
             None => Ending::Interrupted,
         };
-        self.status.set(None);
+        self.status.remove(lease.id);
         if let Err(err) = std::fs::remove_dir_all(&out_dir)
             && err.kind() != std::io::ErrorKind::NotFound
         {
@@ -209,8 +108,9 @@ impl Worker {
             }
             input = self.cache.prepare(&self.client, lease) => input,
         };
-        let input = match input {
-            Ok(input) => input,
+        // The hold keeps the input in the cache until this lease is over.
+        let (input, _hold) = match input {
+            Ok(prepared) => prepared,
             Err(CacheError::OverBudget(why)) => {
                 tracing::warn!(lease = lease.id, "declining the lease: {why}");
                 // Nothing wrong with the job or this PC: the coordinator offers it elsewhere.
@@ -268,7 +168,11 @@ impl Worker {
             cancel: active.stop.clone(),
             suspended,
         };
-        let outcome = render::render(&job, &self.env, frames_tx, control).await;
+        let outcome = {
+            // Measured for parallel chunks while it renders.
+            let _rendering = self.shared.rendering(lease.id);
+            render::render(&job, &self.env, frames_tx, control).await
+        };
         tracing::info!(lease = lease.id, ?outcome, "render ended");
 
         if active.revoked.is_cancelled() {
@@ -298,7 +202,9 @@ impl Worker {
         Some(match outcome {
             RenderOutcome::Cancelled => shutting_down(),
             RenderOutcome::Yielded => {
-                self.hub.publish(StatusEvent::Yielded);
+                if self.shared.first_yield() {
+                    self.hub.publish(StatusEvent::Yielded);
+                }
                 (
                     Ending::Interrupted,
                     end(
@@ -345,7 +251,7 @@ impl Worker {
     }
 
     /// Reports the end of a lease, retrying while the coordinator is unreachable.
-    async fn end_lease(&self, lease_id: i64, end: &LeaseEnd) {
+    pub(super) async fn end_lease(&self, lease_id: i64, end: &LeaseEnd) {
         let mut delay = Duration::from_secs(1);
         for attempt in 1..=5 {
             match self.client.end_lease(lease_id, end).await {
@@ -381,7 +287,11 @@ fn setback(outcome: LeaseOutcome, message: String) -> (Ending, LeaseEnd) {
     (Ending::Setback, end(outcome, Some(message), None))
 }
 
-fn end(outcome: LeaseOutcome, message: Option<String>, log_tail: Option<String>) -> LeaseEnd {
+pub(super) fn end(
+    outcome: LeaseOutcome,
+    message: Option<String>,
+    log_tail: Option<String>,
+) -> LeaseEnd {
     LeaseEnd {
         outcome,
         message,
