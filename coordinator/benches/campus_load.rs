@@ -11,7 +11,7 @@
 //! `cargo bench -p idlefarm-coordinator --bench campus_load [-- AGENTS SECS [pin]]` (default
 //! 10000 agents, 90 s). `pin` runs the coordinator on CPU 0 and the generator on CPU 1, so
 //! neither takes the other's core; without it both share the machine and the report says how
-//! much each used.
+//! much each used. `IDLEFARM_BIN=path` measures another build of the coordinator.
 
 #[path = "campus/agent.rs"]
 mod agent;
@@ -87,14 +87,16 @@ async fn run(agents: usize, window: Duration, pin: bool, open_files: u64) -> any
         .local_addr()?
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let binary = env!("CARGO_BIN_EXE_idlefarm");
+    // Another build of the coordinator (e.g. before a change) can be measured with the same load.
+    let binary =
+        std::env::var("IDLEFARM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_idlefarm").to_owned());
     let mut command = match pin {
         true => {
             let mut c = tokio::process::Command::new("taskset");
-            c.args(["-c", "0", binary]);
+            c.args(["-c", "0", &binary]);
             c
         }
-        false => tokio::process::Command::new(binary),
+        false => tokio::process::Command::new(&binary),
     };
     let mut server = command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
@@ -107,7 +109,9 @@ async fn run(agents: usize, window: Duration, pin: bool, open_files: u64) -> any
         .id()
         .ok_or_else(|| anyhow::anyhow!("no server pid"))?;
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::MAX)
+        // Long polls (one per free PC) plus this many idle connections stay within both
+        // processes' open-files limits (20,000 here); a burst beyond it is closed after use.
+        .pool_max_idle_per_host(4_000)
         .pool_idle_timeout(Duration::from_secs(90))
         .timeout(Duration::from_secs(30))
         .build()?;
@@ -150,7 +154,7 @@ async fn run(agents: usize, window: Duration, pin: bool, open_files: u64) -> any
         png: png.into(),
         pacer: tokio::sync::Mutex::new(pacer),
         render_ms: (2_000, 6_000),
-        flip: 0.01,
+        people: (0.002, 0.02),
         t0: Instant::now(),
         work_at_ms: AtomicU64::new(0),
         stop: tokio_util::sync::CancellationToken::new(),

@@ -40,8 +40,9 @@ pub struct Campus {
     pub pacer: tokio::sync::Mutex<tokio::time::Interval>,
     /// How long "rendering" one frame takes, at least and at most (ms).
     pub render_ms: (u64, u64),
-    /// Chance per heartbeat that a person sits down at a free PC or leaves a used one.
-    pub flip: f64,
+    /// Chance per heartbeat that a person sits down at a free PC, and that one leaves a used
+    /// PC (about one PC in ten is in use at a time).
+    pub people: (f64, f64),
     /// When the bench started; the clock of `work_at_ms`.
     pub t0: Instant,
     /// Milliseconds after `t0` at which work last became available (a job submitted, a lease
@@ -127,7 +128,12 @@ async fn heartbeats(campus: Arc<Campus>, agent: Arc<Agent>) {
             _ = campus.stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if agent.random() < campus.flip {
+        let (sits, leaves) = campus.people;
+        let change = match agent.in_use.load(Ordering::Relaxed) {
+            true => leaves,
+            false => sits,
+        };
+        if agent.random() < change {
             agent.in_use.fetch_xor(true, Ordering::Relaxed);
         }
         let lease = agent.lease.load(Ordering::Relaxed);
@@ -195,8 +201,8 @@ async fn work(campus: &Campus, agent: &Agent) {
 }
 
 /// One long-polled lease request. Its latency is counted from when it was sent or, if later,
-/// from when work last appeared (it waited for that legitimately), or from the end of the
-/// long poll for an empty answer that came at its end.
+/// from when work last appeared (it waited for that legitimately); an empty answer after the
+/// whole long poll, from the end of the long poll.
 async fn ask(campus: &Campus, agent: &Agent) -> Result<Option<Lease>, ()> {
     let url = format!("{}{}", campus.url, routes::AGENT_LEASE);
     let sent = Instant::now();
@@ -227,10 +233,11 @@ async fn ask(campus: &Campus, agent: &Agent) -> Result<Option<Lease>, ()> {
         }
     };
     let work_at = campus.t0 + Duration::from_millis(campus.work_at_ms.load(Ordering::Relaxed));
-    let mut since = sent.max(work_at.min(answered));
-    if lease.is_none() && waited >= LONG_POLL {
-        since = since.max(sent + LONG_POLL);
-    }
+    let since = match lease.is_none() && waited >= LONG_POLL {
+        // Kept waiting for the whole long poll (woken, perhaps, but nothing left for it).
+        true => sent + LONG_POLL,
+        false => sent.max(work_at.min(answered)),
+    };
     let route = match lease.is_some() {
         true => "lease (with work)",
         false => "lease (none)",

@@ -60,22 +60,33 @@ pub fn status_kb(pid: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Raises this process's open-files limit to its hard limit (children inherit it); returns it.
+/// Raises this process's open-files limit (children inherit it): to [`OPEN_FILES`] when
+/// allowed (root), else to its hard limit; returns the limit in force.
 pub fn raise_open_files() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: `limit` is a valid rlimit for the call to fill and then read.
+    // SAFETY: `limit` is a valid rlimit for the calls to fill and read.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            let wanted = libc::rlimit {
+                rlim_cur: OPEN_FILES.max(limit.rlim_max),
+                rlim_max: OPEN_FILES.max(limit.rlim_max),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                limit.rlim_cur = limit.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
             libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
         }
     }
     limit.rlim_cur
 }
+
+/// Open files wanted by each process: every agent may hold two connections (a long-polled
+/// lease request and a heartbeat), plus the data files.
+pub const OPEN_FILES: u64 = 65_536;
 
 /// Pins this thread (and the threads it starts later) to CPU `cpu`.
 pub fn pin_to(cpu: usize) -> std::io::Result<()> {
@@ -124,6 +135,8 @@ pub struct Sampler {
     per_second: Vec<f64>,
     /// The coordinator's largest RSS seen, kB.
     pub max_rss_kb: u64,
+    /// The most files (connections included) the coordinator had open at a sample.
+    max_open: usize,
 }
 
 impl Sampler {
@@ -139,6 +152,7 @@ impl Sampler {
             last: start,
             last_at: Instant::now(),
             per_second: Vec::new(),
+            max_open: 0,
         }
     }
 
@@ -151,6 +165,8 @@ impl Sampler {
         self.last = now;
         self.last_at = Instant::now();
         self.max_rss_kb = self.max_rss_kb.max(status_kb(&self.pid, "VmRSS:"));
+        let open = std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map_or(0, Iterator::count);
+        self.max_open = self.max_open.max(open);
     }
 
     /// Prints the CPU and memory summary of the window so far.
@@ -192,10 +208,19 @@ impl Sampler {
             self.max_rss_kb as f64 / 1024.0,
             status_kb(&self.pid, "VmHWM:") as f64 / 1024.0
         );
+        println!(
+            "  coordinator open files (connections included): max {}",
+            self.max_open
+        );
     }
 }
 
-/// How many CPUs this machine has.
+/// How many CPUs this machine has (`/proc/stat` lists each; this process may be pinned to one).
 pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpus = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .count();
+    cpus.max(1)
 }
