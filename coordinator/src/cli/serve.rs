@@ -73,6 +73,28 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Raises this process's open-files limit to its hard limit (systemd's default is 1024, hard
+/// 524288) and returns the limit in force: every enrolled PC keeps up to two connections open
+/// (a long-polled lease request and a heartbeat), so a campus needs tens of thousands.
+fn raise_open_files() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for the calls to fill and read.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        }
+    }
+    limit.rlim_cur
+}
+
 /// Runs a coordinator until Ctrl-C or SIGTERM; `with_agent` (`up`) also runs a local agent.
 pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<()> {
     let data = args.data.unwrap_or_else(default_data_dir);
@@ -106,6 +128,8 @@ pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<(
         ..config
     };
     let coord = Coordinator::open(config).await?;
+    let open_files = raise_open_files();
+    tracing::info!(open_files, "open files limit");
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (is another idlefarm running?)"))?;
@@ -284,5 +308,24 @@ async fn local_agent_exited(
     match agent {
         Some(agent) => agent.exited().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_limit() {
+        let raised = super::raise_open_files();
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is a valid rlimit for the call to fill.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        assert_eq!(raised, limit.rlim_cur);
+        assert_eq!(limit.rlim_cur, limit.rlim_max);
     }
 }

@@ -120,10 +120,7 @@ pub async fn heartbeat(
     check_reported(req.presence)?;
     coord.touch(agent, Some(req.presence));
     // Stored before the event goes out: pages re-read the agents list when they receive it.
-    coord
-        .store
-        .agent_seen(agent, req.presence, now_secs())
-        .await?;
+    coord.agent_heard(agent, req.presence).await?;
     coord.presence_seen(agent, req.presence).await?;
     let revoked = coord.renew(agent, &req.leases).await?;
     Ok(Json(HeartbeatResponse {
@@ -148,18 +145,24 @@ pub async fn lease(
     coord.touch(agent, Some(req.presence));
     coord.offer_slots(agent, req.slots);
     // Long poll: with nothing to do, wait a while for work to be queued instead of making the
-    // agent ask again and again. Registered before looking, so no wake-up is missed.
-    let queued = coord.work_queued.notified();
-    tokio::pin!(queued);
-    queued.as_mut().enable();
-    let mut lease = coord.lease_for(agent, req.presence).await?;
-    if lease.is_none() && req.presence.may_take_work() {
-        tokio::select! {
-            _ = &mut queued => lease = coord.lease_for(agent, req.presence).await?,
-            _ = tokio::time::sleep(LEASE_LONG_POLL) => {}
-            _ = coord.closing.cancelled() => {}
+    // agent ask again and again. Registered before looking, so no wake-up is missed. Every
+    // waiting agent is woken when work is queued; those that find none left keep waiting
+    // rather than answer at once, or thousands of idle PCs would all ask again together.
+    let deadline = tokio::time::Instant::now() + LEASE_LONG_POLL;
+    let lease = loop {
+        let queued = coord.work_queued.notified();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
+        let lease = coord.lease_for(agent, req.presence).await?;
+        if lease.is_some() || !req.presence.may_take_work() {
+            break lease;
         }
-    }
+        tokio::select! {
+            _ = &mut queued => {}
+            _ = tokio::time::sleep_until(deadline) => break None,
+            _ = coord.closing.cancelled() => break None,
+        }
+    };
     if let Some(l) = &lease {
         tracing::info!(agent, job = l.job_id, lease = l.id, frames = ?l.frames, "leased");
     }

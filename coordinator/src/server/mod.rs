@@ -12,6 +12,7 @@ mod declines;
 pub mod events;
 mod frame_upload;
 mod frame_verdict;
+mod heard;
 mod image_end;
 mod jobs;
 mod leases;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use idlefarm_protocol::{
@@ -118,6 +119,13 @@ pub(crate) struct Liveness {
     pub slots: u32,
 }
 
+impl Liveness {
+    /// Whether the agent counts as available: heard from within `window`, free to take work.
+    fn counts(&self, window: Duration) -> bool {
+        self.at.elapsed() < window && self.presence.may_take_work()
+    }
+}
+
 /// The running coordinator.
 pub struct Coordinator {
     pub(crate) config: ServerConfig,
@@ -126,6 +134,11 @@ pub struct Coordinator {
     pub(crate) sched: Mutex<Sched>,
     pub(crate) agents: RwLock<HashMap<i64, AgentRow>>,
     pub(crate) liveness: std::sync::Mutex<HashMap<i64, Liveness>>,
+    /// How many agents of `liveness` may take work and were heard from within a lease TTL:
+    /// kept up to date by `touch`, recounted by the background task (agents falling silent).
+    available: std::sync::atomic::AtomicUsize,
+    /// "Last seen" times of heartbeats not written to the database yet.
+    pub(crate) unsaved_seen: super::heard::Unsaved,
     pub(super) assemble_tx: mpsc::UnboundedSender<i64>,
     assemble_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<i64>>>,
     /// Wakes agents waiting in a long-polled lease request when frames become queued.
@@ -197,6 +210,8 @@ impl Coordinator {
             sched: Mutex::new(sched),
             agents: RwLock::new(agents),
             liveness: std::sync::Mutex::new(HashMap::new()),
+            available: std::sync::atomic::AtomicUsize::new(0),
+            unsaved_seen: super::heard::Unsaved::default(),
             assemble_tx,
             assemble_rx: std::sync::Mutex::new(Some(assemble_rx)),
             work_queued: tokio::sync::Notify::new(),
@@ -242,6 +257,10 @@ impl Coordinator {
                         tracing::warn!("pruning presence history: {}", e.message);
                     }
                 }
+                self.count_available();
+                if let Err(e) = self.save_last_seen().await {
+                    tracing::warn!("saving when agents were last seen: {}", e.message);
+                }
                 if let Err(e) = self.expire_leases().await {
                     tracing::warn!("expiring leases: {}", e.message);
                 }
@@ -256,7 +275,9 @@ impl Coordinator {
     }
 
     pub(crate) fn touch(&self, agent: i64, presence: Option<PresenceState>) {
+        let window = self.config.lease_ttl;
         let mut live = self.liveness.lock().expect("not poisoned");
+        let was = live.get(&agent).is_some_and(|l| l.counts(window));
         let entry = live.entry(agent).or_insert(Liveness {
             at: Instant::now(),
             presence: PresenceState::Idle,
@@ -266,6 +287,11 @@ impl Coordinator {
         if let Some(p) = presence {
             entry.presence = p;
         }
+        match (was, entry.counts(window)) {
+            (false, true) => self.available.fetch_add(1, Ordering::Relaxed),
+            (true, false) => self.available.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
     }
 
     /// Records how many chunks `agent` may render at once (its lease request says so).
@@ -275,13 +301,18 @@ impl Coordinator {
         }
     }
 
-    /// Agents heard from recently that may take work.
+    /// Agents heard from recently that may take work. Read by the views, so kept as a count
+    /// rather than counted over every agent each time.
     pub(crate) fn available_agents(&self) -> usize {
+        self.available.load(Ordering::Relaxed)
+    }
+
+    /// Counts the available agents again, so those that fell silent no longer count.
+    fn count_available(&self) {
         let window = self.config.lease_ttl;
         let live = self.liveness.lock().expect("not poisoned");
-        live.values()
-            .filter(|l| l.at.elapsed() < window && l.presence.may_take_work())
-            .count()
+        let count = live.values().filter(|l| l.counts(window)).count();
+        self.available.store(count, Ordering::Relaxed);
     }
 
     async fn expire_leases(&self) -> Result<(), ApiError> {
@@ -491,6 +522,7 @@ impl Coordinator {
         let mut guard = self.sched.lock().await;
         let sched = &mut *guard;
         let mut revoked = Vec::new();
+        let mut renewals = Vec::new();
         for &lease in leases {
             let owner = sched.lease_owner.get_mut(&lease);
             let (entry, owner) = match owner {
@@ -502,7 +534,7 @@ impl Coordinator {
                     let renewed = entry.board.renew(lease, now, ttl);
                     if renewed {
                         let expires = entry.board.leases[&lease].expires_at;
-                        self.store.renew_lease(lease, expires).await?;
+                        renewals.push((lease, expires));
                         owner.held_until = expires;
                     }
                     renewed
@@ -512,6 +544,12 @@ impl Coordinator {
             if !renewed {
                 revoked.push(lease);
             }
+        }
+        // Written after the lock is released (a lease ended meanwhile is deleted, and the
+        // update then changes nothing), but before the agent hears back.
+        drop(guard);
+        if !renewals.is_empty() {
+            self.store.renew_leases(&renewals).await?;
         }
         Ok(revoked)
     }

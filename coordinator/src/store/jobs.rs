@@ -220,14 +220,17 @@ impl Store {
         tx.commit().await
     }
 
-    /// Persists a lease's new expiry.
-    pub async fn renew_lease(&self, lease: LeaseId, expires_at: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE leases SET expires_at = ? WHERE id = ?")
-            .bind(expires_at)
-            .bind(lease)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Persists the new expiry of several leases (lease, Unix millis) in one transaction.
+    pub async fn renew_leases(&self, renewed: &[(LeaseId, i64)]) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for &(lease, expires_at) in renewed {
+            sqlx::query("UPDATE leases SET expires_at = ? WHERE id = ?")
+                .bind(expires_at)
+                .bind(lease)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
     }
 
     /// Persists a done frame, stored at `at_ms` (Unix millis), and credits its agent.

@@ -224,6 +224,22 @@ impl Store {
         Ok(())
     }
 
+    /// Records when agents were last heard from (agent, Unix seconds), in one transaction;
+    /// never moves a time back.
+    pub async fn agents_last_seen(&self, seen: &[(i64, i64)]) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for &(id, at) in seen {
+            sqlx::query(
+                "UPDATE agents SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
     /// Agents for the API.
     pub async fn agent_infos(&self, now: i64) -> Result<Vec<AgentInfo>, sqlx::Error> {
         let rows = sqlx::query(
