@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
                 samples: 2,
             },
             Scene {
-                name: "farm_vs_blender",
+                name: "cycles 64x36 (the end-to-end scene)",
                 engine: "CYCLES",
                 frames: 48,
                 chunk: 4,

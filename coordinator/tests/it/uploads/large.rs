@@ -55,7 +55,10 @@ async fn a_300_mb_upload_streams_to_disk_and_is_inspected() {
     let part = Part::stream_with_length(reqwest::Body::wrap_stream(body), len).file_name("big.zip");
     let found = stage(&farm.client, Form::new().part("file", part)).await;
     let grown = peak_rss_kib() - before;
-    assert!(grown < 64 << 10, "peak memory grew by {grown} KiB");
+    // The peak is the whole test process's, other tests included (a render's frames, a
+    // browser's answers); holding the upload in memory would add all 300 MB of it.
+    let half = (len / 1024 / 2) as i64;
+    assert!(grown < half, "peak memory grew by {grown} KiB");
     assert_eq!(found.size, len);
     assert_eq!(found.settings.main_file, "scene.pov");
     assert_eq!(
