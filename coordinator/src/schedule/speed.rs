@@ -38,6 +38,11 @@ impl Speeds {
         self.by_agent.values().copied().reduce(f64::max)
     }
 
+    /// Every measured agent with its seconds per frame.
+    pub fn iter(&self) -> impl Iterator<Item = (AgentId, f64)> + '_ {
+        self.by_agent.iter().map(|(&a, &s)| (a, s))
+    }
+
     /// `agent`'s measured speed, else [`Speeds::guess`].
     pub fn of_or_guess(&self, agent: AgentId) -> Option<f64> {
         self.of(agent).or_else(|| self.guess())

@@ -4,7 +4,9 @@
 //! and written with every other one in a single transaction by the background task, twice a
 //! second. On a campus of thousands of PCs that is one database write every half second
 //! instead of hundreds, each with its own fsync; a crash loses at most half a second of
-//! "last seen", never a presence change.
+//! "last seen", never a presence change. Lease renewals go with the same batch: the running
+//! coordinator holds the expiry that counts, and one a restart finds half a second older only
+//! ends that lease as much earlier.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,9 +17,10 @@ use super::Coordinator;
 use super::state::now_secs;
 use crate::error::ApiError;
 
-/// "Last seen" times not written yet: agent → Unix seconds.
+/// "Last seen" times not written yet (agent → Unix seconds), and lease renewals (lease → new
+/// expiry in Unix millis).
 #[derive(Debug, Default)]
-pub(crate) struct Unsaved(Mutex<HashMap<i64, i64>>);
+pub(crate) struct Unsaved(Mutex<HashMap<i64, i64>>, Mutex<HashMap<i64, i64>>);
 
 impl Unsaved {
     /// Notes that `agent` was heard from at `at` (Unix seconds).
@@ -30,6 +33,21 @@ impl Unsaved {
     /// Takes every noted time, leaving none.
     fn take(&self) -> Vec<(i64, i64)> {
         let mut unsaved = self.0.lock().expect("not poisoned");
+        std::mem::take(&mut *unsaved).into_iter().collect()
+    }
+
+    /// Notes leases renewed until the given expiry (lease, Unix millis).
+    pub(crate) fn note_renewals(&self, renewals: &[(i64, i64)]) {
+        let mut unsaved = self.1.lock().expect("not poisoned");
+        for &(lease, expires) in renewals {
+            let at = unsaved.entry(lease).or_insert(expires);
+            *at = (*at).max(expires);
+        }
+    }
+
+    /// Takes every noted renewal, leaving none.
+    fn take_renewals(&self) -> Vec<(i64, i64)> {
+        let mut unsaved = self.1.lock().expect("not poisoned");
         std::mem::take(&mut *unsaved).into_iter().collect()
     }
 }
@@ -54,11 +72,15 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Writes the noted "last seen" times (the background task calls this).
+    /// Writes the noted "last seen" times and lease renewals (the background task calls this).
     pub(crate) async fn save_last_seen(&self) -> Result<(), ApiError> {
         let seen = self.unsaved_seen.take();
         if !seen.is_empty() {
             self.store.agents_last_seen(&seen).await?;
+        }
+        let renewals = self.unsaved_seen.take_renewals();
+        if !renewals.is_empty() {
+            self.store.renew_leases(&renewals).await?;
         }
         Ok(())
     }

@@ -25,18 +25,6 @@ const HISTORY_MS: Millis = 29 * 24 * 60 * 60 * 1000;
 #[derive(Debug, Default)]
 pub(crate) struct Spells(std::sync::Mutex<HashMap<i64, (Millis, Option<Millis>)>>);
 
-/// An agent heard from within a lease's lifetime.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LiveAgent {
-    pub id: i64,
-    pub presence: PresenceState,
-    /// Chunks it may render at once.
-    pub slots: u32,
-}
-
-/// The agents heard from within a lease's lifetime.
-pub(crate) type Live = Vec<LiveAgent>;
-
 impl Coordinator {
     /// How long `agent`'s PC is likely to stay free from `now`, from its presence history
     /// (see [`availability::likely_free`]); `None` without enough history.
@@ -70,47 +58,51 @@ impl Coordinator {
         spell
     }
 
-    /// The agents heard from within a lease's lifetime, with their presence.
-    pub(crate) fn live(&self) -> Live {
+    /// `agent`'s presence and chunk slots, if it was heard from within a lease's lifetime.
+    pub(crate) fn presence_of(&self, agent: i64) -> Option<(PresenceState, u32)> {
         let window = self.config.lease_ttl;
         let live = self.liveness.lock().expect("not poisoned");
-        (live.iter())
-            .filter(|(_, l)| l.at.elapsed() < window)
-            .map(|(&id, l)| LiveAgent {
-                id,
-                presence: l.presence,
-                slots: l.slots.max(1),
-            })
-            .collect()
+        let l = live.get(&agent).filter(|l| l.at.elapsed() < window)?;
+        Some((l.presence, l.slots.max(1)))
     }
 
     /// How the next chunk of `entry` for an agent likely free for `spell` is sized: the chunk
     /// target from the spell and how long the job would still take on the live PCs, the
     /// slowest speed seen for an unmeasured PC, and the free PCs' speeds for the end of the job.
-    pub(crate) fn chunk_policy(
-        &self,
-        entry: &JobEntry,
-        spell: Option<Millis>,
-        live: &Live,
-    ) -> ChunkPolicy {
+    /// Looks only at the agents measured on the job; the others count at the slowest speed.
+    pub(crate) fn chunk_policy(&self, entry: &JobEntry, spell: Option<Millis>) -> ChunkPolicy {
         let guess = entry.speeds.guess();
-        // Frames per second: each chunk slot renders at the agent's measured pace.
-        let rate = |free_only: bool| {
-            (live.iter())
-                .filter(|l| !free_only || l.presence.may_take_work())
-                .map(|l| {
-                    let secs = entry.speeds.of(l.id).or(guess)?;
-                    Some(f64::from(l.slots) / secs.max(0.001))
-                })
-                .sum::<Option<f64>>()
+        // Frames per second and chunk slots of the measured agents, free and online.
+        let (mut free, mut online) = ((0.0, 0), (0.0, 0));
+        {
+            let window = self.config.lease_ttl;
+            let live = self.liveness.lock().expect("not poisoned");
+            for (agent, secs) in entry.speeds.iter() {
+                let Some(l) = live.get(&agent).filter(|l| l.at.elapsed() < window) else {
+                    continue;
+                };
+                let slots = l.slots.max(1) as usize;
+                let rate = slots as f64 / secs.max(0.001);
+                online = (online.0 + rate, online.1 + slots);
+                if l.presence.may_take_work() {
+                    free = (free.0 + rate, free.1 + slots);
+                }
+            }
+        }
+        // The unmeasured ones at the slowest speed seen; unknown before any frame.
+        let rate = |(measured, slots): (f64, usize), all: usize| match all.saturating_sub(slots) {
+            0 => Some(measured).filter(|&r| r > 0.0),
+            rest => guess.map(|g| measured + rest as f64 / g.max(0.001)),
         };
-        let job_left = rate(false).map(|r| entry.board.counts().queued as f64 / r);
+        let farm_rate = rate(free, self.tally.free_slots());
+        let job_left =
+            rate(online, self.tally.online_slots()).map(|r| entry.board.counts().queued as f64 / r);
         let default = self.config.chunk_target.as_secs_f64();
         ChunkPolicy {
             fixed: entry.row.chunk_size,
             target_secs: availability::chunk_target(spell, job_left, default),
             guess_secs: guess,
-            farm_rate: rate(true),
+            farm_rate,
             ..ChunkPolicy::default()
         }
     }
@@ -120,24 +112,16 @@ impl Coordinator {
     /// `agent` delivered one (see [`others_finish_first`]). Only PCs holding a lease of the job
     /// count, so a PC is never left waiting for one that is idle for a reason of its own; and
     /// only once `agent`'s speed on the job is known or guessed.
-    pub(crate) fn leave_to_faster(
-        &self,
-        entry: &JobEntry,
-        agent: i64,
-        live: &Live,
-        now: Millis,
-    ) -> bool {
+    pub(crate) fn leave_to_faster(&self, entry: &JobEntry, agent: i64, now: Millis) -> bool {
         let guess = entry.speeds.guess();
         let secs = |a: i64| entry.speeds.of(a).or(guess);
         let Some(mine) = secs(agent) else {
             return false;
         };
-        let free: HashMap<i64, bool> = (live.iter())
-            .map(|l| (l.id, l.presence.may_take_work()))
-            .collect();
         let mut left: HashMap<i64, f64> = HashMap::new();
         for lease in entry.board.leases.values() {
-            if lease.agent == agent || !free.get(&lease.agent).copied().unwrap_or(false) {
+            let free = |a| self.presence_of(a).is_some_and(|(p, _)| p.may_take_work());
+            if lease.agent == agent || !free(lease.agent) {
                 continue;
             }
             let Some(spf) = secs(lease.agent) else {
@@ -171,11 +155,8 @@ impl Coordinator {
         &self,
         sched: &mut Sched,
         agent: &AgentView<'_>,
-        live: &Live,
         now: Millis,
     ) -> Result<Option<Lease>, ApiError> {
-        let presence: HashMap<i64, PresenceState> =
-            live.iter().map(|l| (l.id, l.presence)).collect();
         let mut jobs: Vec<&JobEntry> = (sched.jobs.values())
             .filter(|e| e.view().status == JobStatus::Runnable && !e.board.leases.is_empty())
             .filter(|e| schedule::misfit(&e.view(), agent).is_none())
@@ -186,8 +167,8 @@ impl Coordinator {
         for entry in jobs {
             let secs = |a: i64| entry.speeds.of(a).or_else(|| entry.speeds.guess());
             let Some(mine) = secs(agent.id) else { continue };
-            let finish = |o: &backup::Outstanding| match presence.get(&o.holder) {
-                Some(p) if p.may_take_work() => {
+            let finish = |o: &backup::Outstanding| match self.presence_of(o.holder) {
+                Some((p, _)) if p.may_take_work() => {
                     Some(o.since + (secs(o.holder)? * 1000.0) as Millis)
                 }
                 // Stopped for a person, or not heard from: it may never deliver.

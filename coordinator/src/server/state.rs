@@ -120,9 +120,49 @@ pub(crate) struct Liveness {
 }
 
 impl Liveness {
-    /// Whether the agent counts as available: heard from within `window`, free to take work.
-    fn counts(&self, window: Duration) -> bool {
-        self.at.elapsed() < window && self.presence.may_take_work()
+    /// What it adds to [`Tally`]: available agents, their chunk slots, and the slots of every
+    /// agent heard from within `window`.
+    fn tally(&self, window: Duration) -> [usize; 3] {
+        let online = self.at.elapsed() < window;
+        let free = online && self.presence.may_take_work();
+        let slots = self.slots.max(1) as usize;
+        [
+            usize::from(free),
+            if free { slots } else { 0 },
+            if online { slots } else { 0 },
+        ]
+    }
+}
+
+/// Counts over [`Coordinator::liveness`] kept up to date as agents are heard from (and
+/// recounted by the background task, for agents falling silent), so a request never counts
+/// over every agent: available agents, their chunk slots, the slots of every agent heard from.
+#[derive(Debug, Default)]
+pub(crate) struct Tally([std::sync::atomic::AtomicUsize; 3]);
+
+impl Tally {
+    fn change(&self, before: [usize; 3], after: [usize; 3]) {
+        for ((count, b), a) in self.0.iter().zip(before).zip(after) {
+            if a > b {
+                count.fetch_add(a - b, Ordering::Relaxed);
+            } else if b > a {
+                count.fetch_sub(b - a, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn get(&self, i: usize) -> usize {
+        self.0[i].load(Ordering::Relaxed)
+    }
+
+    /// Chunk slots of the available agents.
+    pub fn free_slots(&self) -> usize {
+        self.get(1)
+    }
+
+    /// Chunk slots of every agent heard from within a lease's lifetime.
+    pub fn online_slots(&self) -> usize {
+        self.get(2)
     }
 }
 
@@ -134,9 +174,9 @@ pub struct Coordinator {
     pub(crate) sched: Mutex<Sched>,
     pub(crate) agents: RwLock<HashMap<i64, AgentRow>>,
     pub(crate) liveness: std::sync::Mutex<HashMap<i64, Liveness>>,
-    /// How many agents of `liveness` may take work and were heard from within a lease TTL:
-    /// kept up to date by `touch`, recounted by the background task (agents falling silent).
-    available: std::sync::atomic::AtomicUsize,
+    /// Counts over `liveness`: kept up to date by `touch` and `offer_slots`, recounted by the
+    /// background task (agents falling silent).
+    pub(crate) tally: Tally,
     /// "Last seen" times of heartbeats not written to the database yet.
     pub(crate) unsaved_seen: super::heard::Unsaved,
     pub(super) assemble_tx: mpsc::UnboundedSender<i64>,
@@ -210,7 +250,7 @@ impl Coordinator {
             sched: Mutex::new(sched),
             agents: RwLock::new(agents),
             liveness: std::sync::Mutex::new(HashMap::new()),
-            available: std::sync::atomic::AtomicUsize::new(0),
+            tally: Tally::default(),
             unsaved_seen: super::heard::Unsaved::default(),
             assemble_tx,
             assemble_rx: std::sync::Mutex::new(Some(assemble_rx)),
@@ -277,7 +317,7 @@ impl Coordinator {
     pub(crate) fn touch(&self, agent: i64, presence: Option<PresenceState>) {
         let window = self.config.lease_ttl;
         let mut live = self.liveness.lock().expect("not poisoned");
-        let was = live.get(&agent).is_some_and(|l| l.counts(window));
+        let before = live.get(&agent).map_or([0; 3], |l| l.tally(window));
         let entry = live.entry(agent).or_insert(Liveness {
             at: Instant::now(),
             presence: PresenceState::Idle,
@@ -287,32 +327,38 @@ impl Coordinator {
         if let Some(p) = presence {
             entry.presence = p;
         }
-        match (was, entry.counts(window)) {
-            (false, true) => self.available.fetch_add(1, Ordering::Relaxed),
-            (true, false) => self.available.fetch_sub(1, Ordering::Relaxed),
-            _ => 0,
-        };
+        self.tally.change(before, entry.tally(window));
     }
 
     /// Records how many chunks `agent` may render at once (its lease request says so).
     pub(crate) fn offer_slots(&self, agent: i64, slots: u32) {
+        let window = self.config.lease_ttl;
         if let Some(entry) = self.liveness.lock().expect("not poisoned").get_mut(&agent) {
+            let before = entry.tally(window);
             entry.slots = slots.max(1);
+            self.tally.change(before, entry.tally(window));
         }
     }
 
     /// Agents heard from recently that may take work. Read by the views, so kept as a count
     /// rather than counted over every agent each time.
     pub(crate) fn available_agents(&self) -> usize {
-        self.available.load(Ordering::Relaxed)
+        self.tally.get(0)
     }
 
     /// Counts the available agents again, so those that fell silent no longer count.
     fn count_available(&self) {
         let window = self.config.lease_ttl;
         let live = self.liveness.lock().expect("not poisoned");
-        let count = live.values().filter(|l| l.counts(window)).count();
-        self.available.store(count, Ordering::Relaxed);
+        let mut sums = [0; 3];
+        for l in live.values() {
+            for (sum, n) in sums.iter_mut().zip(l.tally(window)) {
+                *sum += n;
+            }
+        }
+        for (count, sum) in self.tally.0.iter().zip(sums) {
+            count.store(sum, Ordering::Relaxed);
+        }
     }
 
     async fn expire_leases(&self) -> Result<(), ApiError> {
@@ -404,14 +450,9 @@ impl Coordinator {
         let now = now_ms();
         // Outside the scheduler lock: the PC's presence history may have to be read.
         let spell = self.likely_free(agent, now).await;
-        let live = self.live();
         // A job's end is split between chunk slots: a PC rendering two chunks at once gets a
         // share for each.
-        let agents: usize = (live.iter())
-            .filter(|l| l.presence.may_take_work())
-            .map(|l| l.slots as usize)
-            .sum::<usize>()
-            .max(1);
+        let agents = self.tally.free_slots().max(1);
         let mut guard = self.sched.lock().await;
         let sched = &mut *guard;
         // Read under the scheduler lock: a drain or disable (which takes it too) is never missed.
@@ -436,7 +477,7 @@ impl Coordinator {
         let order = match schedule::pick_order(&views, &view, &running, now) {
             Ok(order) => order,
             Err(NoWork::NothingToDo) => {
-                let backup = self.lease_backup(sched, &view, &live, now).await?;
+                let backup = self.lease_backup(sched, &view, now).await?;
                 if backup.is_none() {
                     sched.no_work.insert(agent, NoWork::NothingToDo);
                 } else {
@@ -461,11 +502,11 @@ impl Coordinator {
             let Some(entry) = sched.jobs.get_mut(&job) else {
                 continue;
             };
-            if self.leave_to_faster(entry, agent, &live, now) {
+            if self.leave_to_faster(entry, agent, now) {
                 left_to_faster = true;
                 continue;
             }
-            let policy = self.chunk_policy(entry, spell, &live);
+            let policy = self.chunk_policy(entry, spell);
             let queued = entry.board.counts().queued;
             let want = schedule::chunk_size(&policy, entry.speeds.of(agent), queued, agents);
             let id = sched.next_lease;
@@ -498,7 +539,7 @@ impl Coordinator {
         }
         // Queued frames, but none this PC should take (left to faster PCs) or may take (held
         // for another PC's opinion).
-        let backup = self.lease_backup(sched, &view, &live, now).await?;
+        let backup = self.lease_backup(sched, &view, now).await?;
         if backup.is_none() && left_to_faster {
             sched.no_work.insert(agent, NoWork::LeftToFaster);
         }
@@ -517,6 +558,10 @@ impl Coordinator {
         agent: i64,
         leases: &[LeaseId],
     ) -> Result<Vec<LeaseId>, ApiError> {
+        if leases.is_empty() {
+            // Most heartbeats of a big farm: nothing to renew, no need to wait for the lock.
+            return Ok(Vec::new());
+        }
         let now = now_ms();
         let ttl = self.config.lease_ttl.as_millis() as i64;
         let mut guard = self.sched.lock().await;
@@ -545,12 +590,11 @@ impl Coordinator {
                 revoked.push(lease);
             }
         }
-        // Written after the lock is released (a lease ended meanwhile is deleted, and the
-        // update then changes nothing), but before the agent hears back.
+        // Written with the next batch (a lease ended meanwhile is deleted, and the update then
+        // changes nothing): the running coordinator's own expiry is the one that counts, and a
+        // restart that finds one half a second older only ends that lease as much earlier.
         drop(guard);
-        if !renewals.is_empty() {
-            self.store.renew_leases(&renewals).await?;
-        }
+        self.unsaved_seen.note_renewals(&renewals);
         Ok(revoked)
     }
 
