@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let pairs = [
         eevee(dir.path(), frames(400.0)),
-        cycles(dir.path(), frames(120.0)),
+        cycles(dir.path(), frames(48.0)),
         povray(dir.path(), frames(150.0))?,
     ];
 
@@ -176,9 +176,9 @@ fn eevee(dir: &Path, frames: u32) -> Pair {
 }
 
 fn cycles(dir: &Path, frames: u32) -> Pair {
-    let scene = scenes::make_blend_with_samples(dir, "cycles.blend", frames, 128, 72, 16);
+    let scene = scenes::make_blend_with_samples(dir, "cycles.blend", frames, 320, 180, 64);
     Pair {
-        name: "Cycles 128×72, 16 samples".into(),
+        name: "Cycles 320×180, 64 samples".into(),
         plain: Plain::Blender(scene.clone()),
         scene,
         frames,
