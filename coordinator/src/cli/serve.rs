@@ -130,8 +130,7 @@ pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<(
     let coord = Coordinator::open(config).await?;
     let open_files = raise_open_files();
     tracing::info!(open_files, "open files limit");
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let listener = bind(listen)
         .with_context(|| format!("cannot listen on {listen} (is another idlefarm running?)"))?;
     let addr = listener.local_addr()?;
     let (token, created) = coord.enrolment_token().await?;
@@ -309,6 +308,22 @@ async fn local_agent_exited(
         Some(agent) => agent.exited().await,
         None => std::future::pending().await,
     }
+}
+
+/// Connections the kernel may queue before they are accepted: a campus of PCs reconnecting at
+/// once (the coordinator restarted) overflows the usual 1024 (the kernel caps it at
+/// `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `addr` with [`LISTEN_BACKLOG`].
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 #[cfg(test)]
