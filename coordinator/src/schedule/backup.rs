@@ -35,11 +35,6 @@ impl Board {
                 copies[i] = copies[i].saturating_add(1);
             }
         }
-        let undone = |slot: &LeaseSlot| {
-            (slot.frames.iter().copied())
-                .filter(|&i| matches!(self.frames[i].state, FrameState::Leased(_)))
-                .collect::<Vec<usize>>()
-        };
         let mine: Vec<usize> = (self.leases.values())
             .filter(|s| s.agent == agent)
             .flat_map(|s| s.frames.iter().copied())
@@ -49,7 +44,7 @@ impl Board {
             if slot.agent == agent {
                 continue;
             }
-            let left = undone(slot);
+            let left: Vec<usize> = self.undone(slot).collect();
             let [i] = left[..] else { continue };
             if copies[i] > 1
                 || mine.contains(&i)
@@ -69,6 +64,12 @@ impl Board {
             });
         }
         out
+    }
+
+    /// The frames of `slot` still leased: not delivered, failed or held for a check.
+    pub fn undone<'a>(&'a self, slot: &'a LeaseSlot) -> impl Iterator<Item = usize> + 'a {
+        (slot.frames.iter().copied())
+            .filter(|&i| matches!(self.frames[i].state, FrameState::Leased(_)))
     }
 
     /// Leases a backup copy of frame index `i` to `agent` as lease `lease` (see

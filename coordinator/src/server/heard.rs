@@ -20,25 +20,28 @@ use crate::error::ApiError;
 /// "Last seen" times not written yet (agent → Unix seconds), and lease renewals (lease → new
 /// expiry in Unix millis).
 #[derive(Debug, Default)]
-pub(crate) struct Unsaved(Mutex<HashMap<i64, i64>>, Mutex<HashMap<i64, i64>>);
+pub(crate) struct Unsaved {
+    seen: Mutex<HashMap<i64, i64>>,
+    renewals: Mutex<HashMap<i64, i64>>,
+}
 
 impl Unsaved {
     /// Notes that `agent` was heard from at `at` (Unix seconds).
     fn note(&self, agent: i64, at: i64) {
-        let mut unsaved = self.0.lock().expect("not poisoned");
+        let mut unsaved = self.seen.lock().expect("not poisoned");
         let seen = unsaved.entry(agent).or_insert(at);
         *seen = (*seen).max(at);
     }
 
     /// Takes every noted time, leaving none.
     fn take(&self) -> Vec<(i64, i64)> {
-        let mut unsaved = self.0.lock().expect("not poisoned");
+        let mut unsaved = self.seen.lock().expect("not poisoned");
         std::mem::take(&mut *unsaved).into_iter().collect()
     }
 
     /// Notes leases renewed until the given expiry (lease, Unix millis).
     pub(crate) fn note_renewals(&self, renewals: &[(i64, i64)]) {
-        let mut unsaved = self.1.lock().expect("not poisoned");
+        let mut unsaved = self.renewals.lock().expect("not poisoned");
         for &(lease, expires) in renewals {
             let at = unsaved.entry(lease).or_insert(expires);
             *at = (*at).max(expires);
@@ -47,7 +50,7 @@ impl Unsaved {
 
     /// Takes every noted renewal, leaving none.
     fn take_renewals(&self) -> Vec<(i64, i64)> {
-        let mut unsaved = self.1.lock().expect("not poisoned");
+        let mut unsaved = self.renewals.lock().expect("not poisoned");
         std::mem::take(&mut *unsaved).into_iter().collect()
     }
 }

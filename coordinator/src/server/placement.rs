@@ -70,7 +70,12 @@ impl Coordinator {
     /// target from the spell and how long the job would still take on the live PCs, the
     /// slowest speed seen for an unmeasured PC, and the free PCs' speeds for the end of the job.
     /// Looks only at the agents measured on the job; the others count at the slowest speed.
-    pub(crate) fn chunk_policy(&self, entry: &JobEntry, spell: Option<Millis>) -> ChunkPolicy {
+    pub(crate) fn chunk_policy(
+        &self,
+        entry: &JobEntry,
+        queued: usize,
+        spell: Option<Millis>,
+    ) -> ChunkPolicy {
         let guess = entry.speeds.guess();
         // Frames per second and chunk slots of the measured agents, free and online.
         let (mut free, mut online) = ((0.0, 0), (0.0, 0));
@@ -95,8 +100,7 @@ impl Coordinator {
             rest => guess.map(|g| measured + rest as f64 / g.max(0.001)),
         };
         let farm_rate = rate(free, self.tally.free_slots());
-        let job_left =
-            rate(online, self.tally.online_slots()).map(|r| entry.board.counts().queued as f64 / r);
+        let job_left = rate(online, self.tally.online_slots()).map(|r| queued as f64 / r);
         let default = self.config.chunk_target.as_secs_f64();
         ChunkPolicy {
             fixed: entry.row.chunk_size,
@@ -112,28 +116,27 @@ impl Coordinator {
     /// `agent` delivered one (see [`others_finish_first`]). Only PCs holding a lease of the job
     /// count, so a PC is never left waiting for one that is idle for a reason of its own; and
     /// only once `agent`'s speed on the job is known or guessed.
-    pub(crate) fn leave_to_faster(&self, entry: &JobEntry, agent: i64, now: Millis) -> bool {
-        let guess = entry.speeds.guess();
-        let secs = |a: i64| entry.speeds.of(a).or(guess);
+    pub(crate) fn leave_to_faster(
+        &self,
+        entry: &JobEntry,
+        agent: i64,
+        queued: usize,
+        now: Millis,
+    ) -> bool {
+        let secs = |a: i64| entry.speeds.of_or_guess(a);
         let Some(mine) = secs(agent) else {
             return false;
         };
+        let free = |a| self.presence_of(a).is_some_and(|(p, _)| p.may_take_work());
         let mut left: HashMap<i64, f64> = HashMap::new();
         for lease in entry.board.leases.values() {
-            let free = |a| self.presence_of(a).is_some_and(|(p, _)| p.may_take_work());
             if lease.agent == agent || !free(lease.agent) {
                 continue;
             }
             let Some(spf) = secs(lease.agent) else {
                 return false;
             };
-            let leased = |i: &&usize| {
-                matches!(
-                    entry.board.frames[**i].state,
-                    schedule::FrameState::Leased(_)
-                )
-            };
-            let frames = lease.frames.iter().filter(leased).count() as f64;
+            let frames = entry.board.undone(lease).count() as f64;
             let rendering = (now - lease.last_progress) as f64 / 1000.0;
             *left.entry(lease.agent).or_default() += (frames * spf - rendering).max(0.0);
         }
@@ -145,7 +148,7 @@ impl Coordinator {
                 })
             })
             .collect();
-        others_finish_first(entry.board.counts().queued, mine, &peers)
+        others_finish_first(queued, mine, &peers)
     }
 
     /// A backup copy of the straggling frame `agent` would finish soonest ahead of its holder,
@@ -157,15 +160,18 @@ impl Coordinator {
         agent: &AgentView<'_>,
         now: Millis,
     ) -> Result<Option<Lease>, ApiError> {
+        let may_take = |e: &JobEntry| {
+            let view = e.view();
+            view.status == JobStatus::Runnable && schedule::misfit(&view, agent).is_none()
+        };
         let mut jobs: Vec<&JobEntry> = (sched.jobs.values())
-            .filter(|e| e.view().status == JobStatus::Runnable && !e.board.leases.is_empty())
-            .filter(|e| schedule::misfit(&e.view(), agent).is_none())
+            .filter(|e| !e.board.leases.is_empty() && may_take(e))
             .filter(|e| !sched.declines.holds(agent.id, e.row.id, now))
             .collect();
         jobs.sort_by_key(|e| (std::cmp::Reverse(e.row.priority), e.row.id));
         let mut pick = None;
         for entry in jobs {
-            let secs = |a: i64| entry.speeds.of(a).or_else(|| entry.speeds.guess());
+            let secs = |a: i64| entry.speeds.of_or_guess(a);
             let Some(mine) = secs(agent.id) else { continue };
             let finish = |o: &backup::Outstanding| match self.presence_of(o.holder) {
                 Some((p, _)) if p.may_take_work() => {

@@ -502,12 +502,12 @@ impl Coordinator {
             let Some(entry) = sched.jobs.get_mut(&job) else {
                 continue;
             };
-            if self.leave_to_faster(entry, agent, now) {
+            let queued = entry.board.counts().queued;
+            if self.leave_to_faster(entry, agent, queued, now) {
                 left_to_faster = true;
                 continue;
             }
-            let policy = self.chunk_policy(entry, spell);
-            let queued = entry.board.counts().queued;
+            let policy = self.chunk_policy(entry, queued, spell);
             let want = schedule::chunk_size(&policy, entry.speeds.of(agent), queued, agents);
             let id = sched.next_lease;
             let alone = entry.board.has_checks()
