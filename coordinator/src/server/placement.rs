@@ -15,6 +15,7 @@ use crate::schedule::availability::{self, Change};
 use crate::schedule::{
     self, AgentView, ChunkPolicy, JobStatus, LeaseEnding, Millis, Peer, backup, others_finish_first,
 };
+use crate::store::LeaseTicket;
 
 /// How long a PC's likely free spell is reused before its history is read again.
 const SPELL_FRESH_MS: Millis = 10 * 60 * 1000;
@@ -153,13 +154,14 @@ impl Coordinator {
 
     /// A backup copy of the straggling frame `agent` would finish soonest ahead of its holder,
     /// from the runnable jobs it may take (highest priority first), leased to it; `None` when
-    /// no frame is worth a second copy. Called when nothing is queued for the agent.
+    /// no frame is worth a second copy. Called when nothing is queued for the agent; the lease
+    /// is handed out once its ticket is saved (see [`crate::store::Store::lease_saved`]).
     pub(crate) async fn lease_backup(
         &self,
         sched: &mut Sched,
         agent: &AgentView<'_>,
         now: Millis,
-    ) -> Result<Option<Lease>, ApiError> {
+    ) -> Result<Option<(Lease, LeaseTicket)>, ApiError> {
         let may_take = |e: &JobEntry| {
             let view = e.view();
             view.status == JobStatus::Runnable && schedule::misfit(&view, agent).is_none()
@@ -199,8 +201,8 @@ impl Coordinator {
             return Ok(None);
         }
         sched.next_lease += 1;
-        let slot = entry.board.leases[&id].clone();
-        self.store.save_lease(job, id, &slot, &entry.board).await?;
+        let slot = &entry.board.leases[&id];
+        let saved = self.store.queue_lease(job, id, slot, &entry.board, None)?;
         if let Some(owner) = LeaseOwner::of_live(job, id, &entry.board) {
             sched.lease_owner.insert(id, owner);
         }
@@ -211,7 +213,10 @@ impl Coordinator {
             agent = agent.id,
             "straggler backup: a second copy of a frame near the end of the job"
         );
-        Ok(Some(entry.lease_message(id, &[index], &self.config)))
+        Ok(Some((
+            entry.lease_message(id, &[index], &self.config),
+            saved,
+        )))
     }
 
     /// After frame index `i` of `entry` was uploaded by `uploader` and kept as `kept_by`'s

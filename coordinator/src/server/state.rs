@@ -24,7 +24,7 @@ use crate::schedule::{
     self, AgentView, Board, FailureRecord, FrameReject, Health, JobStatus, JobView, LeaseEnding,
     LeaseId, NoWork, Speeds,
 };
-use crate::store::{AgentRow, JobRow, Store};
+use crate::store::{AgentRow, JobRow, LeaseTicket, Store};
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
@@ -483,7 +483,8 @@ impl Coordinator {
                 } else {
                     sched.no_work.remove(&agent);
                 }
-                return Ok(backup);
+                drop(guard);
+                return self.saved(backup).await;
             }
             Err(why) => {
                 sched.no_work.insert(agent, why);
@@ -519,20 +520,21 @@ impl Coordinator {
                 continue;
             };
             sched.next_lease += 1;
-            let slot = entry.board.leases[&id].clone();
-            self.store
-                .save_lease(entry.row.id, id, &slot, &entry.board)
-                .await?;
-            if entry.row.started_at.is_none() {
-                let at = now / 1000;
-                self.store.job_started(job, at).await?;
-                entry.row.started_at = Some(at);
-            }
+            // The job's first lease also records when the job started, in the same commit.
+            let first = entry.row.started_at.is_none();
+            let started = first.then_some(now / 1000);
+            let slot = &entry.board.leases[&id];
+            let saved = self
+                .store
+                .queue_lease(job, id, slot, &entry.board, started)?;
+            entry.row.started_at = entry.row.started_at.or(started);
             if let Some(owner) = LeaseOwner::of_live(job, id, &entry.board) {
                 sched.lease_owner.insert(id, owner);
             }
             let lease = entry.lease_message(id, &taken, &self.config);
             drop(guard);
+            // Committed with every other lease taken meanwhile, outside the lock.
+            self.store.lease_saved(saved).await?;
             // Its frames are rendering now: pages following the job show it.
             self.job_changed(job).await;
             return Ok(Some(lease));
@@ -543,7 +545,17 @@ impl Coordinator {
         if backup.is_none() && left_to_faster {
             sched.no_work.insert(agent, NoWork::LeftToFaster);
         }
-        Ok(backup)
+        drop(guard);
+        self.saved(backup).await
+    }
+
+    /// A backup lease once it is saved.
+    async fn saved(&self, backup: Option<(Lease, LeaseTicket)>) -> Result<Option<Lease>, ApiError> {
+        let Some((lease, saved)) = backup else {
+            return Ok(None);
+        };
+        self.store.lease_saved(saved).await?;
+        Ok(Some(lease))
     }
 
     /// An agent's blocklists and quarantine as of `now`, from its failures since its release.

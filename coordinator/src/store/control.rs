@@ -19,18 +19,9 @@ impl Store {
         Ok(())
     }
 
-    /// Records when a job's first lease started (once).
-    pub async fn job_started(&self, job: i64, at: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE jobs SET started_at = ? WHERE id = ? AND started_at IS NULL")
-            .bind(at)
-            .bind(job)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Removes a job and everything recorded about it (not its files).
     pub async fn delete_job(&self, job: i64) -> Result<(), sqlx::Error> {
+        self.save_queued_leases().await?;
         let mut tx = self.pool.begin().await?;
         for sql in [
             "DELETE FROM leases WHERE job_id = ?",
@@ -154,6 +145,7 @@ impl Store {
         board: &Board,
         changed: &[usize],
     ) -> Result<(), sqlx::Error> {
+        self.save_queued_leases().await?;
         let mut tx = self.pool.begin().await?;
         for lease in leases {
             sqlx::query("DELETE FROM leases WHERE id = ?")
@@ -172,6 +164,7 @@ impl Store {
         board: &Board,
         changed: &[usize],
     ) -> Result<(), sqlx::Error> {
+        self.save_queued_leases().await?;
         let mut tx = self.pool.begin().await?;
         write_frames(&mut tx, job_id, board, changed).await?;
         tx.commit().await

@@ -194,34 +194,9 @@ impl Store {
         Ok(a.unwrap_or(0).max(b.unwrap_or(0)).max(c.unwrap_or(0)))
     }
 
-    /// Persists a new lease and the frames it took, in one transaction.
-    pub async fn save_lease(
-        &self,
-        job_id: i64,
-        lease: LeaseId,
-        slot: &LeaseSlot,
-        board: &Board,
-    ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let idx = serde_json::to_string(&slot.frames).map_err(|e| decode_err("frames", e))?;
-        sqlx::query(
-            "INSERT INTO leases (id, job_id, agent_id, frames, started_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(lease)
-        .bind(job_id)
-        .bind(slot.agent)
-        .bind(idx)
-        .bind(slot.started_at)
-        .bind(slot.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        write_frames(&mut tx, job_id, board, &slot.frames).await?;
-        tx.commit().await
-    }
-
     /// Persists the new expiry of several leases (lease, Unix millis) in one transaction.
     pub async fn renew_leases(&self, renewed: &[(LeaseId, i64)]) -> Result<(), sqlx::Error> {
+        self.save_queued_leases().await?;
         let mut tx = self.pool.begin().await?;
         for &(lease, expires_at) in renewed {
             sqlx::query("UPDATE leases SET expires_at = ? WHERE id = ?")
@@ -242,6 +217,7 @@ impl Store {
         file: &str,
         at_ms: i64,
     ) -> Result<(), sqlx::Error> {
+        self.save_queued_leases().await?;
         let mut tx = self.pool.begin().await?;
         write_frames(&mut tx, job_id, board, &[idx]).await?;
         sqlx::query("UPDATE frames SET file = ?, done_at_ms = ? WHERE job_id = ? AND idx = ?")
@@ -328,6 +304,54 @@ impl Store {
     }
 }
 
+/// A frame's row as the scheduler writes it: state, lease, agent, failures, attempts, render
+/// time and check.
+#[derive(Debug)]
+pub(super) struct FrameRow {
+    idx: i64,
+    state: &'static str,
+    lease: Option<LeaseId>,
+    agent: Option<i64>,
+    failures: i64,
+    attempts: i64,
+    render_ms: Option<i64>,
+    failed_on: String,
+    look: Option<String>,
+    note: Option<String>,
+    checking: Option<String>,
+}
+
+/// The rows of the given frames as `board` has them now.
+pub(super) fn frame_rows(board: &Board, indices: &[usize]) -> Result<Vec<FrameRow>, sqlx::Error> {
+    let json = |what, v: Option<Result<String, serde_json::Error>>| {
+        v.transpose().map_err(|e| decode_err(what, e))
+    };
+    (indices.iter())
+        .map(|&i| {
+            let f = &board.frames[i];
+            let (lease, agent) = match f.state {
+                FrameState::Leased(l) => (Some(l), None),
+                FrameState::Done(a) => (None, Some(a)),
+                _ => (None, None),
+            };
+            Ok(FrameRow {
+                idx: i as i64,
+                state: f.state.as_str(),
+                lease,
+                agent,
+                failures: f.failures as i64,
+                attempts: f.attempts as i64,
+                render_ms: f.render_ms,
+                failed_on: serde_json::to_string(&f.failed_on)
+                    .map_err(|e| decode_err("failed_on", e))?,
+                look: json("look", f.look.as_ref().map(serde_json::to_string))?,
+                note: f.note.clone(),
+                checking: json("checking", f.check.as_ref().map(serde_json::to_string))?,
+            })
+        })
+        .collect()
+}
+
 /// Writes the given frames' state, lease, agent, failures, attempts, render time and check.
 pub(super) async fn write_frames(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
@@ -335,41 +359,34 @@ pub(super) async fn write_frames(
     board: &Board,
     indices: &[usize],
 ) -> Result<(), sqlx::Error> {
-    for &i in indices {
-        let f = &board.frames[i];
-        let (lease, agent) = match f.state {
-            FrameState::Leased(l) => (Some(l), None),
-            FrameState::Done(a) => (None, Some(a)),
-            _ => (None, None),
-        };
-        let failed_on =
-            serde_json::to_string(&f.failed_on).map_err(|e| decode_err("failed_on", e))?;
-        let look = (f.look.as_ref())
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| decode_err("look", e))?;
-        let checking = (f.check.as_ref())
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| decode_err("checking", e))?;
+    write_frame_rows(tx, job_id, &frame_rows(board, indices)?).await
+}
+
+/// Writes frame rows of a job.
+pub(super) async fn write_frame_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    job_id: i64,
+    rows: &[FrameRow],
+) -> Result<(), sqlx::Error> {
+    for f in rows {
         sqlx::query(
             "UPDATE frames SET state = ?, lease_id = ?, agent_id = COALESCE(?, agent_id),
                                failures = ?, attempts = ?, render_ms = ?, failed_on = ?,
                                look = ?, check_note = ?, checking = ?
              WHERE job_id = ? AND idx = ?",
         )
-        .bind(f.state.as_str())
-        .bind(lease)
-        .bind(agent)
-        .bind(f.failures as i64)
-        .bind(f.attempts as i64)
+        .bind(f.state)
+        .bind(f.lease)
+        .bind(f.agent)
+        .bind(f.failures)
+        .bind(f.attempts)
         .bind(f.render_ms)
-        .bind(failed_on)
-        .bind(look)
+        .bind(&f.failed_on)
+        .bind(f.look.as_deref())
         .bind(f.note.as_deref())
-        .bind(checking)
+        .bind(f.checking.as_deref())
         .bind(job_id)
-        .bind(i as i64)
+        .bind(f.idx)
         .execute(&mut **tx)
         .await?;
     }

@@ -14,6 +14,9 @@ use std::str::FromStr;
 
 mod control;
 mod jobs;
+mod lease_batch;
+
+pub use lease_batch::LeaseTicket;
 
 use idlefarm_protocol::{
     AgentInfo, AgentMode, FrameCounts, InputKind, JobInfo, JobState, PresenceState, RenderSettings,
@@ -33,6 +36,8 @@ pub use throughput::HOUR_MS;
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// New leases waiting for their group commit.
+    leases: std::sync::Arc<lease_batch::LeaseBatch>,
 }
 
 /// A job row as the coordinator needs it in memory.
@@ -155,7 +160,10 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            leases: Default::default(),
+        })
     }
 
     /// Adds an agent; returns its id.
@@ -278,4 +286,18 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Inserts job 1 in `state` with no frames, for the store's own tests.
+#[cfg(test)]
+async fn insert_test_job(store: &Store, state: &str) {
+    sqlx::query(
+        "INSERT INTO jobs (id, name, state, warnings, settings, input_hash, input_kind,
+                           input_name, created_at)
+         VALUES (1, 'j', ?, '[]', '{}', 'h', 'file', 'scene.pov', 0)",
+    )
+    .bind(state)
+    .execute(&store.pool)
+    .await
+    .unwrap();
 }

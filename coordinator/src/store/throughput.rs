@@ -40,14 +40,7 @@ mod tests {
 
     async fn store_with_frames(dir: &std::path::Path, done_at: &[Option<i64>]) -> Store {
         let store = Store::open(dir).await.unwrap();
-        sqlx::query(
-            "INSERT INTO jobs (id, name, state, warnings, settings, input_hash, input_kind,
-                               input_name, created_at)
-             VALUES (1, 'j', 'done', '[]', '{}', 'h', 'file', 'scene.pov', 0)",
-        )
-        .execute(&store.pool)
-        .await
-        .unwrap();
+        super::super::insert_test_job(&store, "done").await;
         for (idx, at) in done_at.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO frames (job_id, idx, frame, state, done_at_ms)
