@@ -145,20 +145,22 @@ pub async fn lease(
     coord.touch(agent, Some(req.presence));
     coord.offer_slots(agent, req.slots);
     // Long poll: with nothing to do, wait a while for work to be queued instead of making the
-    // agent ask again and again. Registered before looking, so no wake-up is missed. Every
-    // waiting agent is woken when work is queued; those that find none left keep waiting
-    // rather than answer at once, or thousands of idle PCs would all ask again together.
+    // agent ask again and again. Registered before looking, so no wake-up is missed. Queued
+    // frames wake waiting agents a few at a time (see `bell`); those that find none left keep
+    // waiting rather than answer at once, or thousands of idle PCs would all ask again together.
     let deadline = tokio::time::Instant::now() + LEASE_LONG_POLL;
+    let mut woken = false;
     let lease = loop {
-        let queued = coord.work_queued.notified();
+        let _counted = coord.work.count_waiting();
+        let queued = coord.work.waiting();
         tokio::pin!(queued);
         queued.as_mut().enable();
-        let lease = coord.lease_for(agent, req.presence).await?;
+        let lease = coord.lease_for(agent, req.presence, woken).await?;
         if lease.is_some() || !req.presence.may_take_work() {
             break lease;
         }
         tokio::select! {
-            _ = &mut queued => {}
+            _ = &mut queued => woken = true,
             _ = tokio::time::sleep_until(deadline) => break None,
             _ = coord.closing.cancelled() => break None,
         }

@@ -226,7 +226,7 @@ impl Coordinator {
                 );
                 entry.board.hold(frame, candidate, reason, now).ok();
                 self.store.write_frames(job, &entry.board, &[i]).await?;
-                self.work_queued.notify_waiters();
+                self.work.ring_all();
             }
             Outcome::Done {
                 agent: kept_by,
@@ -360,7 +360,7 @@ impl Coordinator {
             changed.push(i);
         }
         self.store.write_frames(job, &entry.board, &changed).await?;
-        self.work_queued.notify_waiters();
+        self.work.ring_all();
         Ok(!changed.is_empty())
     }
 }

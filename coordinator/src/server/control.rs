@@ -68,9 +68,10 @@ impl Coordinator {
         };
         let info = entry.row.info(entry.counts());
         tracing::info!(job = info.id, name = %info.name, frames = entry.board.frames.len(), "job submitted");
+        let frames = entry.board.frames.len();
         self.sched.lock().await.jobs.insert(info.id, entry);
         self.job_changed(info.id).await;
-        self.work_queued.notify_waiters();
+        self.work.ring(frames);
         Ok(info)
     }
 
@@ -138,7 +139,7 @@ impl Coordinator {
             self.set_state(entry, next, None).await?;
         }
         self.job_changed(id).await;
-        self.work_queued.notify_waiters();
+        self.work.ring_all();
         Ok(())
     }
 
@@ -183,7 +184,7 @@ impl Coordinator {
             }
         }
         self.job_changed(id).await;
-        self.work_queued.notify_waiters();
+        self.work.ring_all();
         Ok(())
     }
 
@@ -196,7 +197,7 @@ impl Coordinator {
             entry.row.priority = priority;
         }
         self.job_changed(id).await;
-        self.work_queued.notify_waiters();
+        self.work.ring_all();
         Ok(())
     }
 
@@ -244,7 +245,7 @@ impl Coordinator {
             self.revoke_agent_leases(agent).await?;
         }
         self.agent_changed(agent);
-        self.work_queued.notify_waiters();
+        self.work.ring_all();
         Ok(())
     }
 
@@ -275,7 +276,7 @@ impl Coordinator {
         row.tags = tags;
         drop(agents);
         self.agent_changed(agent);
-        self.work_queued.notify_waiters();
+        self.work.ring_all();
         Ok(())
     }
 
@@ -293,7 +294,7 @@ impl Coordinator {
         sched.declines.forget(agent);
         drop(sched);
         self.agent_changed(agent);
-        self.work_queued.notify_waiters();
+        self.work.ring_all();
         Ok(())
     }
 

@@ -5,6 +5,7 @@ mod accounts;
 mod actions;
 mod agents;
 pub mod api;
+mod bell;
 mod caller;
 mod checks;
 mod control;

@@ -182,7 +182,7 @@ pub struct Coordinator {
     pub(super) assemble_tx: mpsc::UnboundedSender<i64>,
     assemble_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<i64>>>,
     /// Wakes agents waiting in a long-polled lease request when frames become queued.
-    pub(crate) work_queued: tokio::sync::Notify,
+    pub(crate) work: super::bell::WorkBell,
     /// The live event stream's hub.
     pub(crate) events: crate::events::EventHub,
     /// Each agent's last reported presence, to record only changes.
@@ -254,7 +254,7 @@ impl Coordinator {
             unsaved_seen: super::heard::Unsaved::default(),
             assemble_tx,
             assemble_rx: std::sync::Mutex::new(Some(assemble_rx)),
-            work_queued: tokio::sync::Notify::new(),
+            work: Default::default(),
             events: crate::events::EventHub::default(),
             last_presence: std::sync::Mutex::new(HashMap::new()),
             closing: tokio_util::sync::CancellationToken::new(),
@@ -399,9 +399,7 @@ impl Coordinator {
         self.store
             .end_leases(entry.row.id, &[lease], &entry.board, &changed)
             .await?;
-        if !changed.is_empty() {
-            self.work_queued.notify_waiters();
-        }
+        self.work.ring(changed.len());
         if entry.row.state == JobState::Rendering && entry.board.is_stuck() {
             let reason = self.store.last_failure(entry.row.id).await?;
             let failed = entry
@@ -440,11 +438,13 @@ impl Coordinator {
 
     /// Hands the agent a chunk of the job the scheduling core picks for it (priority, fair share
     /// between users, tags, pause, drain, blocklist, quarantine), if any; otherwise remembers why
-    /// it gets nothing.
+    /// it gets nothing. A request `woken` by queued work wakes the next waiting one once it
+    /// has looked (see [`super::bell`]).
     pub(crate) async fn lease_for(
         &self,
         agent: i64,
         presence: PresenceState,
+        woken: bool,
     ) -> Result<Option<Lease>, ApiError> {
         let ttl = self.config.lease_ttl.as_millis() as i64;
         let now = now_ms();
@@ -453,6 +453,11 @@ impl Coordinator {
         // A job's end is split between chunk slots: a PC rendering two chunks at once gets a
         // share for each.
         let agents = self.tally.free_slots().max(1);
+        // Declared before the lock's guard, so it passes the wake-up on after the lock is let go.
+        let mut relay = woken.then_some(Relay {
+            bell: &self.work,
+            unfit: false,
+        });
         let mut guard = self.sched.lock().await;
         let sched = &mut *guard;
         // Read under the scheduler lock: a drain or disable (which takes it too) is never missed.
@@ -488,6 +493,9 @@ impl Coordinator {
             }
             Err(why) => {
                 sched.no_work.insert(agent, why);
+                if let Some(relay) = &mut relay {
+                    relay.unfit = true;
+                }
                 return Ok(None);
             }
         };
@@ -533,6 +541,7 @@ impl Coordinator {
             }
             let lease = entry.lease_message(id, &taken, &self.config);
             drop(guard);
+            drop(relay);
             // Committed with every other lease taken meanwhile, outside the lock.
             self.store.lease_saved(saved).await?;
             // Its frames are rendering now: pages following the job show it.
@@ -544,6 +553,9 @@ impl Coordinator {
         let backup = self.lease_backup(sched, &view, now).await?;
         if backup.is_none() && left_to_faster {
             sched.no_work.insert(agent, NoWork::LeftToFaster);
+        }
+        if let Some(relay) = &mut relay {
+            relay.unfit = backup.is_none();
         }
         drop(guard);
         self.saved(backup).await
@@ -827,4 +839,17 @@ pub(super) fn reject_message(r: Result<usize, FrameReject>, frame: i64) -> Resul
         FrameReject::AlreadyDone => ApiError::conflict(format!("frame {frame} is already done")),
         FrameReject::Failed => ApiError::conflict(format!("frame {frame} has failed for good")),
     })
+}
+
+/// Passes a woken request's wake-up on when dropped, on every way out of a lease request;
+/// `unfit` when the request could not take the queued frames (see [`super::bell`]).
+struct Relay<'a> {
+    bell: &'a super::bell::WorkBell,
+    unfit: bool,
+}
+
+impl Drop for Relay<'_> {
+    fn drop(&mut self) {
+        self.bell.pass_on(self.unfit);
+    }
 }

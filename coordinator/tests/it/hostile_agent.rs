@@ -77,6 +77,11 @@ impl FakeAgent {
     }
 
     pub(crate) async fn lease(&self) -> Lease {
+        self.ask().await.expect("work is queued")
+    }
+
+    /// One lease request, long-polled: a lease, or none when the long poll ran out.
+    pub(crate) async fn ask(&self) -> Option<Lease> {
         let res: LeaseResponse = self
             .http
             .post(format!("{}{}", self.base, routes::AGENT_LEASE))
@@ -91,7 +96,7 @@ impl FakeAgent {
             .json()
             .await
             .unwrap();
-        res.lease.expect("work is queued")
+        res.lease
     }
 
     pub(crate) async fn put_frame(&self, lease: i64, frame: i64, bytes: Vec<u8>) -> Answer {

@@ -12,6 +12,7 @@ mod farm;
 mod hostile_agent;
 mod hostile_submit;
 mod lab_sim;
+mod long_poll;
 mod metrics;
 mod openapi;
 mod parallel;
