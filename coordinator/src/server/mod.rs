@@ -8,6 +8,7 @@ pub mod api;
 mod bell;
 mod caller;
 mod checks;
+mod connections;
 mod control;
 mod declines;
 pub mod events;
@@ -164,10 +165,7 @@ where
         // Long-polled lease requests answer at once so the graceful shutdown does not wait.
         closing.cancel();
     };
-    let app = router(coord).into_make_service();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    connections::serve(listener, router(coord), shutdown).await;
     background.abort();
-    result.map_err(Into::into)
+    Ok(())
 }

@@ -189,3 +189,26 @@ async fn an_oversized_upload_is_refused_with_the_limit() {
     assert_rejected(&farm, form, 413, "larger than").await;
     farm.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_head_too_large_for_a_connections_buffer_is_refused_and_the_server_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let farm = Farm::start(|_| {}).await;
+    let addr = farm.url.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // A header of 256 KiB: more than a connection's read buffer may hold (hyper's own default
+    // would have taken it).
+    let head = format!(
+        "GET /api/v1/jobs HTTP/1.1\r\nHost: {addr}\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(256 * 1024)
+    );
+    // The server may answer and close before it has read everything we send.
+    let _ = tcp.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // Other requests are served as before.
+    let jobs = farm.client.jobs().await.unwrap();
+    assert!(jobs.is_empty());
+}

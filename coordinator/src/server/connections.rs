@@ -1,0 +1,50 @@
+//! The server's connection loop: accepts connections from a listener (plain TCP or TLS) and
+//! serves HTTP/1.1 on each until shutdown, then lets every open connection finish its request.
+//! What `axum::serve` does, with one setting of our own: each connection's read buffer grows to
+//! at most [`MAX_READ_BUFFER`]. Left at hyper's default (about 400 KiB), a connection that once
+//! carried a frame upload keeps a buffer of that size for as long as it stays open; on a campus
+//! where thousands of agents hold keep-alive connections, that was most of the coordinator's
+//! memory.
+
+use std::future::Future;
+
+use axum::Router;
+use axum::serve::Listener;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+
+/// The largest read buffer of a connection: a request's head must fit in it; bodies stream
+/// through it in pieces of at most this size.
+pub(crate) const MAX_READ_BUFFER: usize = 64 * 1024;
+
+/// Serves `app` on every connection `listener` accepts until `shutdown` resolves, then waits
+/// for the open connections to finish their requests.
+pub(crate) async fn serve<L>(
+    mut listener: L,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
+    L: Listener,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_buf_size(MAX_READ_BUFFER);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        // `accept` retries by itself on errors such as running out of file descriptors.
+        let (io, _addr) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::trace!("connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
