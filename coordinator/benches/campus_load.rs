@@ -192,9 +192,11 @@ async fn run(agents: usize, window: Duration, pin: bool, open_files: u64) -> any
                 (campus.clone(), client.clone(), pov.clone(), opts.clone());
             jobs.push(tokio::spawn(async move {
                 let submitted = Instant::now();
+                // Work appears somewhere inside the submission; leases may be answered before
+                // its own answer arrives, so their wait is counted from when it was sent.
+                campus.work_appeared();
                 match client.submit(&pov, &opts).await {
                     Ok(job) => {
-                        campus.work_appeared();
                         let took = submitted.elapsed();
                         campus.stats.sample("job submission", took, false);
                         Some(job.id)
