@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Blender, for inspecting submitted `.blend` files.
     pub blender: PathBuf,
+    /// Whether a spare Blender waits for the next `.blend` to inspect (the default: one starts
+    /// after the first inspection; `idlefarm serve` starts it at once).
+    pub blend_inspector: crate::submit::BlendInspector,
     /// ffmpeg, for assembling videos.
     pub ffmpeg: PathBuf,
     /// Largest accepted upload (job submission) in bytes.
@@ -85,6 +88,7 @@ impl ServerConfig {
         ServerConfig {
             data_dir,
             blender: "blender".into(),
+            blend_inspector: crate::submit::BlendInspector::with_spare(),
             ffmpeg: "ffmpeg".into(),
             max_upload_bytes: 4 << 30,
             max_unpacked_bytes: idlefarm_archive::DEFAULT_MAX_TOTAL_BYTES,
