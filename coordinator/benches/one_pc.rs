@@ -130,8 +130,8 @@ async fn main() -> anyhow::Result<()> {
         idlefarm_agent::parallel::cores()
     );
     println!(
-        "  {:<26} {:>7} {:>7} {:>6}   {:>7} {:>8} {:>7}",
-        "scene", "plain s", "farm s", "ratio", "plain 1", "accepted", "farm 1"
+        "  {:<26} {:>7} {:>7} {:>6}   {:>7} {:>8} {:>7} {:>8}",
+        "scene", "plain s", "farm s", "ratio", "plain 1", "accepted", "farm 1", "farm cpu"
     );
     for (i, pair) in pairs.iter().enumerate() {
         let name = pair.name.to_lowercase();
@@ -143,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
         let plain = plain(pair, &out)?;
         let farm = farm(&client, pair).await?;
         println!(
-            "  {:<26} {:>7.1} {:>7.1} {:>6.2}   {:>7.2} {:>8.2} {:>7.2}   ({} frames)",
+            "  {:<26} {:>7.1} {:>7.1} {:>6.2}   {:>7.2} {:>8.2} {:>7.2} {:>8.2}   ({} frames)",
             pair.name,
             plain.all.as_secs_f64(),
             farm.all.as_secs_f64(),
@@ -151,12 +151,14 @@ async fn main() -> anyhow::Result<()> {
             plain.first.as_secs_f64(),
             farm.accepted.as_secs_f64(),
             farm.first.as_secs_f64(),
+            farm.cpu.as_secs_f64(),
             pair.frames,
         );
     }
     println!("  farm s: submit (with inspection) → every frame stored; the video is not counted");
     println!("  plain 1: until the first frame is written; accepted: until the submission is");
-    println!("  accepted (upload and inspection); farm 1: until the first frame is stored");
+    println!("  accepted (upload and inspection); farm 1: until the first frame is stored;");
+    println!("  farm cpu: CPU time of the coordinator and agent themselves (not the renderers)");
     Ok(())
 }
 
@@ -168,10 +170,27 @@ struct Times {
     first: Duration,
     /// Every frame.
     all: Duration,
+    /// CPU time of this process (the coordinator and the agent, not the renderers) meanwhile.
+    cpu: Duration,
 }
 
-/// How often the benchmark looks for frames: well under a frame's time.
-const POLL: Duration = Duration::from_millis(20);
+/// CPU time this process used so far (children not included).
+fn own_cpu() -> Duration {
+    // SAFETY: getrusage only writes into the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// How often the benchmark asks for the job's progress: asking costs the coordinator CPU the
+/// renderer would use, so only the last frames are waited for closely.
+const POLL: Duration = Duration::from_millis(100);
+/// How often it asks while the last two frames are rendered.
+const POLL_AT_END: Duration = Duration::from_millis(10);
 
 /// Renders `pair` plainly into `out`.
 fn plain(pair: &Pair, out: &Path) -> anyhow::Result<Times> {
@@ -192,7 +211,7 @@ fn plain(pair: &Pair, out: &Path) -> anyhow::Result<Times> {
         if first.is_none() && std::fs::read_dir(out)?.count() > 1 {
             first = Some(t.elapsed());
         }
-        std::thread::sleep(POLL / 4);
+        std::thread::sleep(POLL_AT_END);
     };
     let all = t.elapsed();
     anyhow::ensure!(
@@ -205,12 +224,14 @@ fn plain(pair: &Pair, out: &Path) -> anyhow::Result<Times> {
         accepted: Duration::ZERO,
         first: first.unwrap_or(all),
         all,
+        cpu: Duration::ZERO,
     })
 }
 
 /// Submits `pair` and waits until every frame is stored; times from submission.
 async fn farm(client: &Client, pair: &Pair) -> anyhow::Result<Times> {
     let t = Instant::now();
+    let cpu = own_cpu();
     let job = client.submit(&pair.scene, &pair.options).await?;
     let accepted = t.elapsed();
     let mut first = None;
@@ -225,6 +246,7 @@ async fn farm(client: &Client, pair: &Pair) -> anyhow::Result<Times> {
                 accepted,
                 first: first.unwrap_or(all),
                 all,
+                cpu: own_cpu() - cpu,
             });
         }
         anyhow::ensure!(
@@ -234,7 +256,8 @@ async fn farm(client: &Client, pair: &Pair) -> anyhow::Result<Times> {
             j.state,
             j.error
         );
-        tokio::time::sleep(POLL).await;
+        let left = j.frames.total() - j.frames.done;
+        tokio::time::sleep(if left <= 2 { POLL_AT_END } else { POLL }).await;
     }
 }
 

@@ -1,5 +1,4 @@
-//! Measuring the renderers: the CPU time and memory of their process groups from `/proc`, and
-//! how idle the whole PC's cores were from `/proc/stat`.
+//! Measuring the renderers: the CPU time and memory of their process groups from `/proc`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
@@ -15,8 +14,6 @@ pub struct Meter {
     groups: HashMap<u32, VecDeque<(Instant, u64)>>,
     /// RSS per group at the last sample, bytes.
     rss: HashMap<u32, u64>,
-    /// Samples of (time, the PC's idle ticks) over the last window.
-    machine: VecDeque<(Instant, u64)>,
     ticks_per_sec: f64,
     page_size: u64,
 }
@@ -41,7 +38,6 @@ impl Meter {
             seen: HashMap::new(),
             groups: HashMap::new(),
             rss: HashMap::new(),
-            machine: VecDeque::new(),
             ticks_per_sec: if ticks > 0 { ticks as f64 } else { 100.0 },
             page_size: if page > 0 { page as u64 } else { 4096 },
         }
@@ -55,17 +51,7 @@ impl Meter {
         self.rss.clear();
         if wanted.is_empty() {
             self.seen.clear();
-            self.machine.clear();
             return;
-        }
-        if let Some(idle) = std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|text| idle_ticks(&text))
-        {
-            self.machine.push_back((now, idle));
-            while self.machine.len() > 2 && now.duration_since(self.machine[1].0) >= WINDOW {
-                self.machine.pop_front();
-            }
         }
         let mut added: HashMap<u32, u64> = HashMap::new();
         let mut seen = HashMap::new();
@@ -109,18 +95,11 @@ impl Meter {
                 continue;
             }
             measured = true;
+            usage.renderers += 1;
             usage.cores += (t1 - t0) as f64 / self.ticks_per_sec / span.as_secs_f64();
         }
         usage.rss = self.rss.values().sum();
         usage.largest_rss = self.rss.values().copied().max().unwrap_or(0);
-        if let (Some(&(first, i0)), Some(&(last, i1))) = (self.machine.front(), self.machine.back())
-        {
-            let span = last.duration_since(first);
-            if span + SAMPLE_EVERY / 2 >= WINDOW {
-                let idle = i1.saturating_sub(i0) as f64 / self.ticks_per_sec;
-                usage.machine_idle = Some(idle / span.as_secs_f64());
-            }
-        }
         measured.then_some(usage)
     }
 }
@@ -159,16 +138,6 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
-/// The idle and I/O wait ticks of all cores, from the `cpu` line of `/proc/stat`.
-fn idle_ticks(stat: &str) -> Option<u64> {
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let fields: Vec<u64> = (line.split_whitespace().skip(1))
-        .map(|f| f.parse().ok())
-        .collect::<Option<_>>()?;
-    // user nice system idle iowait …
-    Some(fields.get(3)? + fields.get(4)?)
-}
-
 /// MemAvailable from `/proc/meminfo`, bytes (0 when it cannot be read: then only a
 /// `render_memory` budget lets a second chunk start).
 pub fn mem_available() -> u64 {
@@ -185,7 +154,6 @@ pub fn mem_available() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parallel::cores;
 
     #[test]
     fn stat_lines_parse_with_odd_command_names() {
@@ -194,10 +162,6 @@ mod tests {
         let stat = parse_stat(line).unwrap();
         assert_eq!((stat.pgrp, stat.ticks, stat.rss_pages), (4240, 300, 2048));
         assert!(parse_stat("garbage").is_none());
-        let stat = "cpu  100 5 50 1000 20 0 3 0 0 0\ncpu0 50 2 25 500 10 0 1 0 0 0\n";
-        assert_eq!(idle_ticks(stat), Some(1020));
-        assert_eq!(idle_ticks("cpu0 1 2 3 4 5\n"), None);
-        assert_eq!(idle_ticks("cpu  1 2 x 4 5\n"), None);
     }
 
     #[test]
@@ -223,12 +187,8 @@ mod tests {
         let _ = child.wait();
         // One core at most; on a busy machine it may get much less, but never nothing.
         assert!(usage.cores > 0.0 && usage.cores <= 1.1, "{usage:?}");
-        let idle = usage.machine_idle.expect("/proc/stat is read");
-        assert!(
-            idle >= 0.0 && idle <= cores() as f64 - usage.cores + 0.2,
-            "{usage:?}"
-        );
         assert!(usage.rss > 0 && usage.largest_rss == usage.rss, "{usage:?}");
+        assert_eq!(usage.renderers, 1);
         meter.sample(&[], Instant::now());
         assert_eq!(
             meter.usage(),

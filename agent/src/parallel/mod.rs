@@ -3,12 +3,9 @@
 //! Some renderers leave cores idle (Eevee on a CPU, POV-Ray on small frames: start-up, parsing
 //! and saving run on one core), so one chunk at a time wastes part of the PC. [`Meter`] measures
 //! the CPU time and memory of the running renderers' process groups from `/proc` (utime + stime
-//! over wall time, RSS) and how idle the whole PC's cores were (`/proc/stat`), and
-//! [`Governor::may_open`] allows a further slot only when every lease already held has rendered
-//! long enough to be measured, the renderers together leave at least about one core idle and
-//! that core is idle indeed (no other program uses it: a renderer held to one core by another
-//! program's work gains nothing from a second one), and one more renderer of the largest size
-//! seen fits the memory budget.
+//! over wall time, RSS), and [`Governor::may_open`] allows a further slot only when every lease
+//! already held has rendered long enough to be measured, the renderers together leave at least
+//! about one core idle, and one more renderer of the largest size seen fits the memory budget.
 //! A slot closes by itself: a lease beyond the first is asked for only while that still holds,
 //! so once a renderer uses the cores the extra slot ends with its chunk. Presence is not this
 //! module's business: every renderer stops and yields for a person on its own.
@@ -71,13 +68,12 @@ pub fn parse_max_parallel(s: &str) -> Result<usize, BadMaxParallel> {
 pub struct Usage {
     /// CPU, in cores (1.0 = one core busy all the time).
     pub cores: f64,
+    /// Renderers (process groups) measured over the whole window.
+    pub renderers: usize,
     /// Resident memory of all renderers now, bytes.
     pub rss: u64,
     /// Resident memory of the largest renderer group now, bytes.
     pub largest_rss: u64,
-    /// Cores the whole PC left idle, whoever ran on the others; `None` when `/proc/stat`
-    /// cannot be read.
-    pub machine_idle: Option<f64>,
 }
 
 /// The state the decision is made from.
@@ -103,7 +99,7 @@ pub enum Closed {
     /// A lease is not rendering yet (preparing its input, starting, uploading), or has not
     /// rendered long enough to be measured.
     NotMeasured,
-    /// The renderers, or other programs, leave less than [`IDLE_TO_OPEN`] cores idle.
+    /// The renderers leave less than [`IDLE_TO_OPEN`] cores idle.
     CoresBusy(f64),
     /// One more renderer would not fit the memory budget.
     Memory {
@@ -142,8 +138,7 @@ impl Governor {
         let Some(usage) = load.usage.filter(|_| load.measured >= load.leases) else {
             return Err(Closed::NotMeasured);
         };
-        let left = load.cores as f64 - usage.cores;
-        let idle = usage.machine_idle.map_or(left, |machine| left.min(machine));
+        let idle = load.cores as f64 - usage.cores;
         if idle < IDLE_TO_OPEN {
             return Err(Closed::CoresBusy(idle.max(0.0)));
         }
@@ -155,6 +150,22 @@ impl Governor {
             return Err(Closed::Memory { need, budget });
         }
         Ok(())
+    }
+
+    /// How many chunks the agent would run at once, given what one renderer used when last
+    /// measured (`None`: nothing measured yet): the coordinator splits the end of a job for
+    /// that many. The same rule as [`Governor::may_open`]: one chunk, and one more for each
+    /// further renderer of that size that would still leave [`IDLE_TO_OPEN`] cores idle.
+    pub fn slots(&self, last: Option<Usage>, cores: usize) -> usize {
+        let Some(usage) = last.filter(|u| u.renderers > 0) else {
+            return self.max_parallel();
+        };
+        let per_chunk = usage.cores / usage.renderers as f64;
+        let more = match per_chunk > 0.0 {
+            true => ((cores as f64 - IDLE_TO_OPEN) / per_chunk).floor().max(0.0) as usize,
+            false => self.max_parallel(),
+        };
+        (1 + more).min(self.max_parallel())
     }
 }
 
@@ -170,9 +181,9 @@ mod tests {
             measured: leases,
             usage: Some(Usage {
                 cores: cores_used,
+                renderers: leases,
                 rss: largest * leases as u64,
                 largest_rss: largest,
-                machine_idle: Some(2.0 - cores_used),
             }),
             mem_available: 8 * GIB,
             cores: 2,
@@ -219,13 +230,36 @@ mod tests {
             Err(Closed::Memory { .. })
         ));
         assert_eq!(tight.may_open(&load(1, 0.9, GIB / 2)), Ok(()));
-        // Eevee held to one core because another program uses the other: no second chunk.
-        let mut shared = load(1, 0.9, GIB / 2);
-        shared.usage.as_mut().unwrap().machine_idle = Some(0.1);
-        assert!(matches!(g.may_open(&shared), Err(Closed::CoresBusy(_))));
-        // Without /proc/stat the renderers' own use decides.
-        shared.usage.as_mut().unwrap().machine_idle = None;
-        assert_eq!(g.may_open(&shared), Ok(()));
+    }
+
+    #[test]
+    fn the_slots_offered_are_the_chunks_that_would_run_at_once() {
+        let g = Governor::new(ParallelLimits {
+            max_parallel: 4,
+            render_memory: None,
+        });
+        let measured = |cores_used: f64, renderers: usize| {
+            Some(Usage {
+                cores: cores_used,
+                renderers,
+                ..Usage::default()
+            })
+        };
+        assert_eq!(g.slots(None, 2), 4, "nothing measured: every slot");
+        // Cycles fills both cores: one chunk at a time.
+        assert_eq!(g.slots(measured(1.9, 1), 2), 1);
+        // Eevee on a CPU: one core each, so two on two cores.
+        assert_eq!(g.slots(measured(0.9, 1), 2), 2);
+        assert_eq!(g.slots(measured(1.8, 2), 2), 2);
+        // Small POV-Ray frames: as many as max_parallel allows.
+        assert_eq!(g.slots(measured(0.4, 1), 8), 4);
+        // Renderers that used no CPU at all say nothing either way.
+        assert_eq!(g.slots(measured(0.0, 1), 2), 4);
+        let one = Governor::new(ParallelLimits {
+            max_parallel: 1,
+            render_memory: None,
+        });
+        assert_eq!(one.slots(measured(0.1, 1), 2), 1);
     }
 
     #[test]

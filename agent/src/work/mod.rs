@@ -3,8 +3,10 @@
 //!
 //! Work is asked for only on a fresh "available" reading of the presence. The first lease is
 //! always asked for; a further one only while every lease held is rendering and the measured
-//! renderers leave about a core idle and memory to spare, never more than `max_parallel`. One
-//! request is under way at a time, and each lease runs in a task of its own, so a slow request
+//! renderers leave about a core idle and memory to spare, never more than `max_parallel`; each
+//! request offers the coordinator as many chunk slots as would run at once by the renderers'
+//! last measured use (one for a renderer that fills the cores), so it splits the end of a job
+//! for those and no more. One request is under way at a time, and each lease runs in a task of its own, so a slow request
 //! (the coordinator long-polls) never holds up a running lease. Every renderer watches the
 //! presence itself, so all of them stop and yield for a person together. Leases that end badly
 //! slow the next request down ([`crate::pace`]).
@@ -89,6 +91,8 @@ impl Worker {
         let mut sample = tokio::time::interval(parallel::SAMPLE_EVERY);
         sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut presence_open = true;
+        // What the renderers used when last measured: how many chunks the agent offers.
+        let mut last_usage = None;
         loop {
             let available = *presence.borrow() == Availability::Available;
             if asking.is_none() && available && Instant::now() >= not_before {
@@ -122,9 +126,11 @@ impl Worker {
                                     true => PresenceState::Idle,
                                     false => PresenceState::Rendering,
                                 },
-                                // So the coordinator splits a job's end between our chunks.
+                                // So the coordinator splits a job's end between the chunks
+                                // we would run at once: one for a renderer that fills the
+                                // cores.
                                 slots: governor
-                                    .max_parallel()
+                                    .slots(last_usage, parallel::cores())
                                     .min(idlefarm_protocol::MAX_SLOTS as usize)
                                     as u32,
                             };
@@ -200,6 +206,9 @@ impl Worker {
                 // While leases are held, so a lease that starts rendering is measured at once.
                 _ = sample.tick(), if working => {
                     meter.sample(&render::process::running_groups(), std::time::Instant::now());
+                    if let Some(usage) = meter.usage().filter(|u| u.renderers > 0) {
+                        last_usage = Some(usage);
+                    }
                 }
                 changed = presence.changed(), if presence_open => {
                     if changed.is_err() {
