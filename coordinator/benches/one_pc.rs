@@ -125,9 +125,17 @@ async fn main() -> anyhow::Result<()> {
     ));
     let client = Client::new(&url).login(&admin, &password, "bench").await?;
 
+    // What the coordinator and agent cost while they wait: heartbeats, long polls, timers.
+    let (t, cpu) = (Instant::now(), own_cpu());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle_cpu = (own_cpu() - cpu).as_secs_f64() / t.elapsed().as_secs_f64();
     println!(
         "one PC ({} cores, agent max_parallel {max_parallel}): the farm against the plain renderer",
         idlefarm_agent::parallel::cores()
+    );
+    println!(
+        "  the farm waiting for work uses {:.1} ms of CPU per second",
+        idle_cpu * 1000.0
     );
     println!(
         "  {:<26} {:>7} {:>7} {:>6}   {:>7} {:>8} {:>7} {:>8}",
