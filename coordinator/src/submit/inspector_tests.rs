@@ -140,3 +140,46 @@ async fn a_spare_serves_only_the_blender_it_runs() {
     let prepared = prepare_with(&scratch, file, &tools).await.unwrap();
     assert_eq!(prepared.settings.frame_end, 24);
 }
+
+#[tokio::test]
+async fn the_spare_never_runs_the_files_own_python() {
+    let scratch = Scratch::new();
+    let marker = scratch.path.join("ran");
+    let blend = scratch.path.join("made.blend");
+    // A text block registered to run whenever the file is opened with scripts allowed.
+    let marker_path = serde_json::to_string(marker.to_str().unwrap()).unwrap();
+    let extra = format!(
+        "marker = {marker_path}\n\
+         text = bpy.data.texts.new('startup.py')\n\
+         text.write('open(%r, \"w\").write(\"ran\")\\n' % marker)\n\
+         text.use_module = True"
+    );
+    make_blend(&blend, &extra).await;
+    // It does run when Blender is allowed to: the check below can see it.
+    let status = tokio::process::Command::new("blender")
+        .args(["-b", "--factory-startup", "--enable-autoexec"])
+        .arg(&blend)
+        .args(["--python-expr", "pass"])
+        .env("HOME", &scratch.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    assert!(marker.exists(), "the scene's script runs with autoexec on");
+    std::fs::remove_file(&marker).unwrap();
+
+    let (tools, _) = with_a_spare_ready();
+    let report = (tools.inspector)
+        .report(
+            &tools.blender,
+            &blend,
+            "IDLEFARM_INSPECT:",
+            Duration::from_secs(120),
+        )
+        .await
+        .unwrap();
+    assert!(report.is_some(), "the spare inspected the file");
+    assert!(!marker.exists(), "the scene's own Python ran in the spare");
+}
