@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use idlefarm_coordinator::client::{Client, SubmitOptions};
 use idlefarm_coordinator::server::{self, Coordinator, ServerConfig};
+use idlefarm_coordinator::submit::BlendInspector;
 
 /// One scene and how to render it plainly.
 struct Pair {
@@ -105,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
     let config = ServerConfig::new(dir.path().join("data"));
     // As `idlefarm serve` does: a spare Blender waits for the first .blend to inspect.
     config.blend_inspector.keep_ready(&config.blender);
+    let inspector = config.blend_inspector.clone();
     let coord = Coordinator::open(config).await?;
     let token = coord.enrolment_token().await?.0;
     let (admin, password) = idlefarm_coordinator::accounts::first_run_admin(coord.store())
@@ -150,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(&out)?;
         let plain = plain(pair, &out)?;
         let farm = farm(&client, pair).await?;
+        settle(&client, &inspector).await?;
         println!(
             "  {:<26} {:>7.1} {:>7.1} {:>6.2}   {:>7.2} {:>8.2} {:>7.2} {:>8.2}   ({} frames)",
             pair.name,
@@ -194,11 +197,17 @@ fn own_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-/// How often the benchmark asks for the job's progress: asking costs the coordinator CPU the
-/// renderer would use, so only the last frames are waited for closely.
-const POLL: Duration = Duration::from_millis(100);
-/// How often it asks while the last two frames are rendered.
-const POLL_AT_END: Duration = Duration::from_millis(10);
+/// How often the benchmark asks for the job's progress until its first frame is stored.
+/// Asking costs the coordinator CPU the renderer would use, so after that it asks about eight
+/// times over the time the frames left should take at the pace so far, at most every
+/// [`POLL_MIDDLE`] and at least every [`POLL_AT_END`].
+const POLL_START: Duration = Duration::from_millis(100);
+/// The longest wait for the farm to settle between scenes.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+/// The longest wait between two questions once frames arrive.
+const POLL_MIDDLE: Duration = Duration::from_millis(500);
+/// The shortest (and how often the plain renderer's folder is looked at).
+const POLL_AT_END: Duration = Duration::from_millis(20);
 
 /// Renders `pair` plainly into `out`.
 fn plain(pair: &Pair, out: &Path) -> anyhow::Result<Times> {
@@ -236,6 +245,22 @@ fn plain(pair: &Pair, out: &Path) -> anyhow::Result<Times> {
     })
 }
 
+/// Waits until the farm's work after the frames (the video, the next spare Blender for
+/// inspections) is over, so it does not slow the next plain render down.
+async fn settle(client: &Client, inspector: &BlendInspector) -> anyhow::Result<()> {
+    let t = Instant::now();
+    while t.elapsed() < SETTLE_LIMIT {
+        let busy = client.jobs().await?.iter().any(|j| !j.state.is_final());
+        if !busy && inspector.spare_pid().is_some() {
+            break;
+        }
+        tokio::time::sleep(POLL_START).await;
+    }
+    // A spare just started is still loading Blender.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(())
+}
+
 /// Submits `pair` and waits until every frame is stored; times from submission.
 async fn farm(client: &Client, pair: &Pair) -> anyhow::Result<Times> {
     let t = Instant::now();
@@ -265,7 +290,14 @@ async fn farm(client: &Client, pair: &Pair) -> anyhow::Result<Times> {
             j.error
         );
         let left = j.frames.total() - j.frames.done;
-        tokio::time::sleep(if left <= 2 { POLL_AT_END } else { POLL }).await;
+        let poll = match first {
+            None => POLL_START,
+            Some(_) => {
+                let pace = t.elapsed().as_secs_f64() / j.frames.done.max(1) as f64;
+                Duration::from_secs_f64(pace * left as f64 / 8.0).clamp(POLL_AT_END, POLL_MIDDLE)
+            }
+        };
+        tokio::time::sleep(poll).await;
     }
 }
 

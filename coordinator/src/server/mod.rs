@@ -56,8 +56,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Blender, for inspecting submitted `.blend` files.
     pub blender: PathBuf,
-    /// Whether a spare Blender waits for the next `.blend` to inspect (the default: one starts
-    /// after the first inspection; `idlefarm serve` starts it at once).
+    /// Whether a spare Blender waits for the next `.blend` to inspect (the default: yes, started
+    /// after an inspection once a core is idle; `idlefarm serve` starts the first at once).
     pub blend_inspector: crate::submit::BlendInspector,
     /// ffmpeg, for assembling videos.
     pub ffmpeg: PathBuf,

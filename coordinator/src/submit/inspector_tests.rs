@@ -10,7 +10,7 @@ use super::*;
 /// Tools whose spare Blender is waiting already; also returns its process id.
 fn with_a_spare_ready() -> (Tools, u32) {
     let tools = Tools {
-        inspector: BlendInspector::with_spare(),
+        inspector: BlendInspector::replaced_at_once(),
         ..Tools::default()
     };
     tools.inspector.keep_ready(&tools.blender);
