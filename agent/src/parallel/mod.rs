@@ -4,7 +4,9 @@
 //! and saving run on one core), so one chunk at a time wastes part of the PC. [`Meter`] measures
 //! the CPU time and memory of the running renderers' process groups from `/proc` (utime + stime
 //! over wall time, RSS), and [`Governor::may_open`] allows a further slot only when every lease
-//! already held has rendered long enough to be measured, the renderers together leave at least
+//! already held has rendered long enough past its first frame to be measured (a renderer's
+//! start, loading the scene or compiling shaders, runs on one core whatever its frames use), the
+//! renderers together leave at least
 //! about one core idle, and one more renderer of the largest size seen fits the memory budget.
 //! A slot closes by itself: a lease beyond the first is asked for only while that still holds,
 //! so once a renderer uses the cores the extra slot ends with its chunk. Presence is not this
@@ -81,7 +83,7 @@ pub struct Usage {
 pub struct Load {
     /// Leases held now.
     pub leases: usize,
-    /// Of those, how many have rendered for at least [`WINDOW`].
+    /// Of those, how many have rendered for at least [`WINDOW`] since their first frame.
     pub measured: usize,
     /// The renderers' use; `None` before a full window of samples.
     pub usage: Option<Usage>,
@@ -97,7 +99,7 @@ pub enum Closed {
     /// `max_parallel` chunks run already.
     AtMost(usize),
     /// A lease is not rendering yet (preparing its input, starting, uploading), or has not
-    /// rendered long enough to be measured.
+    /// rendered long enough past its first frame to be measured.
     NotMeasured,
     /// The renderers leave less than [`IDLE_TO_OPEN`] cores idle.
     CoresBusy(f64),

@@ -206,7 +206,9 @@ impl Worker {
                 // While leases are held, so a lease that starts rendering is measured at once.
                 _ = sample.tick(), if working => {
                     meter.sample(&render::process::running_groups(), std::time::Instant::now());
-                    if let Some(usage) = meter.usage().filter(|u| u.renderers > 0) {
+                    // Only renderers past their start say what a chunk of theirs uses.
+                    let settled = self.shared.measured() == self.shared.rendering_now();
+                    if let Some(usage) = meter.usage().filter(|u| u.renderers > 0 && settled) {
                         last_usage = Some(usage);
                     }
                 }
@@ -225,11 +227,14 @@ impl Worker {
     }
 }
 
-/// What the lease tasks share with the loop: which leases render (and since when), and the
-/// one pause every renderer takes for a person.
+/// What the lease tasks share with the loop: which leases render (and since their first frame),
+/// and the one pause every renderer takes for a person.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
-    rendering: Mutex<HashMap<i64, std::time::Instant>>,
+    /// Leases rendering, with when their first frame arrived: a renderer is judged on its CPU
+    /// use only past its start (loading the scene, compiling shaders), which runs on one core
+    /// however many the frames then use.
+    rendering: Mutex<HashMap<i64, Option<std::time::Instant>>>,
     pauses: Mutex<Pauses>,
 }
 
@@ -262,10 +267,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Shared {
     /// Marks lease `id` as rendering while the returned guard lives.
     fn rendering(self: &Arc<Self>, id: i64) -> Rendering {
-        lock(&self.rendering).insert(id, std::time::Instant::now());
+        lock(&self.rendering).insert(id, None);
         Rendering {
             shared: self.clone(),
             id,
+        }
+    }
+
+    /// Lease `id` delivered its first frame.
+    fn framed(&self, id: i64) {
+        if let Some(since) = lock(&self.rendering).get_mut(&id) {
+            since.get_or_insert_with(std::time::Instant::now);
         }
     }
 
@@ -274,11 +286,11 @@ impl Shared {
         lock(&self.rendering).len()
     }
 
-    /// Leases that have rendered for a whole measuring window.
+    /// Leases that have rendered for a whole measuring window since their first frame.
     fn measured(&self) -> usize {
         lock(&self.rendering)
             .values()
-            .filter(|since| since.elapsed() >= parallel::WINDOW)
+            .filter(|since| since.is_some_and(|s| s.elapsed() >= parallel::WINDOW))
             .count()
     }
 
@@ -352,6 +364,22 @@ mod tests {
         let b = shared.rendering(2);
         assert_eq!(shared.rendering_now(), 2);
         assert_eq!(shared.measured(), 0, "not rendered for a window yet");
+        shared.framed(1);
+        assert_eq!(shared.measured(), 0, "a first frame just now");
+        // Measured a window after the first frame, however long the start took.
+        lock(&shared.rendering).insert(1, Some(std::time::Instant::now() - parallel::WINDOW));
+        shared.framed(1);
+        assert_eq!(
+            shared.measured(),
+            1,
+            "a later frame does not restart the window"
+        );
+        shared.framed(7);
+        assert_eq!(
+            shared.rendering_now(),
+            2,
+            "frames of no rendering lease are ignored"
+        );
         drop(a);
         assert_eq!(shared.rendering_now(), 1);
         drop(b);
