@@ -5,11 +5,12 @@
 //! ahead (`--factory-startup --disable-autoexec`, no file), blocked on its stdin. A submission
 //! hands it the path of its file; the spare opens it without running the file's scripts, prints
 //! the same report as the one-off inspection and ends. The next spare starts once a core of
-//! this PC is idle: starting Blender costs most of a second of CPU, which the renders of the
-//! job just submitted (on a PC that is coordinator and render PC at once) should not pay. Each
-//! spare inspects exactly one file, so nothing of one submission stays in a process another
-//! one uses. A spare that cannot report (it died, or Blender could not open the
-//! file) sends the file down the one-off path, which words what went wrong for the submitter.
+//! this PC has been idle for a few seconds: starting Blender costs most of a second of CPU,
+//! which the renders of the job just submitted (on a PC that is coordinator and render PC at
+//! once) should not pay. Each spare inspects exactly one file, so nothing of one submission
+//! stays in a process another one uses. A spare that cannot report (it died, or Blender could
+//! not open the file) sends the file down the one-off path, which words what went wrong for
+//! the submitter.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -34,8 +35,11 @@ bpy.ops.wm.open_mainfile(filepath=json.loads(_line)["file"], load_ui=False, use_
 
 /// How often the PC's idle time is read while a spare waits to be started.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
-/// Idle cores (of the last [`IDLE_CHECK`]) that let the next spare start.
+/// Idle cores (of each [`IDLE_CHECK`]) that let the next spare start.
 const IDLE_TO_START: f64 = 0.75;
+/// For how many checks in a row: longer than a renderer's start on one core (loading the
+/// scene), after which its frames may fill every core.
+const IDLE_CHECKS: u32 = 3;
 
 /// How `.blend` files are inspected: with a spare Blender kept ready, or by starting Blender
 /// for each file. Clones share the spare.
@@ -255,13 +259,14 @@ impl Spare {
     }
 }
 
-/// Returns once a core of this PC was idle over the last [`IDLE_CHECK`], at once when that
-/// cannot be read, or when the inspector is gone.
+/// Returns once a core of this PC was idle over the last [`IDLE_CHECKS`] × [`IDLE_CHECK`], at
+/// once when that cannot be read, or when the inspector is gone.
 async fn wait_for_an_idle_core(inspector: &Weak<Shared>) {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let ticks_per_sec = if ticks > 0 { ticks as f64 } else { 100.0 };
     let mut last = (Instant::now(), idle_ticks_now());
+    let mut idle_checks = 0;
     loop {
         tokio::time::sleep(IDLE_CHECK).await;
         if inspector.strong_count() == 0 {
@@ -272,7 +277,11 @@ async fn wait_for_an_idle_core(inspector: &Weak<Shared>) {
             return;
         };
         let secs = now.0.duration_since(last.0).as_secs_f64();
-        if idle_cores(after.saturating_sub(before), secs, ticks_per_sec) >= IDLE_TO_START {
+        match idle_cores(after.saturating_sub(before), secs, ticks_per_sec) >= IDLE_TO_START {
+            true => idle_checks += 1,
+            false => idle_checks = 0,
+        }
+        if idle_checks >= IDLE_CHECKS {
             return;
         }
         last = now;
