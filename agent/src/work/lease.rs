@@ -147,7 +147,23 @@ impl Worker {
             ));
         }
 
-        let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+        let (frames_tx, mut rendered) = mpsc::unbounded_channel::<render::RenderedFrame>();
+        let (to_upload, frames_rx) = mpsc::unbounded_channel();
+        // Frames pass on to the uploader; the first one marks the renderer as past its start,
+        // from when its CPU use counts for parallel chunks.
+        let shared = self.shared.clone();
+        let id = lease.id;
+        tokio::spawn(async move {
+            let mut first = true;
+            while let Some(frame) = rendered.recv().await {
+                if std::mem::take(&mut first) {
+                    shared.framed(id);
+                }
+                if to_upload.send(frame).is_err() {
+                    break;
+                }
+            }
+        });
         let mut uploader = tokio::spawn(upload_frames(
             self.client.clone(),
             lease.id,

@@ -3,8 +3,10 @@
 //!
 //! Work is asked for only on a fresh "available" reading of the presence. The first lease is
 //! always asked for; a further one only while every lease held is rendering and the measured
-//! renderers leave about a core idle and memory to spare, never more than `max_parallel`. One
-//! request is under way at a time, and each lease runs in a task of its own, so a slow request
+//! renderers leave about a core idle and memory to spare, never more than `max_parallel`; each
+//! request offers the coordinator as many chunk slots as would run at once by the renderers'
+//! last measured use (one for a renderer that fills the cores), so it splits the end of a job
+//! for those and no more. One request is under way at a time, and each lease runs in a task of its own, so a slow request
 //! (the coordinator long-polls) never holds up a running lease. Every renderer watches the
 //! presence itself, so all of them stop and yield for a person together. Leases that end badly
 //! slow the next request down ([`crate::pace`]).
@@ -89,6 +91,8 @@ impl Worker {
         let mut sample = tokio::time::interval(parallel::SAMPLE_EVERY);
         sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut presence_open = true;
+        // What the renderers used when last measured: how many chunks the agent offers.
+        let mut last_usage = None;
         loop {
             let available = *presence.borrow() == Availability::Available;
             if asking.is_none() && available && Instant::now() >= not_before {
@@ -122,9 +126,11 @@ impl Worker {
                                     true => PresenceState::Idle,
                                     false => PresenceState::Rendering,
                                 },
-                                // So the coordinator splits a job's end between our chunks.
+                                // So the coordinator splits a job's end between the chunks
+                                // we would run at once: one for a renderer that fills the
+                                // cores.
                                 slots: governor
-                                    .max_parallel()
+                                    .slots(last_usage, parallel::cores())
                                     .min(idlefarm_protocol::MAX_SLOTS as usize)
                                     as u32,
                             };
@@ -200,6 +206,11 @@ impl Worker {
                 // While leases are held, so a lease that starts rendering is measured at once.
                 _ = sample.tick(), if working => {
                     meter.sample(&render::process::running_groups(), std::time::Instant::now());
+                    // Only renderers past their start say what a chunk of theirs uses.
+                    let settled = self.shared.measured() == self.shared.rendering_now();
+                    if let Some(usage) = meter.usage().filter(|u| u.renderers > 0 && settled) {
+                        last_usage = Some(usage);
+                    }
                 }
                 changed = presence.changed(), if presence_open => {
                     if changed.is_err() {
@@ -216,11 +227,14 @@ impl Worker {
     }
 }
 
-/// What the lease tasks share with the loop: which leases render (and since when), and the
-/// one pause every renderer takes for a person.
+/// What the lease tasks share with the loop: which leases render (and since their first frame),
+/// and the one pause every renderer takes for a person.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
-    rendering: Mutex<HashMap<i64, std::time::Instant>>,
+    /// Leases rendering, with when their first frame arrived: a renderer is judged on its CPU
+    /// use only past its start (loading the scene, compiling shaders), which runs on one core
+    /// however many the frames then use.
+    rendering: Mutex<HashMap<i64, Option<std::time::Instant>>>,
     pauses: Mutex<Pauses>,
 }
 
@@ -253,10 +267,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Shared {
     /// Marks lease `id` as rendering while the returned guard lives.
     fn rendering(self: &Arc<Self>, id: i64) -> Rendering {
-        lock(&self.rendering).insert(id, std::time::Instant::now());
+        lock(&self.rendering).insert(id, None);
         Rendering {
             shared: self.clone(),
             id,
+        }
+    }
+
+    /// Lease `id` delivered its first frame.
+    fn framed(&self, id: i64) {
+        if let Some(since) = lock(&self.rendering).get_mut(&id) {
+            since.get_or_insert_with(std::time::Instant::now);
         }
     }
 
@@ -265,11 +286,11 @@ impl Shared {
         lock(&self.rendering).len()
     }
 
-    /// Leases that have rendered for a whole measuring window.
+    /// Leases that have rendered for a whole measuring window since their first frame.
     fn measured(&self) -> usize {
         lock(&self.rendering)
             .values()
-            .filter(|since| since.elapsed() >= parallel::WINDOW)
+            .filter(|since| since.is_some_and(|s| s.elapsed() >= parallel::WINDOW))
             .count()
     }
 
@@ -343,6 +364,22 @@ mod tests {
         let b = shared.rendering(2);
         assert_eq!(shared.rendering_now(), 2);
         assert_eq!(shared.measured(), 0, "not rendered for a window yet");
+        shared.framed(1);
+        assert_eq!(shared.measured(), 0, "a first frame just now");
+        // Measured a window after the first frame, however long the start took.
+        lock(&shared.rendering).insert(1, Some(std::time::Instant::now() - parallel::WINDOW));
+        shared.framed(1);
+        assert_eq!(
+            shared.measured(),
+            1,
+            "a later frame does not restart the window"
+        );
+        shared.framed(7);
+        assert_eq!(
+            shared.rendering_now(),
+            2,
+            "frames of no rendering lease are ignored"
+        );
         drop(a);
         assert_eq!(shared.rendering_now(), 1);
         drop(b);

@@ -127,6 +127,8 @@ pub(super) async fn serve(args: ServeArgs, with_agent: bool) -> anyhow::Result<(
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.to_string()),
         ..config
     };
+    // So the first submission does not wait for Blender to start.
+    config.blend_inspector.keep_ready(&config.blender);
     let coord = Coordinator::open(config).await?;
     let open_files = raise_open_files();
     tracing::info!(open_files, "open files limit");

@@ -53,6 +53,7 @@ pub(super) fn submit_tools(coord: &Coordinator) -> submit::Tools {
     submit::Tools {
         blender: coord.config.blender.clone(),
         max_unpacked_bytes: coord.config.max_unpacked_bytes,
+        inspector: coord.config.blend_inspector.clone(),
     }
 }
 

@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Blender, for inspecting submitted `.blend` files.
     pub blender: PathBuf,
+    /// Whether a spare Blender waits for the next `.blend` to inspect (the default: yes, started
+    /// after an inspection once a core is idle; `idlefarm serve` starts the first at once).
+    pub blend_inspector: crate::submit::BlendInspector,
     /// ffmpeg, for assembling videos.
     pub ffmpeg: PathBuf,
     /// Largest accepted upload (job submission) in bytes.
@@ -87,6 +90,7 @@ impl ServerConfig {
         ServerConfig {
             data_dir,
             blender: "blender".into(),
+            blend_inspector: crate::submit::BlendInspector::with_spare(),
             ffmpeg: "ffmpeg".into(),
             max_upload_bytes: 4 << 30,
             max_unpacked_bytes: idlefarm_archive::DEFAULT_MAX_TOTAL_BYTES,

@@ -13,6 +13,7 @@ use idlefarm_protocol::{ImageFormat, RenderSettings, Renderer, SceneSummary};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
+use super::Tools;
 use super::fields::{FPS_BOUNDS, Overrides, fps_in_bounds};
 use crate::error::ApiError;
 
@@ -26,7 +27,7 @@ const REPORT_PREFIX: &str = "IDLEFARM_INSPECT:";
 const BLENDER_NOISE: [&str; 3] = ["Blender quit", "Blender ", "Read blend:"];
 
 /// Reports every scene's settings and every external file the .blend references.
-const INSPECT_SCRIPT: &str = r#"
+pub(super) const INSPECT_SCRIPT: &str = r#"
 import json, os, sys
 import bpy
 
@@ -134,17 +135,29 @@ pub(super) async fn check_magic(path: &Path, display: &str) -> Result<(), ApiErr
     }
 }
 
-/// Opens `file` with Blender and runs the inspection script. `display` names the file in
-/// messages; everything Blender writes goes to `scratch`.
+/// Opens `file` with Blender (a spare one when `tools` keeps it) and runs the inspection
+/// script. `display` names the file in messages; everything a Blender started for this file
+/// writes goes to `scratch`.
 pub(super) async fn inspect(
-    blender: &Path,
+    tools: &Tools,
     file: &Path,
     display: &str,
     scratch: &Path,
 ) -> Result<Inspection, ApiError> {
+    let blender = tools.blender.as_path();
     let scratch = std::path::absolute(scratch)?;
     // Absolute, so a name starting with '-' can never be read as an option.
     let file = std::path::absolute(file)?;
+    let spare = tools
+        .inspector
+        .report(blender, &file, REPORT_PREFIX, INSPECT_TIMEOUT)
+        .await
+        .map_err(|e| {
+            ApiError::bad_request(format!("{display} could not be opened by Blender: {e}"))
+        })?;
+    if let Some(report) = spare {
+        return read_report(&report, display);
+    }
     let script = scratch.join("idlefarm-inspect-blend.py");
     tokio::fs::write(&script, INSPECT_SCRIPT).await?;
 
@@ -186,12 +199,7 @@ pub(super) async fn inspect(
         .rev()
         .find_map(|line| line.strip_prefix(REPORT_PREFIX));
     if let Some(report) = report {
-        let inspection: Inspection = serde_json::from_str(report)
-            .map_err(|e| ApiError::internal(format!("Blender's report on {display}: {e}")))?;
-        if inspection.scenes.is_empty() {
-            return Err(ApiError::bad_request(format!("{display} holds no scene")));
-        }
-        return Ok(inspection);
+        return read_report(report, display);
     }
 
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -201,6 +209,16 @@ pub(super) async fn inspect(
     Err(ApiError::bad_request(format!(
         "{display} could not be opened by Blender: {reason}"
     )))
+}
+
+/// The inspection script's report (the JSON after [`REPORT_PREFIX`]).
+fn read_report(report: &str, display: &str) -> Result<Inspection, ApiError> {
+    let inspection: Inspection = serde_json::from_str(report)
+        .map_err(|e| ApiError::internal(format!("Blender's report on {display}: {e}")))?;
+    if inspection.scenes.is_empty() {
+        return Err(ApiError::bad_request(format!("{display} holds no scene")));
+    }
+    Ok(inspection)
 }
 
 /// The line of Blender's output that best says why it failed: the last `Error` line, else the

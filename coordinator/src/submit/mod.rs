@@ -9,6 +9,9 @@
 mod blend;
 mod fields;
 pub mod frames;
+mod inspector;
+#[cfg(test)]
+mod inspector_tests;
 mod pov;
 pub mod povray_ini;
 #[cfg(test)]
@@ -32,6 +35,7 @@ use frames::{MAX_FRAME_NUMBER, NEGATIVE_FRAMES, frame_count};
 
 pub(crate) use fields::display_name;
 pub use frames::FrameRange;
+pub use inspector::BlendInspector;
 pub use povray_ini::{PovIni, parse_ini};
 
 /// Most frames one job may have.
@@ -47,6 +51,8 @@ pub struct Tools {
     pub blender: PathBuf,
     /// Most bytes a zip project may unpack to.
     pub max_unpacked_bytes: u64,
+    /// Whether a spare Blender inspects `.blend` files (the default starts one for each).
+    pub inspector: BlendInspector,
 }
 
 impl Default for Tools {
@@ -54,6 +60,7 @@ impl Default for Tools {
         Tools {
             blender: PathBuf::from("blender"),
             max_unpacked_bytes: idlefarm_archive::DEFAULT_MAX_TOTAL_BYTES,
+            inspector: BlendInspector::one_off(),
         }
     }
 }
@@ -251,7 +258,7 @@ async fn inspect_scene(
                     .push("the .ini file was ignored: it only applies to POV-Ray scenes".into());
             }
             blend::check_magic(&file.path, display).await?;
-            let inspection = blend::inspect(&tools.blender, &file.path, display, scratch).await?;
+            let inspection = blend::inspect(tools, &file.path, display, scratch).await?;
             let (settings, more) =
                 blend::settings(&inspection, display, input_name.to_owned(), overrides, None)?;
             warnings.extend(more);

@@ -74,8 +74,7 @@ pub(super) async fn prepare(
         }
         // The first file sets the size, engine, fps and format every frame is rendered with.
         let first = files.first().cloned().unwrap_or_default();
-        let inspection =
-            blend::inspect(&tools.blender, &project.join(&first), &first, scratch).await?;
+        let inspection = blend::inspect(tools, &project.join(&first), &first, scratch).await?;
         let plain = Overrides {
             frames: None,
             scene: None,
@@ -100,7 +99,7 @@ pub(super) async fn prepare(
         let project = extract(zip, display, scratch, limits).await?;
         let main_path = project.join(&main);
         blend::check_magic(&main_path, &main).await?;
-        let inspection = blend::inspect(&tools.blender, &main_path, &main, scratch).await?;
+        let inspection = blend::inspect(tools, &main_path, &main, scratch).await?;
         let (settings, more) =
             blend::settings(&inspection, &main, main.clone(), overrides, Some(&project))?;
         warnings.extend(more);
