@@ -31,12 +31,7 @@ impl Coordinator {
         let kind = {
             let sched = self.sched.lock().await;
             match sched.jobs.get(&job) {
-                Some(e) => EventKind::JobChanged {
-                    job,
-                    owner: e.row.owner_id,
-                    state: e.row.state,
-                    frames: e.counts(),
-                },
+                Some(e) => job_event(e),
                 None => EventKind::JobDeleted { job, owner: None },
             }
         };
@@ -223,4 +218,15 @@ pub async fn thumbnail(
     let path = coord.data.thumbnail(id, frame);
     let name = frame_file_name(frame, idlefarm_protocol::ImageFormat::Jpeg);
     super::jobs::send_file(path, "image/jpeg", &name, &headers).await
+}
+
+/// The event that tells pages a job's state and counts, taken from its entry (under the
+/// scheduler lock; publish it after letting go).
+pub(crate) fn job_event(entry: &super::state::JobEntry) -> EventKind {
+    EventKind::JobChanged {
+        job: entry.row.id,
+        owner: entry.row.owner_id,
+        state: entry.row.state,
+        frames: entry.counts(),
+    }
 }

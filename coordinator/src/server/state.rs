@@ -540,12 +540,14 @@ impl Coordinator {
                 sched.lease_owner.insert(id, owner);
             }
             let lease = entry.lease_message(id, &taken, &self.config);
+            // Its frames are rendering now: pages following the job show it (taken now, so
+            // the lock is not waited for again by every PC a burst of leases goes to).
+            let event = super::publish::job_event(entry);
             drop(guard);
             drop(relay);
             // Committed with every other lease taken meanwhile, outside the lock.
             self.store.lease_saved(saved).await?;
-            // Its frames are rendering now: pages following the job show it.
-            self.job_changed(job).await;
+            self.events.publish(event);
             return Ok(Some(lease));
         }
         // Queued frames, but none this PC should take (left to faster PCs) or may take (held
