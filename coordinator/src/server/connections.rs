@@ -9,6 +9,10 @@
 use std::future::Future;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::serve::Listener;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -47,4 +51,23 @@ pub(crate) async fn serve<L>(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Adds `Connection: close` to an error answer to a request that carried a body. The handler
+/// may have refused it before reading the body (a frame for a lease no longer held), and the
+/// connection then cannot serve another request; said so, the client does not send its next
+/// request on a connection about to close, where it would fail.
+pub(crate) async fn close_after_refused_body(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let declared = (headers.get(header::CONTENT_LENGTH))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let has_body =
+        declared.is_some_and(|len| len > 0) || headers.contains_key(header::TRANSFER_ENCODING);
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        (response.headers_mut()).insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }

@@ -129,6 +129,9 @@ pub fn router(coord: Arc<Coordinator>) -> Router {
             crate::pages::security_headers,
         ))
         .layer(crate::pages::compression())
+        .layer(axum::middleware::from_fn(
+            connections::close_after_refused_body,
+        ))
         .with_state(coord)
 }
 

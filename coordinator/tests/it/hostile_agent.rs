@@ -33,14 +33,21 @@ pub(crate) struct FakeAgent {
 pub(crate) struct Answer {
     pub status: u16,
     pub error: String,
+    /// Whether the answer says the connection closes after it.
+    pub closes: bool,
 }
 
 impl Answer {
     async fn of(res: reqwest::Response) -> Answer {
         let status = res.status().as_u16();
+        let closes = (res.headers().get("connection")).is_some_and(|v| v == "close");
         let body: serde_json::Value = res.json().await.unwrap_or_default();
         let error = body["error"].as_str().unwrap_or_default().to_owned();
-        Answer { status, error }
+        Answer {
+            status,
+            error,
+            closes,
+        }
     }
 }
 
@@ -174,6 +181,7 @@ impl FakeAgent {
                 Answer {
                     status,
                     error: String::new(),
+                    closes: false,
                 },
                 bytes,
             )
@@ -228,7 +236,12 @@ async fn put_head_only(
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     let error = json["error"].as_str().unwrap_or_default().to_owned();
-    Answer { status, error }
+    let closes = (head.lines()).any(|l| l.eq_ignore_ascii_case("connection: close"));
+    Answer {
+        status,
+        error,
+        closes,
+    }
 }
 
 /// Submits a POV-Ray job of frames `1..=frames` at W×H in chunks of `chunk`.
@@ -354,6 +367,8 @@ async fn a_frame_for_a_lease_not_held_is_refused_before_its_body_is_read() {
         answer.error.contains("lease 999 is not held by this agent"),
         "{answer:?}"
     );
+    // The rest of the body is never read, so the agent is told not to reuse the connection.
+    assert!(answer.closes, "{answer:?}");
     assert!(stored_frames(&farm, job.id).is_empty());
     farm.stop().await;
 }
