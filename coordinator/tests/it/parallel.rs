@@ -21,8 +21,9 @@ use crate::scenes::{pov_ini, pov_scene};
 const SOON: Duration = Duration::from_secs(60);
 /// Longest wait for a whole job.
 const JOB_LIMIT: Duration = Duration::from_secs(300);
-/// Frames per chunk: long enough (a few seconds) for a second chunk to start beside the first.
-const CHUNK: i64 = 8;
+/// Frames per chunk: long enough (several seconds, also on a busy machine, where the renderers
+/// run at the lowest priority) for a second chunk to start beside the first.
+const CHUNK: i64 = 16;
 
 /// Submits a POV-Ray animation of `frames` small frames in chunks of [`CHUNK`].
 async fn submit(farm: &Farm, name: &str, frames: i64) -> JobInfo {
