@@ -20,6 +20,8 @@ mod proc;
 #[path = "../tests/it/scenes.rs"]
 #[allow(dead_code)]
 mod scenes;
+#[path = "support/served_farm.rs"]
+mod served_farm;
 #[path = "campus/stats.rs"]
 mod stats;
 
@@ -28,8 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use idlefarm_coordinator::client::{Client, SubmitOptions};
-use idlefarm_coordinator::server::{Coordinator, ServerConfig};
+use idlefarm_coordinator::client::SubmitOptions;
 use idlefarm_protocol::{
     JobState, RegisterRequest, RegisterResponse, Renderer, RendererInfo, routes,
 };
@@ -70,27 +71,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(agents: usize, window: Duration, pin: bool, open_files: u64) -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new()
-        .prefix("idlefarm-campus-")
-        .tempdir()?;
-    let data = dir.path().join("data");
-    // Set up the admin and the enrolment token, then hand the data directory to the binary.
-    let (token, (admin, password)) = {
-        let coord = Coordinator::open(ServerConfig::new(data.clone())).await?;
-        let token = coord.enrolment_token().await?.0;
-        let admin = idlefarm_coordinator::accounts::first_run_admin(coord.store())
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("a fresh data directory has no users"))?;
-        (token, admin)
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
     // Another build of the coordinator (e.g. before a change) can be measured with the same load.
     let binary =
         std::env::var("IDLEFARM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_idlefarm").to_owned());
-    let mut command = match pin {
+    let command = match pin {
         true => {
             let mut c = tokio::process::Command::new("taskset");
             c.args(["-c", "0", &binary]);
@@ -98,16 +82,14 @@ async fn run(agents: usize, window: Duration, pin: bool, open_files: u64) -> any
         }
         false => tokio::process::Command::new(&binary),
     };
-    let mut server = command
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(&data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = server
-        .id()
-        .ok_or_else(|| anyhow::anyhow!("no server pid"))?;
+    let served_farm::ServedFarm {
+        dir,
+        url,
+        token,
+        client,
+        mut server,
+        pid,
+    } = served_farm::start("idlefarm-campus-", command).await?;
     let http = reqwest::Client::builder()
         // Long polls (one per free PC) plus this many idle connections stay within both
         // processes' open-files limits (20,000 here); a burst beyond it is closed after use.
@@ -115,12 +97,6 @@ async fn run(agents: usize, window: Duration, pin: bool, open_files: u64) -> any
         .pool_idle_timeout(Duration::from_secs(90))
         .timeout(Duration::from_secs(30))
         .build()?;
-    let start = Instant::now();
-    while http.get(&url).send().await.is_err() {
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(30), "server not up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let client = Client::new(&url).login(&admin, &password, "bench").await?;
     let pov = dir.path().join("campus.pov");
     let ini = dir.path().join("campus.ini");
     std::fs::write(&pov, scenes::pov_scene(None))?;

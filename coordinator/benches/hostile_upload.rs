@@ -11,13 +11,14 @@ mod bomb;
 #[path = "../tests/it/scenes.rs"]
 #[allow(dead_code)]
 mod scenes;
+#[path = "support/served_farm.rs"]
+mod served_farm;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 
-use idlefarm_coordinator::client::{Client, SubmitOptions};
-use idlefarm_coordinator::server::{Coordinator, ServerConfig};
+use idlefarm_coordinator::client::SubmitOptions;
 use idlefarm_protocol::{
     ImageFormat, LeaseRequest, LeaseResponse, PresenceState, RegisterRequest, RegisterResponse,
     Renderer, RendererInfo, routes,
@@ -33,40 +34,20 @@ async fn main() -> anyhow::Result<()> {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(300);
-    let dir = tempfile::Builder::new()
-        .prefix("idlefarm-bench-")
-        .tempdir()?;
-    let data = dir.path().join("data");
-    // Set up the admin and the enrolment token, then hand the data directory to the binary.
-    let (token, (admin, password)) = {
-        let coord = Coordinator::open(ServerConfig::new(data.clone())).await?;
-        let token = coord.enrolment_token().await?.0;
-        let admin = idlefarm_coordinator::accounts::first_run_admin(coord.store())
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("a fresh data directory has no users"))?;
-        (token, admin)
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_idlefarm"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(&data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = server
-        .id()
-        .ok_or_else(|| anyhow::anyhow!("no server pid"))?;
+    let farm = served_farm::start(
+        "idlefarm-bench-",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_idlefarm")),
+    )
+    .await?;
+    let served_farm::ServedFarm {
+        dir,
+        url,
+        token,
+        client,
+        mut server,
+        pid,
+    } = farm;
     let http = reqwest::Client::new();
-    let start = Instant::now();
-    while http.get(&url).send().await.is_err() {
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(30), "server not up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let client = Client::new(&url).login(&admin, &password, "bench").await?;
 
     let pov = dir.path().join("s.pov");
     std::fs::write(&pov, scenes::pov_scene(None))?;
